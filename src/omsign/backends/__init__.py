@@ -1,0 +1,85 @@
+"""Signing backends behind one small interface.
+
+Two protocols cover every way omsign signs:
+
+* :class:`SigningKey` is a private elliptic-curve key wherever it lives: a PEM
+  file, a PKCS#11 token, a cloud key service. It knows its public key and signs
+  bytes (ECDSA, DER, hash chosen by curve). The key and certificate methods are
+  built on it, so a new key store is one module that returns a ``SigningKey``.
+* :class:`BundleSigner` turns a DSSE payload into a complete Sigstore bundle.
+  Key, certificate and Sigstore keyless signing each provide one.
+
+:func:`load_signing_key` picks the key store from the reference's form: a
+``scheme:`` URI whose scheme is registered in ``_SCHEMES`` or else a PEM file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from omsign.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+__all__ = ["BundleSigner", "PasswordSource", "SigningKey", "load_signing_key"]
+
+# A callable that returns the password or PIN when (and only if) one is needed.
+PasswordSource = Callable[[str], "bytes | None"]
+
+
+class SigningKey(Protocol):
+    """A private EC key (P-256, P-384 or P-521), wherever it is kept."""
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """Returns the public half of the key."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Signs ``data`` with ECDSA, hashing with the curve's hash; returns DER."""
+        ...
+
+
+class BundleSigner(Protocol):
+    """Something that turns a DSSE payload into a signed Sigstore bundle."""
+
+    def sign_payload(self, payload: bytes) -> dict[str, Any]:
+        """Signs the in-toto statement bytes; returns the bundle as a JSON object."""
+        ...
+
+
+# URI scheme -> "module:function"; the function takes (uri, password_source).
+_SCHEMES: dict[str, str] = {
+    "pkcs11": "omsign.backends._pkcs11:load_signing_key",
+}
+
+
+def load_signing_key(reference: str, password_source: PasswordSource) -> SigningKey:
+    """Loads a private key from a PEM path or a registered URI.
+
+    Args:
+        reference: a file path, or a URI such as ``pkcs11:token=t;object=k``.
+        password_source: called with a prompt when a password or PIN is needed.
+
+    Returns:
+        The key, ready to sign.
+
+    Raises:
+        UsageError: the URI scheme is unknown.
+        KeyLoadError: the key cannot be loaded.
+        BackendUnavailableError: the backend's optional dependency is missing.
+    """
+    scheme, sep, _ = reference.partition(":")
+    if sep and scheme.isalnum() and len(scheme) > 1:
+        target = _SCHEMES.get(scheme.lower())
+        if target is None:
+            raise UsageError(f"unknown key URI scheme {scheme!r}; known: {', '.join(_SCHEMES)}")
+        module_name, func_name = target.split(":")
+        loader = getattr(importlib.import_module(module_name), func_name)
+        key: SigningKey = loader(reference, password_source)
+        return key
+    from omsign.backends._pem import load_pem_signing_key
+
+    return load_pem_signing_key(reference, password_source)
