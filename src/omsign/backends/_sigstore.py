@@ -1,0 +1,516 @@
+"""Sigstore keyless signing and verification, built on sigstore-python.
+
+Signing gets an OIDC identity token, obtains a short-lived certificate from
+Fulcio, signs the in-toto statement as a DSSE envelope and logs it in Rekor (and
+timestamps it when the instance has a TSA). Verification checks the chain to
+the Fulcio root at the logged or timestamped time, the SCT, the log entry and
+the envelope signature, then the signer's identity against a
+:class:`SigstoreIdentityPolicy`.
+
+sigstore-python is imported only inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omsign.errors import (
+    BackendUnavailableError,
+    IdentityError,
+    KeyLoadError,
+    MalformedSignatureError,
+    SignatureError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from sigstore.models import ClientTrustConfig
+
+__all__ = [
+    "SigstoreBundleSigner",
+    "SigstoreIdentityPolicy",
+    "SigstoreSettings",
+    "SigstoreVerified",
+    "describe_sigstore_material",
+    "verify_sigstore_bundle",
+]
+
+_FULCIO_OID = "1.3.6.1.4.1.57264.1."
+_ISSUER_V1 = _FULCIO_OID + "1"
+_ISSUER_V2 = _FULCIO_OID + "8"
+_OTHERNAME = _FULCIO_OID + "7"
+# Claim name -> Fulcio extension OID (raw string value), as cosign checks them.
+_GITHUB_CLAIMS = {
+    "github_workflow_trigger": _FULCIO_OID + "2",
+    "github_sha": _FULCIO_OID + "3",
+    "github_workflow_name": _FULCIO_OID + "4",
+    "github_repository": _FULCIO_OID + "5",
+    "github_ref": _FULCIO_OID + "6",
+}
+
+
+@dataclass(frozen=True)
+class SigstoreSettings:
+    """Which Sigstore instance to use.
+
+    Attributes:
+        staging: use the Sigstore staging instance instead of production.
+        trust_config: a ClientTrustConfig JSON file (trusted root and signing
+            config) for a private instance; overrides production and staging.
+        offline: never refresh the trust root over the network; use the copy
+            sigstore-python ships or has cached.
+    """
+
+    staging: bool = False
+    trust_config: Path | None = None
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class SigstoreIdentityPolicy:
+    """Who must have signed: an OIDC issuer plus an identity or identity pattern.
+
+    Attributes:
+        issuer: the OIDC issuer URL recorded in the certificate.
+        identity: the exact certificate identity (email, URI, ...).
+        identity_regexp: a regular expression that must match an identity in full.
+        github_repository: required GitHub Actions repository (``owner/name``).
+        github_ref: required git ref (``refs/heads/main``).
+        github_workflow_name: required workflow name.
+        github_workflow_trigger: required triggering event (``push``).
+        github_sha: required commit SHA.
+    """
+
+    issuer: str
+    identity: str | None = None
+    identity_regexp: str | None = None
+    github_repository: str | None = None
+    github_ref: str | None = None
+    github_workflow_name: str | None = None
+    github_workflow_trigger: str | None = None
+    github_sha: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.identity is None) == (self.identity_regexp is None):
+            raise UsageError("give exactly one of an identity or an identity regexp")
+        if not self.issuer:
+            raise UsageError("a Sigstore identity needs its OIDC issuer")
+        if self.identity_regexp is not None:
+            try:
+                re.compile(self.identity_regexp)
+            except re.error as exc:
+                raise UsageError(
+                    f"invalid identity regexp {self.identity_regexp!r}: {exc}"
+                ) from exc
+
+    def describe(self) -> str:
+        """The expected signer, in words."""
+        who = self.identity if self.identity is not None else f"/{self.identity_regexp}/"
+        claims = [
+            f"{name.removeprefix('github_')}={getattr(self, name)}"
+            for name in _GITHUB_CLAIMS
+            if getattr(self, name) is not None
+        ]
+        extra = f" with {', '.join(claims)}" if claims else ""
+        return f"{who} from {self.issuer}{extra}"
+
+
+@dataclass(frozen=True)
+class SigstoreVerified:
+    """What a verified Sigstore bundle establishes.
+
+    Attributes:
+        payload_type: the DSSE payload type (not checked here).
+        payload: the exact signed payload bytes.
+        identity: the signer's certificate identity.
+        issuer: the OIDC issuer that vouched for it.
+        log_index: the Rekor log index, if the entry has one.
+        integrated_time: when Rekor logged the entry (Unix seconds), if recorded.
+    """
+
+    payload_type: str
+    payload: bytes
+    identity: str
+    issuer: str
+    log_index: int | None
+    integrated_time: int | None
+
+
+# --- certificate helpers (cryptography only) ----------------------------------
+
+
+def _der_string(raw: bytes) -> str:
+    """Decodes a DER string (UTF8String and friends); raises ValueError."""
+    if len(raw) < 2:
+        raise ValueError("truncated DER string")
+    length, offset = raw[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(raw[2 : 2 + count], "big"), 2 + count
+    if offset + length != len(raw):
+        raise ValueError("bad DER string length")
+    return raw[offset:].decode()
+
+
+def _extension_text(cert: x509.Certificate, oid: str, *, der: bool) -> str | None:
+    from cryptography import x509
+
+    try:
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    if not isinstance(value, x509.UnrecognizedExtension):
+        return None
+    return _der_string(value.value) if der else value.value.decode()
+
+
+def _cert_issuer(cert: x509.Certificate) -> str | None:
+    return _extension_text(cert, _ISSUER_V2, der=True) or _extension_text(
+        cert, _ISSUER_V1, der=False
+    )
+
+
+def _cert_identities(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = list(san.get_values_for_type(x509.RFC822Name))
+    names += san.get_values_for_type(x509.UniformResourceIdentifier)
+    names += [
+        o.value.decode(errors="replace")
+        for o in san.get_values_for_type(x509.OtherName)
+        if o.type_id.dotted_string == _OTHERNAME
+    ]
+    return names
+
+
+def _leaf_certificate(bundle: dict[str, Any]) -> x509.Certificate:
+    from cryptography import x509
+
+    material = bundle["verificationMaterial"]
+    if "certificate" in material:
+        raw = material["certificate"]["rawBytes"]
+    else:
+        raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
+    return x509.load_der_x509_certificate(base64.b64decode(raw))
+
+
+def _tlog_entry(bundle: dict[str, Any]) -> dict[str, Any]:
+    entries = bundle["verificationMaterial"].get("tlogEntries") or [{}]
+    entry: dict[str, Any] = entries[0]
+    return entry
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Describes who signed a Sigstore bundle and when, without verifying it.
+
+    Args:
+        bundle: the bundle as a JSON object.
+
+    Returns:
+        ``identity``, ``identities``, ``issuer``, ``github`` (claims present),
+        ``certificate_not_before`` / ``_after``, ``log_index``,
+        ``integrated_time`` (ISO 8601 UTC) and ``log_id`` (hex); absent
+        values are ``None``.
+
+    Raises:
+        MalformedSignatureError: the bundle has no readable certificate.
+    """
+    try:
+        cert = _leaf_certificate(bundle)
+        identities = _cert_identities(cert)
+        github = {
+            name.removeprefix("github_"): value
+            for name, oid in _GITHUB_CLAIMS.items()
+            if (value := _extension_text(cert, oid, der=False)) is not None
+        }
+        entry = _tlog_entry(bundle)
+        integrated = _optional_int(entry.get("integratedTime"))
+        log_id = entry.get("logId", {}).get("keyId")
+        return {
+            "identity": identities[0] if identities else None,
+            "identities": identities,
+            "issuer": _cert_issuer(cert),
+            "github": github,
+            "certificate_not_before": cert.not_valid_before_utc.isoformat(),
+            "certificate_not_after": cert.not_valid_after_utc.isoformat(),
+            "log_index": _optional_int(entry.get("logIndex")),
+            "integrated_time": None
+            if integrated is None
+            else dt.datetime.fromtimestamp(integrated, dt.timezone.utc).isoformat(),
+            "log_id": None if log_id is None else base64.b64decode(log_id).hex(),
+        }
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedSignatureError(f"unreadable Sigstore verification material: {exc}") from exc
+
+
+# --- trust configuration --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_tuf_warning() -> Iterator[None]:
+    # sigstore-python warns on every offline trust-root load; it is expected here.
+    logger = logging.getLogger("sigstore._internal.tuf")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import ClientTrustConfig
+
+    if settings.trust_config is not None:
+        if settings.staging:
+            raise UsageError("--staging and --trust-config cannot be combined")
+        path = settings.trust_config
+        try:
+            return ClientTrustConfig.from_json(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise KeyLoadError(f"{path}: cannot read trust config: {exc.strerror}") from exc
+        except (ValueError, SigstoreError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise KeyLoadError(f"{path}: not a Sigstore client trust config: {first}") from exc
+    instance = "staging" if settings.staging else "production"
+    try:
+        with _quiet_tuf_warning():
+            if settings.staging:
+                return ClientTrustConfig.staging(offline=settings.offline)
+            return ClientTrustConfig.production(offline=settings.offline)
+    except (SigstoreError, OSError, ValueError) as exc:
+        hint = "" if settings.offline else "; use --offline to use the cached trust root"
+        raise BackendUnavailableError(
+            f"cannot load the Sigstore {instance} trust root: {exc}{hint}"
+        ) from exc
+
+
+# --- verification -----------------------------------------------------------------
+
+
+class _IdentityRegexp:
+    """A sigstore-python policy: some certificate identity matches a regexp in full."""
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = re.compile(pattern)
+
+    def verify(self, cert: x509.Certificate) -> None:
+        from sigstore.errors import VerificationError
+
+        if not any(self._pattern.fullmatch(name) for name in _cert_identities(cert)):
+            raise VerificationError(f"no certificate identity matches /{self._pattern.pattern}/")
+
+
+class _RecordingPolicy:
+    """Wraps the identity policy so an identity failure can be told apart."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.failed_cert: x509.Certificate | None = None
+
+    def verify(self, cert: x509.Certificate) -> None:
+        try:
+            self._inner.verify(cert)
+        except Exception:
+            self.failed_cert = cert
+            raise
+
+
+def _sigstore_policy(policy: SigstoreIdentityPolicy) -> Any:
+    from sigstore.verify import policy as sp
+
+    children: list[Any] = [
+        sp.AnyOf([sp.OIDCIssuer(policy.issuer), sp.OIDCIssuerV2(policy.issuer)]),
+    ]
+    if policy.identity is not None:
+        children.append(sp.Identity(identity=policy.identity))
+    else:
+        children.append(_IdentityRegexp(str(policy.identity_regexp)))
+    claim_policies = {
+        "github_workflow_trigger": sp.GitHubWorkflowTrigger,
+        "github_sha": sp.GitHubWorkflowSHA,
+        "github_workflow_name": sp.GitHubWorkflowName,
+        "github_repository": sp.GitHubWorkflowRepository,
+        "github_ref": sp.GitHubWorkflowRef,
+    }
+    for name, policy_class in claim_policies.items():
+        if (value := getattr(policy, name)) is not None:
+            children.append(policy_class(value))
+    return sp.AllOf(children)
+
+
+def _identity_error(policy: SigstoreIdentityPolicy, cert: x509.Certificate) -> IdentityError:
+    actual = ", ".join(_cert_identities(cert)) or "no identity"
+    claims = [
+        f"{name.removeprefix('github_')}={_extension_text(cert, oid, der=False) or '(none)'}"
+        for name, oid in _GITHUB_CLAIMS.items()
+        if getattr(policy, name) is not None
+    ]
+    extra = f" with {', '.join(claims)}" if claims else ""
+    return IdentityError(
+        f"signed by {actual} from {_cert_issuer(cert) or 'no issuer'}{extra}, "
+        f"expected {policy.describe()}"
+    )
+
+
+def verify_sigstore_bundle(
+    bundle_json: str, policy: SigstoreIdentityPolicy, settings: SigstoreSettings
+) -> SigstoreVerified:
+    """Verifies a Sigstore DSSE bundle and the identity of its signer.
+
+    Args:
+        bundle_json: the bundle file's text.
+        policy: who must have signed.
+        settings: which Sigstore instance's trust root to verify against.
+
+    Returns:
+        The verified payload and what the bundle establishes about its signer.
+
+    Raises:
+        MalformedSignatureError: the bundle cannot be parsed.
+        IdentityError: a valid signature by someone the policy does not trust.
+        SignatureError: the signature, certificate chain or log entry is invalid.
+        BackendUnavailableError: the trust root cannot be loaded.
+        KeyLoadError: the trust config file is unreadable.
+    """
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
+
+    try:
+        bundle = Bundle.from_json(bundle_json)
+        raw = json.loads(bundle_json)
+    except (SigstoreError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MalformedSignatureError(f"malformed Sigstore bundle: {first}") from exc
+    trust = _load_trust_config(settings)
+    recorder = _RecordingPolicy(_sigstore_policy(policy))
+    try:
+        verifier = Verifier(trusted_root=trust.trusted_root)
+        payload_type, payload = verifier.verify_dsse(bundle, recorder)
+    except (SigstoreError, ValueError) as exc:
+        if recorder.failed_cert is not None:
+            raise _identity_error(policy, recorder.failed_cert) from exc
+        raise SignatureError(f"Sigstore signature does not verify: {exc}") from exc
+    cert = bundle.signing_certificate
+    identities = _cert_identities(cert)
+    pattern = re.compile(policy.identity_regexp) if policy.identity_regexp else None
+    identity = next(
+        (n for n in identities if n == policy.identity or (pattern and pattern.fullmatch(n))),
+        identities[0] if identities else "",
+    )
+    entry = _tlog_entry(raw)
+    return SigstoreVerified(
+        payload_type=payload_type,
+        payload=payload,
+        identity=identity,
+        issuer=_cert_issuer(cert) or policy.issuer,
+        log_index=_optional_int(entry.get("logIndex")),
+        integrated_time=_optional_int(entry.get("integratedTime")),
+    )
+
+
+# --- signing ----------------------------------------------------------------------
+
+
+class SigstoreBundleSigner:
+    """Signs statements with a Fulcio certificate bound to an OIDC identity."""
+
+    def __init__(
+        self,
+        settings: SigstoreSettings,
+        identity_token: str | None = None,
+        oauth_out_of_band: bool = False,
+    ) -> None:
+        """Prepares a signer; the token is fetched when signing.
+
+        Args:
+            settings: which Sigstore instance to sign with.
+            identity_token: an OIDC token; when absent, ambient credentials
+                (CI) are used, else the interactive browser flow.
+            oauth_out_of_band: in the browser flow, paste the code by hand.
+        """
+        self._settings = settings
+        self._token = identity_token
+        self._out_of_band = oauth_out_of_band
+
+    def _identity(self, trust: ClientTrustConfig) -> Any:
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.oidc import IdentityError as OidcError
+        from sigstore.oidc import IdentityToken, Issuer, detect_credential
+
+        try:
+            raw = self._token or detect_credential()
+            if raw:
+                return IdentityToken(raw)
+            issuer = Issuer(trust.signing_config.get_oidc_url())
+            return issuer.identity_token(force_oob=self._out_of_band)
+        except OidcError as exc:
+            raise KeyLoadError(f"unusable identity token: {exc}") from exc
+        except (SigstoreError, OSError) as exc:
+            raise BackendUnavailableError(f"cannot get an identity token: {exc}") from exc
+
+    def sign_payload(self, payload: bytes) -> dict[str, Any]:
+        """Signs the in-toto statement bytes as DSSE; returns the bundle JSON object.
+
+        Raises:
+            KeyLoadError: no usable identity token (missing, malformed, expired).
+            BackendUnavailableError: a Sigstore service is unreachable or refused.
+            UsageError: the payload is not an in-toto statement.
+        """
+        import requests
+        from sigstore import dsse
+        from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
+        from sigstore._internal.rekor import RekorClientError
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.errors import VerificationError
+        from sigstore.oidc import ExpiredIdentity
+        from sigstore.sign import SigningContext
+
+        trust = _load_trust_config(self._settings)
+        try:
+            statement = dsse.Statement(payload)
+        except SigstoreError as exc:
+            raise UsageError(f"payload is not an in-toto statement: {exc}") from exc
+        token = self._identity(trust)
+        try:
+            context = SigningContext.from_trust_config(trust)
+            with context.signer(token, cache=True) as signer:
+                bundle = signer.sign_dsse(statement)
+        except (ExpiredIdentity, ExpiredCertificate) as exc:
+            raise KeyLoadError("the identity token has expired; get a new one") from exc
+        except FulcioClientError as exc:
+            detail = str(exc) or str(exc.__cause__)
+            raise BackendUnavailableError(f"Fulcio refused the certificate: {detail}") from exc
+        except RekorClientError as exc:
+            raise BackendUnavailableError(f"Rekor refused the log entry: {exc}") from exc
+        except requests.RequestException as exc:
+            raise BackendUnavailableError(f"cannot reach a Sigstore service: {exc}") from exc
+        except VerificationError as exc:
+            raise BackendUnavailableError(
+                f"the certificate from Fulcio does not match the trust root: {exc}"
+            ) from exc
+        except SigstoreError as exc:
+            raise BackendUnavailableError(f"Sigstore signing failed: {exc}") from exc
+        result: dict[str, Any] = json.loads(bundle.to_json())
+        return result
