@@ -1,0 +1,436 @@
+"""Signing with an EC private key kept on a PKCS#11 token (smart card, HSM, SoftHSM).
+
+:func:`load_signing_key` takes an RFC 7512 URI such as
+``pkcs11:token=ci;object=model-key?module-name=softhsm2&pin-source=/run/pin``,
+opens the module, picks the one token and the one private key the URI names,
+logs in and returns a :class:`~omsign.backends.SigningKey`. Data is hashed
+locally with the curve's hash and the token signs the digest (``CKM_ECDSA``).
+
+The PIN comes from ``pin-source`` (a file), else ``pin-value`` (which logs a
+warning, as it ends up in shell history), else ``OMSIGN_PKCS11_PIN``, else the
+password source (a prompt); see :func:`~omsign.backends._pkcs11_uri.resolve_pin`.
+PyKCS11 is optional: ``pip install 'omsign[pkcs11]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from types import ModuleType, TracebackType
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from omsign.backends._pkcs11_uri import (
+    PIN_ENV,
+    Pkcs11Uri,
+    find_module,
+    parse_pkcs11_uri,
+    resolve_pin,
+)
+from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
+
+__all__ = ["PIN_ENV", "Pkcs11SigningKey", "export_public_key_pem", "load_signing_key"]
+
+# DER namedCurve OID (CKA_EC_PARAMS) -> curve, hash.
+_CURVES: dict[bytes, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
+    bytes.fromhex("06082a8648ce3d030107"): (ec.SECP256R1, hashes.SHA256),
+    bytes.fromhex("06052b81040022"): (ec.SECP384R1, hashes.SHA384),
+    bytes.fromhex("06052b81040023"): (ec.SECP521R1, hashes.SHA512),
+}
+
+
+def _pykcs11() -> ModuleType:
+    try:
+        import PyKCS11
+    except ImportError:
+        raise BackendUnavailableError(
+            "PKCS#11 keys need PyKCS11: pip install 'omsign[pkcs11]'"
+        ) from None
+    module: ModuleType = PyKCS11
+    return module
+
+
+@dataclass
+class _Token:
+    """An open session on the selected token, and the library that holds it."""
+
+    p11: ModuleType
+    lib: Any
+    session: Any
+    label: str
+    module: str
+
+    def close(self) -> None:
+        with contextlib.suppress(self.p11.PyKCS11Error):
+            self.session.closeSession()
+        self.lib.unload()
+
+    def error(self, exc: Any, what: str) -> KeyLoadError:
+        """Turns a PyKCS11Error into a one-line KeyLoadError naming this token."""
+        name = self.p11.CKR.get(exc.value, f"0x{exc.value:08X}")
+        token = f"PKCS#11 token {self.label!r}"
+        if name in ("CKR_PIN_INCORRECT", "CKR_PIN_LEN_RANGE"):
+            return KeyLoadError(f"wrong PIN for {token}")
+        if name == "CKR_PIN_LOCKED":
+            return KeyLoadError(f"the PIN of {token} is locked; unlock it with the SO PIN")
+        if name == "CKR_PIN_EXPIRED":
+            return KeyLoadError(f"the PIN of {token} has expired; set a new one")
+        return KeyLoadError(f"{what} failed on {token}: {name}")
+
+
+class Pkcs11SigningKey:
+    """A private EC key (P-256, P-384 or P-521) on a logged-in PKCS#11 token.
+
+    Use it as a context manager, or call :meth:`close`, to end the session.
+    """
+
+    def __init__(
+        self,
+        token: _Token,
+        handle: Any,
+        public_key: ec.EllipticCurvePublicKey,
+        hash_type: type[hashes.HashAlgorithm],
+        context_pin: bytes | None,
+    ) -> None:
+        self._token = token
+        self._handle = handle
+        self._public_key = public_key
+        self._hash_type = hash_type
+        self._context_pin = context_pin
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """Returns the public key that pairs with the token's private key."""
+        return self._public_key
+
+    def sign(self, data: bytes) -> bytes:
+        """Signs ``data`` with ECDSA on the token; returns the DER signature.
+
+        Args:
+            data: the bytes to sign; hashed here with the curve's hash.
+
+        Raises:
+            KeyLoadError: the token refused to sign.
+        """
+        digest = hashes.Hash(self._hash_type())
+        digest.update(data)
+        p11 = self._token.p11
+        try:
+            if self._context_pin is not None:
+                self._token.session.login(self._context_pin, p11.CKU_CONTEXT_SPECIFIC)
+            raw = bytes(
+                self._token.session.sign(
+                    self._handle, digest.finalize(), p11.Mechanism(p11.CKM_ECDSA, None)
+                )
+            )
+        except p11.PyKCS11Error as exc:
+            raise self._token.error(exc, "signing") from None
+        size = (self._public_key.curve.key_size + 7) // 8
+        if len(raw) != 2 * size:
+            raise KeyLoadError(
+                f"PKCS#11 token {self._token.label!r} returned a {len(raw)}-byte ECDSA "
+                f"signature, expected {2 * size}"
+            )
+        return encode_dss_signature(
+            int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big")
+        )
+
+    def close(self) -> None:
+        """Closes the session on the token (which logs out once no session is left)."""
+        self._token.close()
+
+    def __enter__(self) -> Pkcs11SigningKey:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def load_signing_key(uri: str, password_source: Callable[[str], bytes | None]) -> Pkcs11SigningKey:
+    """Loads the private key a ``pkcs11:`` URI names, logged in and ready to sign.
+
+    Args:
+        uri: an RFC 7512 URI naming the module, the token and the key.
+        password_source: called with a prompt when the PIN is needed and neither
+            the URI nor ``OMSIGN_PKCS11_PIN`` gives it; returns None if it cannot ask.
+
+    Returns:
+        The key; close it (or use it as a context manager) when done.
+
+    Raises:
+        UsageError: the URI is malformed or names something that cannot sign.
+        BackendUnavailableError: PyKCS11 is not installed.
+        KeyLoadError: the module, token or key is missing or ambiguous, or the PIN is wrong.
+    """
+    parsed = parse_pkcs11_uri(uri)
+    if parsed.type not in (None, "private"):
+        raise UsageError(f"PKCS#11 URI type={parsed.type} cannot sign; use type=private")
+    return _load(parsed, password_source)
+
+
+def _load(parsed: Pkcs11Uri, password_source: Callable[[str], bytes | None]) -> Pkcs11SigningKey:
+    token = _open_token(parsed)
+    try:
+        pin = _login(token, parsed, password_source)
+        handle, key_id, label, params = _find_private_key(token, parsed)
+        curve, hash_type = _curve(params, token, parsed)
+        public = _public_key(token, key_id, label, curve, handle)
+        always = _attribute(token, handle, token.p11.CKA_ALWAYS_AUTHENTICATE, binary=False)
+        context_pin = pin if always else None
+    except BaseException:
+        token.close()
+        raise
+    return Pkcs11SigningKey(token, handle, public, hash_type, context_pin)
+
+
+def export_public_key_pem(uri: str, password_source: Callable[[str], bytes | None]) -> bytes:
+    """Returns the PEM SubjectPublicKeyInfo of the key a ``pkcs11:`` URI names.
+
+    Reads the public key object without logging in when exactly one matches;
+    otherwise logs in and reads it through the private key, as signing would.
+
+    Args:
+        uri: an RFC 7512 URI naming the module, the token and the key.
+        password_source: called with a prompt if a PIN turns out to be needed.
+
+    Raises:
+        UsageError: the URI is malformed.
+        BackendUnavailableError: PyKCS11 is not installed.
+        KeyLoadError: the module, token or key is missing or ambiguous, or the PIN is wrong.
+    """
+    parsed = parse_pkcs11_uri(uri)
+    if parsed.type not in (None, "private", "public"):
+        raise UsageError(f"PKCS#11 URI type={parsed.type} names no key; use type=public")
+    public: ec.EllipticCurvePublicKey | None = None
+    if parsed.id is not None or parsed.object is not None:
+        token = _open_token(parsed)
+        try:
+            public = _lone_public_key(token, parsed)
+        finally:
+            token.close()
+    if public is None:
+        with _load(replace(parsed, type=None), password_source) as key:
+            public = key.public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _open_token(uri: Pkcs11Uri) -> _Token:
+    p11 = _pykcs11()
+    module = find_module(uri)
+    lib = p11.PyKCS11Lib()
+    try:
+        lib.load(module)
+    except p11.PyKCS11Error as exc:
+        raise KeyLoadError(f"cannot load PKCS#11 module {module}: {exc}") from None
+    try:
+        slot, label = _select_slot(p11, lib, uri, module)
+        session = lib.openSession(slot)
+    except p11.PyKCS11Error as exc:
+        lib.unload()
+        raise KeyLoadError(f"PKCS#11 module {module} failed: {exc}") from None
+    except BaseException:
+        lib.unload()
+        raise
+    return _Token(p11, lib, session, label, module)
+
+
+def _select_slot(p11: ModuleType, lib: Any, uri: Pkcs11Uri, module: str) -> tuple[int, str]:
+    info = lib.getInfo()
+    library = {
+        "library-manufacturer": (uri.library_manufacturer, info.manufacturerID),
+        "library-description": (uri.library_description, info.libraryDescription),
+        "library-version": (uri.library_version, "{}.{}".format(*info.libraryVersion)),
+    }
+    for name, (wanted, actual) in library.items():
+        if wanted is not None and wanted != actual.strip():
+            raise KeyLoadError(
+                f"PKCS#11 module {module} has {name} {actual.strip()!r}, not {wanted!r}"
+            )
+    found: list[str] = []
+    matches: list[tuple[int, str]] = []
+    for slot in lib.getSlotList(tokenPresent=True):
+        token = lib.getTokenInfo(slot)
+        if not token.flags & p11.CKF_TOKEN_INITIALIZED:
+            continue
+        label = token.label.strip()
+        found.append(repr(label))
+        checks = [
+            (uri.slot_id, slot),
+            (uri.token, label),
+            (uri.manufacturer, token.manufacturerID.strip()),
+            (uri.serial, token.serialNumber.strip()),
+            (uri.model, token.model.strip()),
+        ]
+        if uri.slot_description is not None or uri.slot_manufacturer is not None:
+            slot_info = lib.getSlotInfo(slot)
+            checks += [
+                (uri.slot_description, slot_info.slotDescription.strip()),
+                (uri.slot_manufacturer, slot_info.manufacturerID.strip()),
+            ]
+        if all(wanted is None or wanted == actual for wanted, actual in checks):
+            matches.append((slot, label))
+    if not matches:
+        raise KeyLoadError(
+            f"no PKCS#11 token matches {uri.describe_token()} in {module} "
+            f"(tokens: {', '.join(found) or 'none'})"
+        )
+    if len(matches) > 1:
+        raise KeyLoadError(
+            f"{len(matches)} PKCS#11 tokens match {uri.describe_token()} in {module} "
+            f"({', '.join(repr(label) for _, label in matches)}); "
+            "add token=, serial= or slot-id= to the URI"
+        )
+    return matches[0]
+
+
+def _login(
+    token: _Token, uri: Pkcs11Uri, password_source: Callable[[str], bytes | None]
+) -> bytes | None:
+    p11 = token.p11
+    flags = token.lib.getTokenInfo(token.session.getSessionInfo().slotID).flags
+    if not flags & p11.CKF_LOGIN_REQUIRED:
+        return None
+    pin = resolve_pin(uri, token.label, password_source)
+    try:
+        token.session.login(pin)
+    except p11.PyKCS11Error as exc:
+        if exc.value != p11.CKR_USER_ALREADY_LOGGED_IN:
+            raise token.error(exc, "login") from None
+    return pin
+
+
+def _attribute(token: _Token, handle: Any, attribute: int, *, binary: bool = True) -> Any:
+    try:
+        return token.session.getAttributeValue(handle, [attribute], allAsBinary=binary)[0]
+    except token.p11.PyKCS11Error:
+        return None
+
+
+def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, bytes]:
+    p11 = token.p11
+    template: list[tuple[int, Any]] = [(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)]
+    if uri.id is not None:
+        template.append((p11.CKA_ID, uri.id))
+    if uri.object is not None:
+        template.append((p11.CKA_LABEL, uri.object))
+    where = f"on PKCS#11 token {token.label!r}"
+    try:
+        handles = token.session.findObjects(template)
+    except p11.PyKCS11Error as exc:
+        raise token.error(exc, "key search") from None
+    if not handles:
+        raise KeyLoadError(f"no private key matches {uri.describe_key()} {where}")
+    if len(handles) > 1:
+        raise KeyLoadError(
+            f"{len(handles)} private keys match {uri.describe_key()} {where}; "
+            "add id= or object= to the URI"
+        )
+    handle = handles[0]
+    key_type = _attribute(token, handle, p11.CKA_KEY_TYPE, binary=False)
+    sign = _attribute(token, handle, p11.CKA_SIGN, binary=False)
+    key_id = bytes(_attribute(token, handle, p11.CKA_ID) or b"")
+    label = bytes(_attribute(token, handle, p11.CKA_LABEL) or b"").decode("utf-8", "replace")
+    name = label or key_id.hex()
+    if key_type is not None and key_type != p11.CKK_EC:
+        raise KeyLoadError(f"key {name!r} {where} is not an EC key; omsign signs with ECDSA")
+    if sign is False:
+        raise KeyLoadError(f"key {name!r} {where} is not allowed to sign (CKA_SIGN is false)")
+    params = _attribute(token, handle, p11.CKA_EC_PARAMS)
+    return handle, key_id, name, bytes(params or b"")
+
+
+def _curve(
+    params: bytes, token: _Token, uri: Pkcs11Uri
+) -> tuple[ec.EllipticCurve, type[hashes.HashAlgorithm]]:
+    try:
+        curve_type, hash_type = _CURVES[params]
+    except KeyError:
+        raise KeyLoadError(
+            f"key {uri.describe_key()} on PKCS#11 token {token.label!r} is not on "
+            "P-256, P-384 or P-521"
+        ) from None
+    return curve_type(), hash_type
+
+
+def _decode_point(value: bytes, curve: ec.EllipticCurve) -> ec.EllipticCurvePublicKey:
+    size = (curve.key_size + 7) // 8
+    point = value
+    raw = (len(value) == 1 + 2 * size and value[:1] == b"\x04") or (
+        len(value) == 1 + size and value[:1] in (b"\x02", b"\x03")
+    )
+    if not raw and len(value) > 2 and value[0] == 0x04:  # DER OCTET STRING
+        length, start = value[1], 2
+        if length & 0x80:
+            count = length & 0x7F
+            length, start = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
+        if start + length == len(value):
+            point = value[start:]
+    return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+
+
+def _public_key(
+    token: _Token, key_id: bytes, label: str, curve: ec.EllipticCurve, private: Any
+) -> ec.EllipticCurvePublicKey:
+    p11 = token.p11
+    select = (p11.CKA_ID, key_id) if key_id else (p11.CKA_LABEL, label)
+    candidates: list[ec.EllipticCurvePublicKey] = []
+    for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY), select]):
+        point = _attribute(token, handle, p11.CKA_EC_POINT)
+        if point:
+            candidates.append(_decode_point(bytes(point), curve))
+    if not candidates:
+        point = _attribute(token, private, p11.CKA_EC_POINT)
+        if point:
+            candidates.append(_decode_point(bytes(point), curve))
+    if not candidates:
+        for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_CERTIFICATE), select]):
+            der = _attribute(token, handle, p11.CKA_VALUE)
+            cert_key = x509.load_der_x509_certificate(bytes(der)).public_key() if der else None
+            if isinstance(cert_key, ec.EllipticCurvePublicKey):
+                candidates.append(cert_key)
+    distinct = {
+        c.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        for c in candidates
+    }
+    if len(distinct) != 1:
+        problem = "no public key" if not distinct else "several different public keys"
+        raise KeyLoadError(
+            f"{problem} for key {label!r} on PKCS#11 token {token.label!r} "
+            "(looked for public key and certificate objects with the same id)"
+        )
+    return candidates[0]
+
+
+def _lone_public_key(token: _Token, uri: Pkcs11Uri) -> ec.EllipticCurvePublicKey | None:
+    p11 = token.p11
+    template: list[tuple[int, Any]] = [
+        (p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
+        (p11.CKA_KEY_TYPE, p11.CKK_EC),
+    ]
+    if uri.id is not None:
+        template.append((p11.CKA_ID, uri.id))
+    if uri.object is not None:
+        template.append((p11.CKA_LABEL, uri.object))
+    try:
+        handles = token.session.findObjects(template)
+    except p11.PyKCS11Error:
+        return None
+    if len(handles) != 1:
+        return None
+    point = _attribute(token, handles[0], p11.CKA_EC_POINT)
+    params = _attribute(token, handles[0], p11.CKA_EC_PARAMS)
+    if not point or bytes(params or b"") not in _CURVES:
+        return None
+    curve, _ = _curve(bytes(params), token, uri)
+    return _decode_point(bytes(point), curve)
