@@ -261,7 +261,7 @@ def issue_leaf(
 
 
 def issue_tsa_cert(
-    ca: Issued,
+    ca: Issued | None,
     key: PrivateKey | None = None,
     *,
     name: str = "omsign test TSA",
@@ -273,7 +273,7 @@ def issue_tsa_cert(
     """A timestamp authority certificate issued by ``ca`` (RFC 3161 section 2.3).
 
     Args:
-        ca: the issuing CA.
+        ca: the issuing CA, or None for a self-signed TSA certificate.
         key: the TSA key (a new P-256 key when omitted).
         name: common name of the TSA.
         critical_eku: mark the extendedKeyUsage extension critical, as RFC 3161 requires.
