@@ -6,7 +6,9 @@ import base64
 import datetime
 import hashlib
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,31 @@ def test_token_is_the_der_reply_sigstore_python_stores(token: bytes) -> None:
     reply = decode_timestamp_response(base64.b64decode(stored))
     assert reply.as_bytes() == token
     assert reply.tst_info.message_imprint.message == hashlib.sha256(SIGNATURE).digest()
+
+
+def test_openssl_verifies_our_tokens_independently(
+    tsa: RunningTSA, token: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / "signature").write_bytes(SIGNATURE)
+    (tmp_path / "reply.tsr").write_bytes(token)
+    done = subprocess.run(
+        ["openssl", "ts", "-verify", "-data", str(tmp_path / "signature"),
+         "-in", str(tmp_path / "reply.tsr"), "-CAfile", str(tsa.root_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Verification: OK" in done.stdout
+
+
+def test_authority_certificate_expired_since_the_timestamp_is_accepted(tmp_path: Path) -> None:
+    # The TSA certificate is checked at genTime, not now: a timestamp outlives it.
+    root = make_ca("Root of a short-lived TSA")
+    short_lived = issue_tsa_cert(root, not_after=now() + datetime.timedelta(seconds=4))
+    stamped = _stamp_with(_serve(tmp_path, root=root, tsa=short_lived))
+    time.sleep(max(0.0, (short_lived.cert.not_valid_after_utc - now()).total_seconds()) + 1.1)
+    assert short_lived.cert.not_valid_after_utc < now()
+    proven = verify_timestamp(stamped, SIGNATURE, [root.cert])
+    assert proven <= short_lived.cert.not_valid_after_utc
 
 
 def test_describe_reports_time_authority_serial_and_hash(token: bytes) -> None:
