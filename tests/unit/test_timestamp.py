@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -56,10 +57,14 @@ def test_round_trip_proves_a_time_close_to_now(tsa: RunningTSA, token: bytes) ->
 
 
 def test_token_is_the_der_reply_sigstore_python_stores(token: bytes) -> None:
-    # sigstore-python writes base64(TimeStampResponse.as_bytes()) and reads it back
-    # with decode_timestamp_response: our bytes must survive that unchanged.
-    stored = base64.b64encode(token).decode()
-    reply = decode_timestamp_response(base64.b64decode(stored))
+    # sigstore-python writes base64(TimeStampResponse.as_bytes()) in signedTimestamp
+    # and parses it back with TimestampVerificationData: ours must read back unchanged.
+    from sigstore.models import TimestampVerificationData
+
+    stored = json.dumps(
+        {"rfc3161Timestamps": [{"signedTimestamp": base64.b64encode(token).decode()}]}
+    )
+    (reply,) = TimestampVerificationData.from_json(stored).rfc3161_timestamps
     assert reply.as_bytes() == token
     assert reply.tst_info.message_imprint.message == hashlib.sha256(SIGNATURE).digest()
 
