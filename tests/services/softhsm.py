@@ -126,8 +126,10 @@ def _require_softhsm() -> str:
 
 def _init_token(label: str) -> None:
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", label]
-        + ["--so-pin", SO_PIN, "--pin", USER_PIN],
+        [
+            *("softhsm2-util", "--init-token", "--free", "--label", label),
+            *("--so-pin", SO_PIN, "--pin", USER_PIN),
+        ],
         check=True,
         capture_output=True,
     )

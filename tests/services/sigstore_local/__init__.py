@@ -13,9 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._server import LocalSigstore, start_local_sigstore
+from ._server import GITHUB_CLAIMS, GITHUB_WORKFLOW_IDENTITY, LocalSigstore, start_local_sigstore
 
-__all__ = ["LocalSigstore", "local_sigstore", "start_local_sigstore"]
+__all__ = [
+    "GITHUB_CLAIMS",
+    "GITHUB_WORKFLOW_IDENTITY",
+    "LocalSigstore",
+    "local_sigstore",
+    "start_local_sigstore",
+]
 
 
 @contextmanager

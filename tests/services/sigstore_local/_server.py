@@ -7,6 +7,8 @@ origin, with the paths the Sigstore clients use:
 * Rekor v1: ``POST /api/v1/log/entries``, ``GET /api/v1/log/entries/<uuid>``,
   ``GET /api/v1/log``
 * TSA: ``POST /api/v1/timestamp``, ``GET /api/v1/timestamp/certchain``
+* a GitHub Actions-style token endpoint, ``GET /actions/token?audience=sigstore``,
+  for ambient-credential tests (see :meth:`LocalSigstore.github_actions_env`)
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +34,16 @@ from ._tsa import TimestampAuthority
 
 TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 DEFAULT_IDENTITY = "signer@omsign.test"
+GITHUB_WORKFLOW_IDENTITY = (
+    "https://github.com/omsign/omsign/.github/workflows/release.yml@refs/heads/main"
+)
+GITHUB_CLAIMS = {
+    "repository": "omsign/omsign",
+    "ref": "refs/heads/main",
+    "workflow": "release",
+    "event_name": "push",
+    "sha": "0123456789abcdef0123456789abcdef01234567",
+}
 
 
 def _pem(cert: x509.Certificate) -> str:
@@ -54,6 +68,28 @@ class _Services:
         self.log = TransparencyLog(self.authority.rekor_key, f"rekor.local - {int(time.time())}")
         self.authority.write_tsa_files(workdir)
         self.tsa = TimestampAuthority(workdir)
+        self.actions_request_token = secrets.token_urlsafe(16)
+
+    def mint(self, identity: str, lifetime: int, claims: dict[str, Any]) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "sub": identity,
+            "aud": "sigstore",
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            **claims,
+        }
+        return self.authority.mint_token(payload)
+
+    def actions_token(self, headers: Any, query: str) -> tuple[int, str, bytes]:
+        scheme, _, presented = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or presented != self.actions_request_token:
+            return 401, "application/json", b'{"message":"bad request token"}'
+        audience = parse_qs(query).get("audience", ["sigstore"])[0]
+        token = self.mint(GITHUB_WORKFLOW_IDENTITY, 600, {**GITHUB_CLAIMS, "aud": audience})
+        return 200, "application/json", json.dumps({"value": token}).encode()
 
     def signing_cert(self, headers: Any, body: bytes) -> tuple[int, str, bytes]:
         auth = headers.get("Authorization", "")
@@ -174,7 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         services = self.server.services
-        if self.path == "/api/v2/trustBundle":
+        url = urlsplit(self.path)
+        if url.path == "/actions/token":
+            self._send(*services.actions_token(self.headers, url.query))
+        elif self.path == "/api/v2/trustBundle":
             chain = [_pem(services.authority.fulcio_root)]
             self._json(200, {"chains": [{"certificates": chain}]})
         elif self.path == "/api/v1/log":
@@ -221,19 +260,24 @@ class LocalSigstore:
     def mint_token(
         self, identity: str = DEFAULT_IDENTITY, lifetime: int = 3600, **claims: Any
     ) -> str:
-        """Mints another identity token; extra ``claims`` (e.g. GitHub ones) are added."""
-        now = int(time.time())
-        payload = {
-            "iss": self.issuer,
-            "sub": identity,
-            "email": identity,
-            "aud": "sigstore",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            **claims,
+        """Mints another identity token (email identity); extra ``claims`` are added.
+
+        GitHub claims (``repository``, ``ref``, ``workflow``, ``event_name``,
+        ``sha``) end up in the certificate's Fulcio extensions.
+        """
+        return self._server.services.mint(identity, lifetime, {"email": identity, **claims})
+
+    def github_actions_env(self) -> dict[str, str]:
+        """Environment variables that make this instance a GitHub Actions token source.
+
+        The token it hands out has identity ``GITHUB_WORKFLOW_IDENTITY`` (a URI)
+        and the claims in ``GITHUB_CLAIMS``.
+        """
+        return {
+            "GITHUB_ACTIONS": "true",
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}/actions/token",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self._server.services.actions_request_token,
         }
-        return self._server.services.authority.mint_token(payload)
 
     def stop(self) -> None:
         """Shuts the server down and waits for it."""
