@@ -76,6 +76,7 @@ class SoftHsm:
         other: the second token (``omsign-other``).
         pin_file: a file holding :data:`USER_PIN` and a newline.
         directory: a scratch directory of the session.
+        user_pin: the user PIN of both tokens.
     """
 
     module: str
@@ -84,6 +85,7 @@ class SoftHsm:
     other: TokenInfo
     pin_file: Path
     directory: Path
+    user_pin: str = USER_PIN
 
     def uri(
         self,
