@@ -1,0 +1,1 @@
+"""Building blocks of the omsign benchmark suite (`benchmarks/run.py`)."""
