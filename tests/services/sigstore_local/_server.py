@@ -7,6 +7,8 @@ origin, with the paths the Sigstore clients use:
 * Rekor v1: ``POST /api/v1/log/entries``, ``GET /api/v1/log/entries/<uuid>``,
   ``GET /api/v1/log``
 * TSA: ``POST /api/v1/timestamp``, ``GET /api/v1/timestamp/certchain``
+* OIDC discovery, ``GET /oidc/.well-known/openid-configuration`` (no login:
+  tokens are minted by :meth:`LocalSigstore.mint_token`)
 * a GitHub Actions-style token endpoint, ``GET /actions/token?audience=sigstore``,
   for ambient-credential tests (see :meth:`LocalSigstore.github_actions_env`)
 """
@@ -211,7 +213,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         services = self.server.services
         url = urlsplit(self.path)
-        if url.path == "/actions/token":
+        if url.path == "/oidc/.well-known/openid-configuration":
+            oidc = services.issuer
+            self._json(
+                200,
+                {
+                    "issuer": oidc,
+                    "authorization_endpoint": f"{oidc}/auth",
+                    "token_endpoint": f"{oidc}/token",
+                    "jwks_uri": f"{oidc}/keys",
+                    "id_token_signing_alg_values_supported": ["ES256"],
+                },
+            )
+        elif url.path == "/actions/token":
             self._send(*services.actions_token(self.headers, url.query))
         elif self.path == "/api/v2/trustBundle":
             chain = [_pem(services.authority.fulcio_root)]
