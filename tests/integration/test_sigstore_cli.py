@@ -1,0 +1,170 @@
+"""Sigstore keyless signing end to end through the ``omsign`` command, and with model_signing.
+
+Everything runs against the local Sigstore instance (``local_sigstore`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.services.sigstore_local import LocalSigstore
+
+OMSIGN = Path(sys.executable).parent / "omsign"
+MODEL_SIGNING = Path("/work/main/.venv-ms/bin/model_signing")
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def omsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run(OMSIGN, *args)
+
+
+def model_signing(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    if not MODEL_SIGNING.exists():
+        pytest.fail(f"model_signing's virtual environment is missing: {MODEL_SIGNING}")
+    return run(MODEL_SIGNING, *args)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    root = tmp_path / "model"
+    (root / "sub").mkdir(parents=True)
+    (root / "config.json").write_text('{"layers": 2}\n')
+    (root / "weights.bin").write_bytes(bytes(range(256)) * 64)
+    (root / "sub" / "tokenizer.txt").write_text("a b c\n")
+    return root
+
+
+def sign(model: Path, sigstore: LocalSigstore, token: str | None = None) -> None:
+    result = omsign(
+        "sign",
+        model,
+        "--identity-token",
+        token or sigstore.identity_token,
+        "--trust-config",
+        sigstore.trust_config,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (model / "model.sig").is_file()
+
+
+def verify(
+    model: Path, sigstore: LocalSigstore, identity: str, issuer: str
+) -> subprocess.CompletedProcess[str]:
+    return omsign(
+        "verify",
+        model,
+        "--identity",
+        identity,
+        "--issuer",
+        issuer,
+        "--trust-config",
+        sigstore.trust_config,
+    )
+
+
+def test_sign_then_verify(model: Path, local_sigstore: LocalSigstore) -> None:
+    sign(model, local_sigstore)
+    bundle = json.loads((model / "model.sig").read_text())
+    assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert bundle["verificationMaterial"]["tlogEntries"]
+    result = verify(model, local_sigstore, local_sigstore.identity, local_sigstore.issuer)
+    assert result.returncode == 0, result.stderr
+
+
+def test_verify_rejects_wrong_identity_and_issuer(
+    model: Path, local_sigstore: LocalSigstore
+) -> None:
+    sign(model, local_sigstore)
+    wrong_identity = verify(model, local_sigstore, "mallory@omsign.test", local_sigstore.issuer)
+    assert wrong_identity.returncode == 1
+    assert "mallory@omsign.test" in wrong_identity.stderr
+    assert "Traceback" not in wrong_identity.stderr
+    wrong_issuer = verify(
+        model, local_sigstore, local_sigstore.identity, "https://accounts.google.com"
+    )
+    assert wrong_issuer.returncode == 1
+    assert "accounts.google.com" in wrong_issuer.stderr
+
+
+def test_verify_rejects_a_modified_model(model: Path, local_sigstore: LocalSigstore) -> None:
+    sign(model, local_sigstore)
+    (model / "weights.bin").write_bytes(b"tampered")
+    result = verify(model, local_sigstore, local_sigstore.identity, local_sigstore.issuer)
+    assert result.returncode == 1
+    assert "weights.bin" in result.stderr
+
+
+def test_sign_with_an_expired_token_is_an_environment_error(
+    model: Path, local_sigstore: LocalSigstore
+) -> None:
+    result = omsign(
+        "sign",
+        model,
+        "--identity-token",
+        local_sigstore.mint_token(lifetime=-60),
+        "--trust-config",
+        local_sigstore.trust_config,
+    )
+    assert result.returncode == 2
+    assert "token" in result.stderr
+    assert not (model / "model.sig").exists()
+
+
+def test_inspect_shows_the_signer(model: Path, local_sigstore: LocalSigstore) -> None:
+    sign(model, local_sigstore)
+    result = omsign("inspect", model / "model.sig")
+    assert result.returncode == 0, result.stderr
+    assert local_sigstore.identity in result.stdout
+    assert local_sigstore.issuer in result.stdout
+
+
+@pytest.mark.interop
+def test_model_signing_verifies_omsign_signature(
+    model: Path, local_sigstore: LocalSigstore
+) -> None:
+    sign(model, local_sigstore)
+    result = model_signing(
+        "verify",
+        "sigstore",
+        model,
+        "--signature",
+        model / "model.sig",
+        "--identity",
+        local_sigstore.identity,
+        "--identity_provider",
+        local_sigstore.issuer,
+        "--trust_config",
+        local_sigstore.trust_config,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.interop
+def test_omsign_verifies_model_signing_signature(
+    model: Path, local_sigstore: LocalSigstore
+) -> None:
+    signed = model_signing(
+        "sign",
+        "sigstore",
+        model,
+        "--signature",
+        model / "model.sig",
+        "--identity_token",
+        local_sigstore.identity_token,
+        "--trust_config",
+        local_sigstore.trust_config,
+    )
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    result = verify(model, local_sigstore, local_sigstore.identity, local_sigstore.issuer)
+    assert result.returncode == 0, result.stderr
+    wrong = verify(model, local_sigstore, "mallory@omsign.test", local_sigstore.issuer)
+    assert wrong.returncode == 1
