@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +71,8 @@ class Measurement:
 
 
 GNU_TIME = "/usr/bin/time"
+TIMEOUT = 1800.0
+"""Seconds after which a run is killed and reported as failed."""
 
 # Fallback when GNU time is missing: a lean interpreter spawns the command and reports
 # its peak RSS. Its own small footprint (a few MB) is the floor of the figure.
@@ -78,6 +83,11 @@ _LAUNCHER = (
     "open(sys.argv[1],'w').write(f'{ru.ru_maxrss}\\n')\n"
     "sys.exit(os.waitstatus_to_exitcode(st))\n"
 )
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def run_process(argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
@@ -97,15 +107,29 @@ def run_process(argv: Sequence[str], env: dict[str, str] | None = None) -> Run:
         else:
             command = [sys.executable, "-S", "-I", "-c", _LAUNCHER, rss.name, *argv]
         start = time.perf_counter()
-        proc = subprocess.run(
-            command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, check=False
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
+        # A blocking wait: Popen.wait(timeout=...) polls with sleeps of up to 50 ms,
+        # which would blur short runs. A timer kills the run's own process group.
+        timer = threading.Timer(TIMEOUT, _kill_group, (proc.pid,))
+        timer.start()
+        proc.wait()
         wall = time.perf_counter() - start
+        timer.cancel()
+        timed_out = proc.returncode == -signal.SIGKILL and wall >= TIMEOUT
         out.seek(0)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
         if proc.returncode == 127 and not stderr and command[0] == GNU_TIME:
             stderr = f"cannot run {argv[0]}"
+        if timed_out:
+            stderr += f"\ntimed out after {TIMEOUT:.0f} s"
         lines = rss.read().split()
         return Run(
             wall=wall,
