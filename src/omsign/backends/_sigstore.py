@@ -329,11 +329,14 @@ class _RecordingPolicy:
         self.failed_cert: x509.Certificate | None = None
 
     def verify(self, cert: x509.Certificate) -> None:
+        from sigstore.errors import VerificationError
+
         try:
             self._inner.verify(cert)
-        except Exception:
+        except Exception as exc:
+            # e.g. a certificate without SAN: still "not the expected signer".
             self.failed_cert = cert
-            raise
+            raise VerificationError(str(exc)) from exc
 
 
 def _sigstore_policy(policy: SigstoreIdentityPolicy) -> Any:
@@ -408,10 +411,11 @@ def verify_sigstore_bundle(
     try:
         verifier = Verifier(trusted_root=trust.trusted_root)
         payload_type, payload = verifier.verify_dsse(bundle, recorder)
-    except (SigstoreError, ValueError) as exc:
+    except Exception as exc:  # hostile input must end as a verification failure
         if recorder.failed_cert is not None:
             raise _identity_error(policy, recorder.failed_cert) from exc
-        raise SignatureError(f"Sigstore signature does not verify: {exc}") from exc
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SignatureError(f"Sigstore signature does not verify: {detail}") from exc
     cert = bundle.signing_certificate
     identities = _cert_identities(cert)
     pattern = re.compile(policy.identity_regexp) if policy.identity_regexp else None

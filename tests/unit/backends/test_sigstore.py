@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from omsign.backends._sigstore import (
     SigstoreIdentityPolicy,
@@ -196,3 +198,28 @@ def test_describe_rejects_bundle_without_certificate(bundle: dict[str, Any]) -> 
     del bundle["verificationMaterial"]["certificate"]
     with pytest.raises(MalformedSignatureError):
         describe_sigstore_material(bundle)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=6))
+def test_any_flipped_bit_fails_verification_or_changes_nothing_signed(
+    position: int, bit: int
+) -> None:
+    original = VECTOR.read_bytes()
+    data = bytearray(original)
+    data[position % len(data)] ^= 1 << bit
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return
+    try:
+        result = verify_sigstore_bundle(text, policy(), OFFLINE)
+    except (MalformedSignatureError, SignatureError, IdentityError):
+        return
+    # Unsigned parts (e.g. an extra timestamp that no longer verifies) may change;
+    # what is returned must still be exactly what was signed.
+    expected = verify_sigstore_bundle(original.decode(), policy(), OFFLINE)
+    assert result.payload == expected.payload
+    assert result.identity == IDENTITY
