@@ -1,0 +1,63 @@
+"""omsign: sign and verify machine-learning models in the OMS v1.0 format.
+
+>>> import omsign
+>>> omsign.sign("my-model", key="private.pem")                # doctest: +SKIP
+>>> result = omsign.verify("my-model", key="public.pem")     # doctest: +SKIP
+>>> result.signer, result.root_digest, result.verified       # doctest: +SKIP
+
+Names are imported lazily so that ``import omsign`` and ``omsign --version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from omsign._version import __version__
+
+if TYPE_CHECKING:
+    from omsign._api import make_policy, verify
+    from omsign._signing import SignResult, digest, make_signer, sign
+    from omsign._verifying import VerificationResult
+    from omsign.manifest import Difference, Manifest, Serialization
+    from omsign.policy import CertificatePolicy, KeyPolicy, SigstorePolicy
+
+__all__ = [
+    "CertificatePolicy",
+    "Difference",
+    "KeyPolicy",
+    "Manifest",
+    "Serialization",
+    "SignResult",
+    "SigstorePolicy",
+    "VerificationResult",
+    "__version__",
+    "digest",
+    "make_policy",
+    "make_signer",
+    "sign",
+    "verify",
+]
+
+_LAZY = {
+    "sign": "omsign._signing",
+    "digest": "omsign._signing",
+    "make_signer": "omsign._signing",
+    "SignResult": "omsign._signing",
+    "verify": "omsign._api",
+    "make_policy": "omsign._api",
+    "VerificationResult": "omsign._verifying",
+    "Difference": "omsign.manifest",
+    "Manifest": "omsign.manifest",
+    "Serialization": "omsign.manifest",
+    "KeyPolicy": "omsign.policy",
+    "CertificatePolicy": "omsign.policy",
+    "SigstorePolicy": "omsign.policy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omsign' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

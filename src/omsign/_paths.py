@@ -1,0 +1,55 @@
+"""Where things are: the default signature path and model-relative ignore paths."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from omsign.hashing import normalize_ignore
+
+__all__ = ["default_signature", "model_relative", "signature_ignore", "subject_name"]
+
+logger = logging.getLogger("omsign")
+
+
+def default_signature(model: Path) -> Path:
+    """``MODEL/model.sig`` for a directory, ``MODEL.sig`` for a file."""
+    if model.is_dir():
+        return model / "model.sig"
+    return model.with_name(model.name + ".sig")
+
+
+def subject_name(model: Path) -> str:
+    """The basename of the model path, even for ``.`` or a trailing slash."""
+    return os.path.basename(os.path.abspath(model)) or "model"
+
+
+def _relative(model: Path, path: Path) -> str | None:
+    base = os.path.abspath(model)
+    target = os.path.abspath(path)
+    if target == base or not target.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return Path(os.path.relpath(target, base)).as_posix()
+
+
+def model_relative(model: Path, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Turns ignore paths (absolute or relative to the current directory) model-relative.
+
+    Paths outside the model are dropped with a warning; the result is normalised.
+    """
+    out = []
+    for p in paths:
+        rel = _relative(model, Path(p))
+        if rel is None:
+            logger.warning("ignore path %s is not inside the model %s; not used", p, model)
+            continue
+        out.append(normalize_ignore(rel))
+    return out
+
+
+def signature_ignore(model: Path, signature: Path) -> list[str]:
+    """The signature file's model-relative path when it lies inside the model."""
+    rel = _relative(model, signature) if model.is_dir() else None
+    return [rel] if rel else []

@@ -1,0 +1,231 @@
+"""``omsign.sign`` and ``omsign.digest``: hash a model, build the statement, sign it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from omsign._paths import default_signature, model_relative, signature_ignore, subject_name
+from omsign.backends import BundleSigner, PasswordSource, load_signing_key
+from omsign.bundle import write_bundle
+from omsign.errors import KeyLoadError, UsageError
+from omsign.manifest import Manifest, Serialization, compute_manifest, recorded_ignores
+from omsign.statement import encode_statement
+
+__all__ = ["ProgressCallback", "SignResult", "digest", "make_signer", "password_source", "sign"]
+
+PathLike = str | os.PathLike[str]
+# Called with (bytes hashed so far, total bytes).
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What ``sign`` wrote.
+
+    Attributes:
+        signature: the path of the bundle written.
+        root_digest: hex SHA-256 root digest of the manifest.
+        manifest: the signed manifest.
+        bundle: the bundle written, as a JSON object.
+    """
+
+    signature: Path
+    root_digest: str
+    manifest: Manifest
+    bundle: dict[str, object]
+
+
+def password_source(password: bytes | str | None = None, env: str = "OMSIGN_PASSWORD"
+                    ) -> PasswordSource:
+    """A password source: an explicit value, else ``$OMSIGN_PASSWORD``, else a prompt."""
+
+    def source(prompt: str) -> bytes | None:
+        if password is not None:
+            return password.encode() if isinstance(password, str) else password
+        if env in os.environ:
+            return os.environ[env].encode()
+        try:
+            return getpass.getpass(prompt).encode()
+        except (EOFError, OSError):
+            raise KeyLoadError(f"{prompt.rstrip(': ')} is needed and cannot be prompted for; "
+                               f"use --password-file or ${env}") from None
+
+    return source
+
+
+def _serialization(
+    hash_algorithm: str, shard_size: int | None, allow_symlinks: bool,
+    ignores: Sequence[str] | None,
+) -> Serialization:
+    try:
+        return Serialization(
+            "shards" if shard_size is not None else "files", hash_algorithm, shard_size,
+            allow_symlinks, None if ignores is None else recorded_ignores(ignores),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _progress_adapter(progress: ProgressCallback | None) -> tuple[
+        Callable[[int], None] | None, Callable[[int], None]]:
+    if progress is None:
+        return None, lambda _total: None
+    lock, state = threading.Lock(), [0, 0]
+
+    def advance(n: int) -> None:
+        with lock:
+            state[0] += n
+            progress(state[0], state[1])
+
+    def start(total: int) -> None:
+        state[1] = total
+        progress(0, total)
+
+    return advance, start
+
+
+def digest(
+    model: PathLike,
+    *,
+    hash_algorithm: str = "sha256",
+    shard_size: int | None = None,
+    ignore_paths: Sequence[PathLike] = (),
+    allow_symlinks: bool = False,
+    workers: int | None = None,
+) -> str:
+    """Computes a model's root digest without signing it.
+
+    Args:
+        model: file or directory.
+        hash_algorithm: ``sha256``, ``blake2b`` or ``blake3``.
+        shard_size: hash in shards of this many bytes instead of whole files.
+        ignore_paths: paths to exclude (absolute or relative to the current directory).
+        allow_symlinks: follow symbolic links.
+        workers: hashing threads (default: every usable CPU).
+
+    Returns:
+        The hex SHA-256 root digest, as recorded in a signature's subject.
+    """
+    path = Path(model)
+    ser = _serialization(hash_algorithm, shard_size, allow_symlinks,
+                         model_relative(path, ignore_paths))
+    return compute_manifest(path, ser, workers=workers).root_digest().hex()
+
+
+def make_signer(
+    *,
+    key: PathLike | None = None,
+    certificate: PathLike | None = None,
+    chain: Sequence[PathLike] = (),
+    password: bytes | str | None = None,
+    tsa_url: str | None = None,
+    identity_token: str | None = None,
+    staging: bool = False,
+    trust_config: PathLike | None = None,
+    oauth_out_of_band: bool = False,
+) -> BundleSigner:
+    """Builds the signer the options describe (see :func:`sign`)."""
+    if key is None:
+        if certificate is not None or chain:
+            raise UsageError("--cert needs a private key (--key or --pkcs11-uri)")
+        if tsa_url:
+            raise UsageError("--tsa-url is for key and certificate signing; Sigstore "
+                             "timestamps come from the trust config")
+        from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
+
+        settings = SigstoreSettings(staging=staging, trust_config=(
+            Path(trust_config) if trust_config else None))
+        return SigstoreBundleSigner(settings, identity_token, oauth_out_of_band)
+    signing_key = load_signing_key(os.fspath(key), password_source(password))
+    if certificate is None:
+        if chain:
+            raise UsageError("--cert-chain needs --cert when signing")
+        from omsign.backends._key import KeyBundleSigner
+
+        return KeyBundleSigner(signing_key, tsa_url)
+    from omsign.backends._certificate import CertificateBundleSigner
+    from omsign.backends._pem import load_certificates
+
+    leaf, *rest = load_certificates(certificate)
+    intermediates = [*rest, *(c for p in chain for c in load_certificates(p))]
+    return CertificateBundleSigner(signing_key, leaf, intermediates, tsa_url)
+
+
+def sign(
+    model: PathLike,
+    *,
+    key: PathLike | None = None,
+    certificate: PathLike | None = None,
+    chain: Sequence[PathLike] = (),
+    signer: BundleSigner | None = None,
+    password: bytes | str | None = None,
+    tsa_url: str | None = None,
+    identity_token: str | None = None,
+    staging: bool = False,
+    trust_config: PathLike | None = None,
+    signature: PathLike | None = None,
+    hash_algorithm: Literal["sha256", "blake2b", "blake3"] | str = "sha256",
+    shard_size: int | None = None,
+    ignore_paths: Sequence[PathLike] = (),
+    allow_symlinks: bool = False,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    oauth_out_of_band: bool = False,
+) -> SignResult:
+    """Signs a model and writes the OMS bundle atomically.
+
+    The method follows from the arguments, as on the command line: ``key`` alone is
+    the key method; ``key`` with ``certificate`` (and ``chain``) the certificate
+    method; no key is Sigstore keyless signing. ``key`` may be a PEM path or a
+    ``pkcs11:`` URI. A ready ``signer`` overrides all of these.
+
+    Args:
+        model: file or directory to sign.
+        key: private key PEM path or key URI.
+        certificate: leaf certificate PEM for the key (certificate method).
+        chain: PEM files with the intermediate certificates to embed.
+        signer: a custom :class:`~omsign.backends.BundleSigner`.
+        password: the key's password (else ``$OMSIGN_PASSWORD`` or a prompt).
+        tsa_url: an RFC 3161 timestamp authority to timestamp the signature.
+        identity_token: OIDC token for Sigstore keyless signing.
+        staging: use the Sigstore staging instance.
+        trust_config: a Sigstore ClientTrustConfig file (private instances).
+        signature: where to write the bundle (default ``MODEL/model.sig`` or ``MODEL.sig``).
+        hash_algorithm: ``sha256``, ``blake2b`` or ``blake3``.
+        shard_size: hash in shards of this many bytes (``shards`` mode).
+        ignore_paths: paths to exclude (absolute or relative to the current directory).
+        allow_symlinks: follow symbolic links.
+        workers: hashing threads.
+        progress: called with (bytes hashed, total bytes).
+        oauth_out_of_band: Sigstore browser login by pasting a code (no local redirect).
+
+    Returns:
+        The signature path, root digest, manifest and bundle.
+
+    Raises:
+        omsign.errors.Error: on any usage, model, key or service problem.
+    """
+    path = Path(model)
+    sig_path = Path(signature) if signature is not None else default_signature(path)
+    if signer is None:
+        signer = make_signer(key=key, certificate=certificate, chain=chain, password=password,
+                             tsa_url=tsa_url, identity_token=identity_token, staging=staging,
+                             trust_config=trust_config, oauth_out_of_band=oauth_out_of_band)
+    ignores = [*model_relative(path, ignore_paths), *signature_ignore(path, sig_path)]
+    ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
+    advance, start = _progress_adapter(progress)
+    from omsign.hashing import enumerate_model
+
+    entries = enumerate_model(path, ignore_paths=ser.ignore_paths or (),
+                              allow_symlinks=allow_symlinks)
+    start(sum(e.size for e in entries))
+    manifest = compute_manifest(path, ser, entries=entries, workers=workers, progress=advance)
+    bundle = signer.sign_payload(encode_statement(manifest, subject_name(path)))
+    write_bundle(sig_path, bundle)
+    return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle)

@@ -1,0 +1,192 @@
+"""The certificate method: a leaf certificate and its chain in ``x509CertificateChain``.
+
+Chain validation is done here, step by step, against the anchors the user gives and
+nothing else (never the system trust store): each link's signature, CA constraints
+and ``keyCertSign`` on issuers, validity at the checked time, and on the leaf the
+``digitalSignature`` key usage and the ``codeSigning`` extended key usage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from omsign.backends import SigningKey
+from omsign.backends._dsse_sig import assemble_bundle, sign_dsse, verify_dsse
+from omsign.backends._ec import check_ec_key
+from omsign.bundle import Bundle
+from omsign.errors import IdentityError, KeyLoadError, MalformedSignatureError, SignatureError
+
+__all__ = ["CertificateBundleSigner", "describe_certificate", "validate_chain",
+           "verify_certificate_bundle"]
+
+_MAX_DEPTH = 8
+
+
+def describe_certificate(cert: x509.Certificate) -> str:
+    """Subject plus e-mail/URI/DNS names, for messages and reports."""
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
+            names.extend(str(v) for v in san.get_values_for_type(kind))
+    except x509.ExtensionNotFound:
+        pass
+    subject = cert.subject.rfc4514_string() or "(empty subject)"
+    return f"{subject} ({', '.join(names)})" if names else subject
+
+
+class CertificateBundleSigner:
+    """Signs with a private key whose certificate (and chain) goes into the bundle."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        leaf: x509.Certificate,
+        chain: Sequence[x509.Certificate] = (),
+        tsa_url: str | None = None,
+    ) -> None:
+        if leaf.public_key() != key.public_key():
+            raise KeyLoadError("the certificate does not belong to the signing key")
+        self._key, self._leaf, self._chain, self._tsa_url = key, leaf, tuple(chain), tsa_url
+
+    def sign_payload(self, payload: bytes) -> dict[str, Any]:
+        """Signs the statement bytes; returns the bundle."""
+        import base64
+
+        signature, stamps = sign_dsse(self._key, payload, self._tsa_url)
+        certs = [
+            {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
+            for c in (self._leaf, *self._chain)
+        ]
+        material = {"x509CertificateChain": {"certificates": certs}}
+        return assemble_bundle(payload, signature, material, stamps)
+
+
+def _within(cert: x509.Certificate, at: dt.datetime) -> bool:
+    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+
+
+def _ext(cert: x509.Certificate, kind: type[Any]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _can_issue(cert: x509.Certificate) -> bool:
+    bc = _ext(cert, x509.BasicConstraints)
+    ku = _ext(cert, x509.KeyUsage)
+    return bool(bc is not None and bc.ca and (ku is None or ku.key_cert_sign))
+
+
+def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, Exception):
+        return False
+    return True
+
+
+def _check_leaf(leaf: x509.Certificate, at: dt.datetime) -> None:
+    who = describe_certificate(leaf)
+    if not _within(leaf, at):
+        raise IdentityError(
+            f"signing certificate {who} is not valid at {at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(valid {leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
+        )
+    ku = _ext(leaf, x509.KeyUsage)
+    if ku is None or not ku.digital_signature:
+        raise IdentityError(f"signing certificate {who} does not allow digital signatures")
+    eku = _ext(leaf, x509.ExtendedKeyUsage)
+    if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        raise IdentityError(f"signing certificate {who} does not allow code signing")
+
+
+def validate_chain(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> list[x509.Certificate]:
+    """Finds a valid path from ``leaf`` to one of ``anchors``.
+
+    Args:
+        leaf: the signing certificate.
+        intermediates: untrusted certificates that may complete the path.
+        anchors: trusted certificates; a path ends at any of them.
+        at: the time at which every certificate on the path must be valid.
+
+    Returns:
+        The path, leaf first, anchor last.
+
+    Raises:
+        IdentityError: the leaf is unusable or no valid path reaches an anchor.
+    """
+    _check_leaf(leaf, at)
+    anchor_set = set(anchors)
+
+    def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
+        current = path[-1]
+        if current in anchor_set:
+            return path
+        if len(path) > _MAX_DEPTH:
+            return None
+        for candidate in (*anchors, *intermediates):
+            if candidate in path or candidate.subject != current.issuer:
+                continue
+            if not (_can_issue(candidate) and _within(candidate, at)):
+                continue
+            if _issued_by(current, candidate):
+                found = extend([*path, candidate])
+                if found is not None:
+                    return found
+        return None
+
+    path = extend([leaf])
+    if path is None:
+        raise IdentityError(
+            f"signing certificate {describe_certificate(leaf)} does not chain to a trusted "
+            "certificate given with --cert-chain"
+        )
+    return path
+
+
+def verify_certificate_bundle(
+    bundle: Bundle,
+    anchors: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> tuple[str, x509.Certificate]:
+    """Verifies a certificate-method bundle: chain first, then the DSSE signature.
+
+    Args:
+        bundle: the parsed bundle.
+        anchors: trusted root or intermediate certificates.
+        at: the time at which the chain must be valid (now, or a timestamp's time).
+
+    Returns:
+        A description of the signer and the leaf certificate.
+
+    Raises:
+        MalformedSignatureError: a certificate cannot be parsed.
+        IdentityError: the chain is not trusted or the leaf is unusable.
+        SignatureError: the signature does not verify with the leaf's key.
+    """
+    try:
+        certs = [x509.load_der_x509_certificate(der) for der in bundle.certificates]
+    except ValueError:
+        raise MalformedSignatureError("a certificate in the bundle cannot be parsed") from None
+    leaf = certs[0]
+    validate_chain(leaf, certs[1:], anchors, at)
+    try:
+        key = check_ec_key(leaf.public_key(), "signing certificate")
+    except KeyLoadError as exc:
+        raise SignatureError(str(exc)) from None
+    who = describe_certificate(leaf)
+    verify_dsse(bundle, key, f"the certificate {who}")
+    return who, leaf

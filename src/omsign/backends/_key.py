@@ -1,0 +1,73 @@
+"""The key method: a bundle naming its public key by fingerprint (``publicKey.hint``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from omsign.backends import SigningKey
+from omsign.backends._dsse_sig import assemble_bundle, sign_dsse, verify_dsse
+from omsign.backends._ec import key_hint
+from omsign.bundle import Bundle
+from omsign.errors import SignatureError
+
+__all__ = ["KeyBundleSigner", "verify_key_bundle"]
+
+
+class KeyBundleSigner:
+    """Signs with a private key; the bundle carries the key's fingerprint."""
+
+    def __init__(self, key: SigningKey, tsa_url: str | None = None) -> None:
+        self._key = key
+        self._tsa_url = tsa_url
+
+    def sign_payload(self, payload: bytes) -> dict[str, Any]:
+        """Signs the statement bytes; returns the bundle."""
+        signature, stamps = sign_dsse(self._key, payload, self._tsa_url)
+        material = {"publicKey": {"hint": key_hint(self._key.public_key())}}
+        return assemble_bundle(payload, signature, material, stamps)
+
+
+def _raw_key_matches(raw: bytes, key: ec.EllipticCurvePublicKey) -> bool:
+    try:
+        start = raw.find(b"-----BEGIN")
+        other = (
+            serialization.load_pem_public_key(raw[start:])
+            if start >= 0
+            else serialization.load_der_public_key(raw)
+        )
+    except ValueError:
+        return False
+    return other == key
+
+
+def verify_key_bundle(bundle: Bundle, keys: Sequence[ec.EllipticCurvePublicKey]) -> str:
+    """Verifies a key-method bundle against trusted public keys (OMS 8.2).
+
+    Returns:
+        A description of the key that verified, ``key sha256:<hint>``.
+
+    Raises:
+        SignatureError: no trusted key verifies the signature.
+    """
+    last: SignatureError | None = None
+    for key in keys:
+        hint = key_hint(key)
+        try:
+            verify_dsse(bundle, key, f"the key sha256:{hint[:16]}")
+        except SignatureError as exc:
+            last = exc
+            continue
+        return f"key sha256:{hint}"
+    named = bundle.key_hint and all(bundle.key_hint != key_hint(k) for k in keys)
+    raw_other = bundle.key_raw is not None and not any(
+        _raw_key_matches(bundle.key_raw, k) for k in keys
+    )
+    if named or raw_other:
+        which = f" (sha256:{bundle.key_hint[:16]}...)" if bundle.key_hint else ""
+        raise SignatureError(f"the model was signed with a different key{which}")
+    assert last is not None
+    raise last

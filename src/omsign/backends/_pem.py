@@ -1,0 +1,101 @@
+"""Keys and certificates from PEM files: private keys (optionally encrypted), public keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from omsign.backends import PasswordSource
+from omsign.backends._ec import check_ec_key, hash_for
+from omsign.errors import KeyLoadError
+
+__all__ = ["PemSigningKey", "load_certificates", "load_pem_signing_key", "load_public_key"]
+
+
+def _read(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise KeyLoadError(f"{path}: {what} file not found") from None
+    except OSError as exc:
+        raise KeyLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+class PemSigningKey:
+    """A private EC key loaded from a PEM file."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self._key = key
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """Returns the public half of the key."""
+        return self._key.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        """Signs with ECDSA and the curve's hash; returns DER."""
+        return self._key.sign(data, ec.ECDSA(hash_for(self._key.public_key())))
+
+
+def load_pem_signing_key(path: str | os.PathLike[str], password_source: PasswordSource) -> PemSigningKey:
+    """Loads a PEM private key, asking ``password_source`` only if it is encrypted.
+
+    Raises:
+        KeyLoadError: missing file, wrong password, not an EC key on a supported curve.
+    """
+    data = _read(path, "private key")
+    password: bytes | None = None
+    for _attempt in range(2):
+        try:
+            key = serialization.load_pem_private_key(data, password=password)
+            break
+        except TypeError:
+            if password is not None:
+                raise KeyLoadError(f"{path}: the key is not encrypted") from None
+            password = password_source(f"Password for {path}: ")
+            if password is None:
+                raise KeyLoadError(f"{path}: the key is encrypted and no password was given")
+        except ValueError:
+            if password is not None:
+                raise KeyLoadError(f"{path}: wrong password for the private key") from None
+            raise KeyLoadError(f"{path}: not a PEM private key") from None
+        except Exception as exc:  # unsupported algorithms and the like
+            raise KeyLoadError(f"{path}: cannot load private key ({exc})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeyLoadError(f"{path}: not an elliptic-curve key (P-256, P-384 or P-521)")
+    check_ec_key(key.public_key(), str(path))
+    return PemSigningKey(key)
+
+
+def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
+    """Loads a PEM public key, skipping any text before the PEM block.
+
+    Raises:
+        KeyLoadError: missing file, no PEM public key, unsupported key type.
+    """
+    data = _read(path, "public key")
+    start = data.find(b"-----BEGIN PUBLIC KEY-----")
+    if start < 0:
+        raise KeyLoadError(f"{path}: no PEM public key ('BEGIN PUBLIC KEY') found")
+    try:
+        key = serialization.load_pem_public_key(data[start:])
+    except ValueError:
+        raise KeyLoadError(f"{path}: malformed PEM public key") from None
+    return check_ec_key(key, str(path))
+
+
+def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
+    """Loads every PEM certificate in a file (at least one).
+
+    Raises:
+        KeyLoadError: missing file or no valid certificate.
+    """
+    data = _read(path, "certificate")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise KeyLoadError(f"{path}: no valid PEM certificate found") from None
+    return certs

@@ -1,0 +1,263 @@
+"""Sigstore bundle v0.3 JSON: reading with strict checks, writing atomically.
+
+:func:`parse_bundle` bounds size and nesting before parsing, checks the type of
+every field it uses, and tells which signing method the bundle uses from its
+verification material (OMS 4.1). Nothing here verifies a signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from omsign.dsse import PAYLOAD_TYPE
+from omsign.errors import MalformedSignatureError, ModelError
+
+__all__ = [
+    "MEDIA_TYPE",
+    "MAX_BUNDLE_BYTES",
+    "Bundle",
+    "parse_bundle",
+    "read_bundle",
+    "write_bundle",
+]
+
+MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+_MEDIA_TYPES = frozenset({
+    MEDIA_TYPE,
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+})
+MAX_BUNDLE_BYTES = 256 << 20
+MAX_DEPTH = 32
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+Method = Literal["key", "certificate", "sigstore"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The parts of an OMS bundle that verification uses.
+
+    Attributes:
+        method: ``key``, ``certificate`` or ``sigstore``.
+        payload_type: the DSSE payload type.
+        payload: the decoded DSSE payload (the in-toto statement bytes).
+        signature: the decoded DSSE signature.
+        key_hint: ``publicKey.hint`` (key method), if present.
+        key_raw: ``publicKey.rawBytes`` decoded (older key bundles), if present.
+        certificates: DER certificates: the chain (certificate method) or the
+            Fulcio certificate (sigstore).
+        timestamps: DER RFC 3161 timestamps from ``timestampVerificationData``.
+        tlog_entries: the transparency log entries as JSON objects.
+        raw: the whole bundle as parsed JSON.
+        text: the bundle's original text (sigstore verification re-reads it).
+    """
+
+    method: Method
+    payload_type: str
+    payload: bytes
+    signature: bytes
+    key_hint: str | None
+    key_raw: bytes | None
+    certificates: tuple[bytes, ...]
+    timestamps: tuple[bytes, ...]
+    tlog_entries: tuple[dict[str, Any], ...]
+    raw: dict[str, Any]
+    text: str
+
+
+def _bad(source: str, what: str) -> MalformedSignatureError:
+    return MalformedSignatureError(f"{source}: malformed signature: {what}")
+
+
+def _check_depth(data: bytes, source: str) -> None:
+    depth = 0
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _bad(source, f"JSON nested deeper than {MAX_DEPTH} levels")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def _b64(value: Any, source: str, where: str, *, empty_ok: bool = False) -> bytes:
+    if not isinstance(value, str) or (not value and not empty_ok):
+        raise _bad(source, f"{where} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # URL-safe alphabet, as some producers write it
+            return base64.urlsafe_b64decode(value.encode())
+        except (binascii.Error, ValueError):
+            raise _bad(source, f"{where} is not valid base64") from None
+
+
+def _obj(parent: dict[str, Any], key: str, source: str, where: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise _bad(source, f"{where}{key} is missing or not an object")
+    return value
+
+
+def _method(vm: dict[str, Any], source: str) -> Method:
+    present = [k for k in ("publicKey", "x509CertificateChain", "certificate") if k in vm]
+    if len(present) != 1:
+        raise _bad(source, "verificationMaterial must hold exactly one of publicKey, "
+                           "x509CertificateChain, certificate")
+    return {"publicKey": "key", "x509CertificateChain": "certificate",
+            "certificate": "sigstore"}[present[0]]  # type: ignore[return-value]
+
+
+def _certificates(vm: dict[str, Any], method: Method, source: str) -> tuple[bytes, ...]:
+    if method == "sigstore":
+        cert = _obj(vm, "certificate", source, "verificationMaterial.")
+        return (_b64(cert.get("rawBytes"), source, "certificate.rawBytes"),)
+    if method == "certificate":
+        chain = _obj(vm, "x509CertificateChain", source, "verificationMaterial.")
+        certs = chain.get("certificates")
+        if not isinstance(certs, list) or not certs:
+            raise _bad(source, "x509CertificateChain.certificates is not a non-empty list")
+        return tuple(
+            _b64(c.get("rawBytes") if isinstance(c, dict) else None, source,
+                 f"certificates[{i}].rawBytes")
+            for i, c in enumerate(certs)
+        )
+    return ()
+
+
+def _timestamps(vm: dict[str, Any], source: str) -> tuple[bytes, ...]:
+    tvd = vm.get("timestampVerificationData")
+    if tvd is None:
+        return ()
+    if not isinstance(tvd, dict):
+        raise _bad(source, "timestampVerificationData is not an object")
+    stamps = tvd.get("rfc3161Timestamps", [])
+    if not isinstance(stamps, list):
+        raise _bad(source, "rfc3161Timestamps is not a list")
+    return tuple(
+        _b64(s.get("signedTimestamp") if isinstance(s, dict) else None, source,
+             f"rfc3161Timestamps[{i}].signedTimestamp")
+        for i, s in enumerate(stamps)
+    )
+
+
+def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
+    """Parses an OMS bundle, checking sizes, types and media types (OMS 8.1).
+
+    Args:
+        data: the bundle file's bytes.
+        source: the file name, for messages.
+
+    Raises:
+        MalformedSignatureError: anything that is not a well-formed OMS bundle.
+    """
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise _bad(source, f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+    _check_depth(data, source)
+    try:
+        text = data.decode("utf-8")
+        raw = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _bad(source, "not valid UTF-8 JSON") from None
+    if not isinstance(raw, dict):
+        raise _bad(source, "not a JSON object")
+    media = raw.get("mediaType")
+    if media not in _MEDIA_TYPES:
+        raise _bad(source, f"unsupported mediaType {media!r}")
+    vm = _obj(raw, "verificationMaterial", source, "")
+    env = _obj(raw, "dsseEnvelope", source, "")
+    if env.get("payloadType") != PAYLOAD_TYPE:
+        raise _bad(source, f"unsupported DSSE payloadType {env.get('payloadType')!r}")
+    sigs = env.get("signatures")
+    if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
+        raise _bad(source, "the DSSE envelope must hold exactly one signature")
+    keyid = sigs[0].get("keyid")
+    if keyid is not None and not isinstance(keyid, str):
+        raise _bad(source, "DSSE keyid is not a string")
+    method = _method(vm, source)
+    key_hint = key_raw = None
+    if method == "key":
+        pk = _obj(vm, "publicKey", source, "verificationMaterial.")
+        key_hint = pk.get("hint")
+        if key_hint is not None and not isinstance(key_hint, str):
+            raise _bad(source, "publicKey.hint is not a string")
+        if "rawBytes" in pk:
+            key_raw = _b64(pk["rawBytes"], source, "publicKey.rawBytes")
+    entries = vm.get("tlogEntries", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise _bad(source, "tlogEntries is not a list of objects")
+    if method == "sigstore" and not entries:
+        raise _bad(source, "a Sigstore bundle must have at least one transparency log entry")
+    return Bundle(
+        method=method,
+        payload_type=PAYLOAD_TYPE,
+        payload=_b64(env.get("payload"), source, "dsseEnvelope.payload"),
+        signature=_b64(sigs[0].get("sig"), source, "DSSE signature"),
+        key_hint=key_hint,
+        key_raw=key_raw,
+        certificates=_certificates(vm, method, source),
+        timestamps=_timestamps(vm, source),
+        tlog_entries=tuple(entries),
+        raw=raw,
+        text=text,
+    )
+
+
+def read_bundle(path: Path) -> Bundle:
+    """Reads and parses a bundle file.
+
+    Raises:
+        ModelError: the file is missing or unreadable (exit code 2).
+        MalformedSignatureError: the content is not a well-formed bundle.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: signature file not found") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: signature path is a directory") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read signature ({exc.strerror})") from None
+    return parse_bundle(data, str(path))
+
+
+def write_bundle(path: Path, bundle: dict[str, Any]) -> None:
+    """Writes a bundle atomically: a temporary file beside it, then a rename.
+
+    Raises:
+        ModelError: the directory cannot be written.
+    """
+    data = json.dumps(bundle, indent=2, sort_keys=True).encode() + b"\n"
+    directory = path.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot write signature ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ModelError(f"{path}: cannot write signature ({exc.strerror})") from None
+        raise

@@ -1,0 +1,101 @@
+"""Helpers shared by the subcommands: common flags, progress bar, passwords, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "add_hashing_flags",
+    "add_ignore_flags",
+    "emit_json",
+    "print_difference",
+    "progress_bar",
+    "read_password_file",
+]
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for sizes: a positive integer, with optional K/M/G suffix (powers of 1000)."""
+    scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:].lower(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of bytes")
+    return int(digits) * scale
+
+
+def add_hashing_flags(p: argparse.ArgumentParser) -> None:
+    """``--hash``, ``--shard-size``, ``--workers``."""
+    p.add_argument("--hash", choices=("sha256", "blake2b", "blake3"), default="sha256",
+                   help="file hash algorithm (default: sha256)")
+    p.add_argument("--shard-size", type=positive_int, metavar="BYTES",
+                   help="hash files in shards of BYTES (e.g. 1G) instead of whole files")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="hashing threads (default: every CPU)")
+
+
+def add_ignore_flags(p: argparse.ArgumentParser, symlinks: bool = True) -> None:
+    """``--ignore-paths`` (repeatable) and ``--allow-symlinks``."""
+    p.add_argument("--ignore-paths", action="append", default=[], metavar="PATH",
+                   help="exclude this file or directory (absolute or relative to the "
+                        "current directory); repeat for more")
+    if symlinks:
+        p.add_argument("--allow-symlinks", action="store_true",
+                       help="follow symbolic links instead of rejecting them")
+
+
+def read_password_file(path: str) -> bytes:
+    """The first line of a password file, without its line ending."""
+    from omsign.errors import KeyLoadError
+
+    try:
+        with open(path, "rb") as f:
+            return f.readline().rstrip(b"\r\n")
+    except OSError as exc:
+        raise KeyLoadError(f"{path}: cannot read password file ({exc.strerror})") from None
+
+
+def progress_bar(args: argparse.Namespace, label: str) -> Callable[[int, int], None] | None:
+    """A progress callback drawing on stderr when it is a terminal (else None)."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    state = {"last": 0.0, "start": time.monotonic()}
+
+    def draw(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - state["last"] < 0.1:
+            return
+        state["last"] = now
+        frac = done / total if total else 1.0
+        rate = done / max(now - state["start"], 1e-6) / 1e6
+        bar = "#" * int(frac * 30)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{label} [{bar:<30}] {frac:6.1%} {rate:8.1f} MB/s{end}")
+        sys.stderr.flush()
+
+    return draw
+
+
+def print_difference(diff: Any) -> None:
+    """Lists every difference between a model and its signature on stderr."""
+    for label, names in (("changed", diff.changed), ("missing", diff.missing),
+                         ("unsigned", diff.extra)):
+        for name in names:
+            print(f"  {label}: {name}", file=sys.stderr)
+
+
+def emit_json(obj: Any) -> None:
+    """Prints a JSON document on stdout."""
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def env_flag(name: str) -> str | None:
+    """An environment variable's value, or None when unset or empty."""
+    value = os.environ.get(name)
+    return value or None

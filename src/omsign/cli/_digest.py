@@ -1,0 +1,34 @@
+"""``omsign digest``: print a model's root digest without signing."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from omsign.cli._common import add_hashing_flags, add_ignore_flags
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Registers ``digest``."""
+    p = sub.add_parser(
+        "digest", help="print the model's root digest", formatter_class=formatter,
+        description="Hash a model as signing would and print sha256:<root digest>, the "
+                    "value a signature records for it.",
+    )
+    p.add_argument("model", metavar="MODEL", help="file or directory")
+    add_hashing_flags(p)
+    add_ignore_flags(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints ``sha256:<hex>``."""
+    import omsign
+
+    root = omsign.digest(args.model, hash_algorithm=args.hash, shard_size=args.shard_size,
+                         ignore_paths=args.ignore_paths, allow_symlinks=args.allow_symlinks,
+                         workers=args.workers)
+    print(f"sha256:{root}")
+    return 0

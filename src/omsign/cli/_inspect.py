@@ -1,0 +1,142 @@
+"""``omsign inspect``: show what a signature says, without verifying it."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+from typing import Any
+
+from omsign.cli._common import emit_json
+
+__all__ = ["add_parser", "describe"]
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Registers ``inspect``."""
+    p = sub.add_parser(
+        "inspect", help="show who signed what, without verifying", formatter_class=formatter,
+        description="Print a signature's signer, method, timestamps, hashing settings and "
+                    "files. Nothing is verified: use 'omsign verify' to trust a model.",
+    )
+    p.add_argument("signature", metavar="SIGNATURE", help="signature file (e.g. model.sig), "
+                   "or a model directory containing model.sig")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=run)
+
+
+def _certificate(der: bytes) -> dict[str, Any]:
+    from cryptography import x509
+
+    from omsign.backends._certificate import describe_certificate
+
+    cert = x509.load_der_x509_certificate(der)
+    return {"subject": describe_certificate(cert), "issuer": cert.issuer.rfc4514_string(),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+            "serial": format(cert.serial_number, "x")}
+
+
+def _signer(bundle: Any) -> dict[str, Any]:
+    if bundle.method == "key":
+        out: dict[str, Any] = {"key_hint": bundle.key_hint}
+        if bundle.key_raw is not None:
+            from cryptography.hazmat.primitives import serialization
+
+            from omsign.backends._ec import key_hint
+
+            raw = bundle.key_raw
+            start = raw.find(b"-----BEGIN")
+            try:
+                key = (serialization.load_pem_public_key(raw[start:]) if start >= 0
+                       else serialization.load_der_public_key(raw))
+                out["key_hint"] = key_hint(key)  # type: ignore[arg-type]
+            except (ValueError, TypeError, AttributeError):
+                out["key_raw"] = "unreadable"
+            out["key_details"] = bundle.raw["verificationMaterial"]["publicKey"].get("keyDetails")
+        return out
+    if bundle.method == "certificate":
+        chain = [_certificate(der) for der in bundle.certificates]
+        return {"certificate": chain[0], "chain": chain[1:]}
+    from omsign.backends._sigstore import describe_sigstore_material
+
+    return describe_sigstore_material(bundle.raw)
+
+
+def describe(path: str) -> dict[str, Any]:
+    """Everything a signature says, as a JSON-ready object (unverified)."""
+    from pathlib import Path
+
+    from omsign._timestamp import describe_timestamp
+    from omsign.bundle import read_bundle
+    from omsign.errors import MalformedSignatureError
+    from omsign.statement import parse_statement
+
+    sig = Path(path)
+    if sig.is_dir():
+        sig = sig / "model.sig"
+    bundle = read_bundle(sig)
+    info: dict[str, Any] = {"signature": str(sig), "verified": False, "method": bundle.method,
+                            "signer": _signer(bundle)}
+    info["timestamps"] = [describe_timestamp(t) for t in bundle.timestamps]
+    try:
+        st = parse_statement(bundle.payload)
+    except MalformedSignatureError as exc:
+        info["statement_error"] = str(exc)
+        return info
+    ser = st.manifest.serialization
+    info.update({
+        "format": "v0.2 (deprecated Digests/v0.1)" if st.legacy else "OMS v1.0",
+        "subject": st.subject_name,
+        "root_digest": f"sha256:{st.root_digest.hex()}" if st.root_digest else None,
+        "serialization": {"method": ser.method, "hash_type": ser.hash_type,
+                          "shard_size": ser.shard_size, "allow_symlinks": ser.allow_symlinks,
+                          "ignore_paths": list(ser.ignore_paths or [])},
+        "resources": [{"name": i.name, "digest": i.digest.hex()} for i in st.manifest.items],
+    })
+    return info
+
+
+def _print_text(info: dict[str, Any]) -> None:
+    print(f"signature:   {info['signature']}  (NOT verified: use 'omsign verify')")
+    print(f"method:      {info['method']}")
+    signer = info["signer"]
+    if info["method"] == "key":
+        print(f"public key:  sha256:{signer.get('key_hint')}")
+    elif info["method"] == "certificate":
+        cert = signer["certificate"]
+        print(f"certificate: {cert['subject']}")
+        print(f"  issuer:    {cert['issuer']}")
+        print(f"  valid:     {cert['not_before']} to {cert['not_after']}")
+        for c in signer["chain"]:
+            print(f"  chain:     {c['subject']}")
+    else:
+        for k, v in signer.items():
+            if v is not None:
+                print(f"{k + ':':<13}{v}")
+    for t in info["timestamps"]:
+        print(f"timestamp:   {t.get('time')} by {t.get('authority')}")
+    if "statement_error" in info:
+        print(f"statement:   {info['statement_error']}")
+        return
+    ser = info["serialization"]
+    shard = f", shard size {ser['shard_size']}" if ser["shard_size"] else ""
+    print(f"format:      {info['format']}")
+    if info["root_digest"]:
+        print(f"model:       {info['subject']}  {info['root_digest']}")
+    print(f"hashing:     {ser['method']}, {ser['hash_type']}{shard}, "
+          f"symlinks {'followed' if ser['allow_symlinks'] else 'refused'}")
+    if ser["ignore_paths"]:
+        print(f"ignored:     {', '.join(ser['ignore_paths'])}")
+    print(f"resources:   {len(info['resources'])}")
+    for r in info["resources"]:
+        print(f"  {r['digest'][:16]}  {r['name']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the description."""
+    info = describe(args.signature)
+    if args.json:
+        emit_json(info)
+    else:
+        _print_text(info)
+    return 0

@@ -1,0 +1,89 @@
+"""Argument parsing for every subcommand, and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from omsign._version import __version__
+from omsign.cli import _digest, _inspect, _pubkey, _sign, _verify
+
+__all__ = ["build_parser", "dispatch"]
+
+_DESCRIPTION = """\
+Sign and verify machine-learning models (a file or a directory tree) in the
+OpenSSF Model Signing format, OMS v1.0.
+
+  omsign sign MODEL --key private.pem          sign with a key
+  omsign verify MODEL --key public.pem         check the signature and every file
+  omsign sign MODEL                            sign keyless with Sigstore (browser login)
+  omsign verify MODEL --identity you@example.com --issuer https://accounts.google.com
+  omsign inspect MODEL/model.sig               show who signed what, without verifying
+
+The signature goes to MODEL/model.sig (directory) or MODEL.sig (file) by default.
+Exit codes: 0 ok, 1 verification failed, 2 usage or environment error.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``omsign`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="omsign", description=_DESCRIPTION, formatter_class=_Formatter
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"omsign {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show debug logs and tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (_sign, _verify, _digest, _inspect, _pubkey):
+        module.add_parser(sub, _Formatter)
+    return parser
+
+
+class _Log(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"omsign: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Log())
+    logger = logging.getLogger("omsign")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+    logger.propagate = False
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").handlers[:] = [handler]
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    """Parses ``argv``, runs the command, and turns omsign errors into exit codes."""
+    from omsign.errors import Error, IntegrityError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        code: int = args.handler(args)
+        return code
+    except Error as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"omsign: error: {exc}", file=sys.stderr)
+        if isinstance(exc, IntegrityError) and exc.difference is not None:
+            from omsign.cli._common import print_difference
+
+            print_difference(exc.difference)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("omsign: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,42 @@
+"""``omsign public-key``: export the public key of a private key or token key as PEM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Registers ``public-key``."""
+    p = sub.add_parser(
+        "public-key", help="export a signing key's public key (PEM)", formatter_class=formatter,
+        description="Print the PEM public key of a private key file or a PKCS#11 token key, "
+                    "for verifiers to use with 'omsign verify --key'.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--key", metavar="PRIVATE.pem", help="private key file")
+    src.add_argument("--pkcs11-uri", metavar="URI", help="key in a PKCS#11 token")
+    p.add_argument("--password-file", metavar="FILE", help="password for an encrypted key")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes the PEM public key."""
+    from omsign._signing import password_source
+    from omsign.backends import load_signing_key
+    from omsign.backends._ec import public_pem
+    from omsign.cli._common import read_password_file
+
+    password = read_password_file(args.password_file) if args.password_file else None
+    key = load_signing_key(args.key or args.pkcs11_uri, password_source(password))
+    pem = public_pem(key.public_key())
+    if args.output:
+        Path(args.output).write_bytes(pem)
+    else:
+        sys.stdout.write(pem.decode())
+    return 0

@@ -1,0 +1,94 @@
+"""``omsign sign``: choose the method from the flags and sign a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from omsign.cli._common import add_hashing_flags, add_ignore_flags, progress_bar
+
+__all__ = ["add_parser"]
+
+_HELP = """\
+Sign a model (a file or a directory). The method follows from the flags:
+
+  --key PRIVATE.pem                                key method
+  --key PRIVATE.pem --cert LEAF.pem [--cert-chain INTERMEDIATES.pem]
+                                                   certificate method
+  --pkcs11-uri 'pkcs11:token=T;object=K' [--cert LEAF.pem ...]
+                                                   key in a hardware token (HSM)
+  (none of these)                                  Sigstore keyless: log in with your
+                                                   browser, or --identity-token, or CI
+                                                   credentials (GitHub Actions, ...)
+
+An encrypted key's password is read from --password-file, $OMSIGN_PASSWORD, or a
+prompt; a token PIN from the URI's pin-source, $OMSIGN_PKCS11_PIN, or a prompt.
+"""
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Registers ``sign``."""
+    p = sub.add_parser("sign", help="sign a model", description=_HELP,
+                       formatter_class=formatter)
+    p.add_argument("model", metavar="MODEL", help="file or directory to sign")
+    p.add_argument("--signature", metavar="PATH",
+                   help="where to write the signature (default MODEL/model.sig or MODEL.sig)")
+    keys = p.add_argument_group("key and certificate methods")
+    keys.add_argument("--key", metavar="PRIVATE.pem", help="private key (PEM, P-256/384/521)")
+    keys.add_argument("--pkcs11-uri", metavar="URI", help="private key in a PKCS#11 token "
+                      "(RFC 7512 URI)")
+    keys.add_argument("--cert", metavar="LEAF.pem", help="signing certificate for the key")
+    keys.add_argument("--cert-chain", action="append", default=[], metavar="PEM",
+                      help="intermediate certificates to embed; repeatable")
+    keys.add_argument("--password-file", metavar="FILE",
+                      help="file whose first line is the private key's password")
+    keys.add_argument("--tsa-url", metavar="URL",
+                      help="timestamp the signature with this RFC 3161 authority")
+    sig = p.add_argument_group("Sigstore keyless method")
+    sig.add_argument("--identity-token", metavar="TOKEN",
+                     help="OIDC identity token (default: CI credentials or browser login)")
+    sig.add_argument("--oauth-out-of-band", action="store_true",
+                     help="log in by pasting a code instead of a local browser redirect")
+    sig.add_argument("--staging", action="store_true", help="use Sigstore's staging instance")
+    sig.add_argument("--trust-config", metavar="FILE",
+                     help="Sigstore ClientTrustConfig JSON for a private instance")
+    hashing = p.add_argument_group("hashing")
+    add_hashing_flags(hashing)
+    add_ignore_flags(hashing)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Signs; prints the signature path and root digest."""
+    import omsign
+    from omsign.cli._common import read_password_file
+    from omsign.errors import UsageError
+
+    if args.key and args.pkcs11_uri:
+        raise UsageError("give either --key or --pkcs11-uri, not both")
+    password = read_password_file(args.password_file) if args.password_file else None
+    result = omsign.sign(
+        args.model,
+        key=args.key or args.pkcs11_uri,
+        certificate=args.cert,
+        chain=args.cert_chain,
+        password=password,
+        tsa_url=args.tsa_url,
+        identity_token=args.identity_token,
+        staging=args.staging,
+        trust_config=args.trust_config,
+        signature=args.signature,
+        hash_algorithm=args.hash,
+        shard_size=args.shard_size,
+        ignore_paths=args.ignore_paths,
+        allow_symlinks=args.allow_symlinks,
+        workers=args.workers,
+        progress=progress_bar(args, "hashing"),
+        oauth_out_of_band=args.oauth_out_of_band,
+    )
+    if not args.quiet:
+        files = len(result.manifest.by_file())
+        print(f"signed {files} file{'s' * (files != 1)}: {result.signature}", file=sys.stderr)
+    print(f"sha256:{result.root_digest}")
+    return 0

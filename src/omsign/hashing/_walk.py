@@ -1,0 +1,274 @@
+"""Model enumeration (OMS 6.1 and 6.2): which files a model consists of, and their names.
+
+The result is a sorted list of :class:`FileEntry`: the canonical model-relative name
+(``/``-separated, code-point order) and what is needed to open exactly the file that
+was seen (path, device, inode, size), so the hashing engine can check that the file it
+opens is the one that was enumerated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omsign.errors import ModelError, UsageError
+
+__all__ = [
+    "DEFAULT_IGNORES",
+    "FileEntry",
+    "LinkPolicy",
+    "entries_for",
+    "enumerate_model",
+    "normalize_ignore",
+]
+
+logger = logging.getLogger("omsign")
+
+# OMS 6.2: excluded by default, matched as top-level components of the model root.
+DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
+
+# Decides whether a symbolic link may be followed: (link path, resolved target) -> bool.
+LinkPolicy = Callable[[Path, Path], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One regular file of a model.
+
+    Attributes:
+        name: canonical model-relative name; the basename for a single-file model.
+        path: the path to open (a followed link's own path; the target is checked by inode).
+        size: size in bytes at enumeration time.
+        device: ``st_dev`` of the file seen at enumeration time.
+        inode: ``st_ino`` of the file seen at enumeration time.
+        mtime_ns: modification time at enumeration time.
+        ctime_ns: status change time at enumeration time.
+        via_link: the file was reached through a symbolic link that policy allowed.
+    """
+
+    name: str
+    path: str
+    size: int
+    device: int
+    inode: int
+    mtime_ns: int
+    ctime_ns: int
+    via_link: bool = False
+
+
+def normalize_ignore(entry: str) -> str:
+    """Canonicalises a model-relative ignore path (OMS 6.2.1); rejects unsafe forms.
+
+    Raises:
+        UsageError: the path is absolute, escapes the root, or contains glob characters.
+    """
+    if not entry or entry.startswith("/") or "\\" in entry or "\0" in entry:
+        raise UsageError(f"invalid ignore path {entry!r}: must be a relative '/'-separated path")
+    if any(ch in entry for ch in "*?["):
+        raise UsageError(f"invalid ignore path {entry!r}: glob characters are not allowed")
+    parts = [p for p in entry.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UsageError(f"invalid ignore path {entry!r}: '..' is not allowed")
+    if not parts:
+        raise UsageError(f"invalid ignore path {entry!r}: it names the model root")
+    return "/".join(parts)
+
+
+def _check_name(name: str, where: Path) -> None:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(
+            f"{where}: file name is not valid UTF-8 and cannot be signed (OMS 6.1.2)"
+        ) from None
+
+
+def _entry(name: str, path: str, st: os.stat_result, via_link: bool = False) -> FileEntry:
+    return FileEntry(
+        name, path, st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, via_link
+    )
+
+
+def _refuse_special(path: Path, mode: int) -> ModelError:
+    kind = (
+        "FIFO"
+        if stat.S_ISFIFO(mode)
+        else "socket"
+        if stat.S_ISSOCK(mode)
+        else "device"
+        if stat.S_ISBLK(mode) or stat.S_ISCHR(mode)
+        else "special file"
+    )
+    return ModelError(f"{path}: is a {kind}, not a regular file; refusing to read it")
+
+
+class _Walker:
+    """Recursive enumeration with the symlink policy of OMS 6.1.1."""
+
+    def __init__(
+        self,
+        root: Path,
+        ignores: frozenset[str],
+        allow_symlinks: bool,
+        link_policy: LinkPolicy | None,
+    ) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.ignores = ignores
+        self.allow_symlinks = allow_symlinks
+        self.link_policy = link_policy
+        self.entries: list[FileEntry] = []
+
+    def _ignored(self, rel: str) -> bool:
+        if rel in self.ignores:
+            return True
+        # An ignored directory excludes its whole subtree.
+        idx = rel.rfind("/")
+        while idx > 0:
+            if rel[:idx] in self.ignores:
+                return True
+            idx = rel.rfind("/", 0, idx)
+        return False
+
+    def _follow(self, path: Path, rel: str) -> os.stat_result | None:
+        """Resolves a symlink allowed by policy; returns the target's stat or None to skip."""
+        target = Path(os.path.realpath(path))
+        permitted = self.link_policy is not None and self.link_policy(path, target)
+        if not (self.allow_symlinks or permitted):
+            raise ModelError(
+                f"{path}: is a symbolic link; links are not followed unless --allow-symlinks"
+            )
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise ModelError(f"{path}: broken symbolic link ({exc.strerror})") from None
+        if not permitted:
+            inside = str(target) == self.real_root or str(target).startswith(
+                self.real_root.rstrip("/") + "/"
+            )
+            if not inside:
+                logger.warning("symbolic link %s points outside the model: %s", rel, target)
+        return st
+
+    def walk(self, directory: Path, prefix: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            with os.scandir(directory) as it:
+                children = list(it)
+        except OSError as exc:
+            raise ModelError(f"{directory}: cannot list directory ({exc.strerror})") from None
+        for child in children:
+            _check_name(child.name, Path(child.path))
+            rel = prefix + child.name
+            if self._ignored(rel):
+                continue
+            path = Path(child.path)
+            try:
+                st = child.stat(follow_symlinks=False)
+            except OSError as exc:
+                raise ModelError(f"{path}: cannot stat ({exc.strerror})") from None
+            via_link = stat.S_ISLNK(st.st_mode)
+            if via_link:
+                followed = self._follow(path, rel)
+                if followed is None:
+                    continue
+                st = followed
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in ancestors:
+                    logger.warning("symbolic link cycle at %s; not followed", rel)
+                    continue
+                self.walk(path, rel + "/", ancestors | {key})
+            elif stat.S_ISREG(st.st_mode):
+                self.entries.append(_entry(rel, child.path, st, via_link))
+            else:
+                raise _refuse_special(path, st.st_mode)
+
+
+def enumerate_model(
+    model: Path,
+    *,
+    ignore_paths: Iterable[str] = (),
+    allow_symlinks: bool = False,
+    link_policy: LinkPolicy | None = None,
+) -> list[FileEntry]:
+    """Lists the regular files of a model, sorted by canonical name (OMS 6.1, 6.4).
+
+    Args:
+        model: a file or a directory.
+        ignore_paths: model-relative paths (already normalised) to exclude, besides the
+            default ignores. For a directory model they match exact paths and subtrees.
+        allow_symlinks: follow symbolic links (with warnings for targets outside the
+            root and for cycles) instead of rejecting them.
+        link_policy: optional predicate that permits specific links even when
+            ``allow_symlinks`` is false (used for the Hugging Face cache layout).
+
+    Returns:
+        The files, sorted by name in code-point order.
+
+    Raises:
+        ModelError: missing model, unreadable entries, links not allowed, special
+            files, non-UTF-8 names, or no file left after exclusions.
+    """
+    try:
+        st = os.lstat(model)
+    except FileNotFoundError:
+        raise ModelError(f"{model}: no such file or directory") from None
+    except OSError as exc:
+        raise ModelError(f"{model}: cannot stat ({exc.strerror})") from None
+    walker = _Walker(model, frozenset(DEFAULT_IGNORES) | frozenset(ignore_paths),
+                     allow_symlinks, link_policy)
+    via_link = stat.S_ISLNK(st.st_mode)
+    if via_link:
+        st = walker._follow(model, model.name) or st
+    if stat.S_ISREG(st.st_mode):
+        _check_name(model.name, model)
+        return [_entry(model.name, str(model), st, via_link)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise _refuse_special(model, st.st_mode)
+    walker.walk(model, "", frozenset({(st.st_dev, st.st_ino)}))
+    if not walker.entries:
+        raise ModelError(f"{model}: the model has no files to sign after exclusions (OMS 6.1)")
+    walker.entries.sort(key=lambda e: e.name)
+    return walker.entries
+
+
+def entries_for(
+    model: Path,
+    names: Iterable[str],
+    *,
+    allow_symlinks: bool = False,
+    link_policy: LinkPolicy | None = None,
+) -> list[FileEntry]:
+    """Looks up only the named files of a directory model, touching nothing else.
+
+    Each component is checked as the full enumeration would (links per policy, only
+    regular files at the end). Missing files are left out; the caller reports them.
+    """
+    walker = _Walker(model, frozenset(), allow_symlinks, link_policy)
+    out = []
+    for name in names:
+        path, st, via_link = model, None, False
+        for part in name.split("/"):
+            path = path / part
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                st = None
+                break
+            except OSError as exc:
+                raise ModelError(f"{path}: cannot stat ({exc.strerror})") from None
+            if stat.S_ISLNK(st.st_mode):
+                via_link = True
+                st = walker._follow(path, name)
+        if st is None:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            raise _refuse_special(path, st.st_mode)
+        out.append(_entry(name, str(path), st, via_link))
+    return out

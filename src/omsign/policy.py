@@ -1,0 +1,180 @@
+"""Who is trusted: public keys, certificate anchors, Sigstore identities.
+
+A policy names the signers a verification accepts. :func:`verify_signature`
+checks a bundle's signature under a policy and returns what was proven: the
+payload, who signed it, and when (if a trusted timestamp or log entry says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from omsign.bundle import Bundle
+from omsign.errors import IdentityError, UsageError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
+
+__all__ = [
+    "CertificatePolicy",
+    "KeyPolicy",
+    "Policy",
+    "SigstorePolicy",
+    "VerifiedSignature",
+    "verify_signature",
+]
+
+logger = logging.getLogger("omsign")
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Trust signatures made by any of these public keys (key method)."""
+
+    keys: tuple[ec.EllipticCurvePublicKey, ...]
+    tsa_anchors: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | os.PathLike[str]], tsa_certs: Sequence[str | os.PathLike[str]] = ()
+                   ) -> KeyPolicy:
+        """Loads PEM public keys (and optional timestamp authority anchors)."""
+        from omsign.backends._pem import load_public_key
+
+        return cls(tuple(load_public_key(p) for p in paths), _load_all(tsa_certs))
+
+
+@dataclass(frozen=True)
+class CertificatePolicy:
+    """Trust certificates that chain to these anchors (certificate method).
+
+    Attributes:
+        anchors: trusted root or intermediate CA certificates; never the system store.
+        tsa_anchors: roots for RFC 3161 timestamp authorities; a timestamp verified
+            against them moves the certificate validity check to the proven time.
+    """
+
+    anchors: tuple[x509.Certificate, ...]
+    tsa_anchors: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | os.PathLike[str]], tsa_certs: Sequence[str | os.PathLike[str]] = ()
+                   ) -> CertificatePolicy:
+        """Loads every PEM certificate in the files as a trust anchor."""
+        anchors = _load_all(paths)
+        if not anchors:
+            raise UsageError("no trust anchor given (--cert-chain)")
+        return cls(anchors, _load_all(tsa_certs))
+
+
+@dataclass(frozen=True)
+class SigstorePolicy:
+    """Trust Sigstore keyless signatures by this identity, from this issuer."""
+
+    identity: SigstoreIdentityPolicy
+    settings: SigstoreSettings = field(default=None)  # type: ignore[assignment]
+
+
+Policy = Union[KeyPolicy, CertificatePolicy, SigstorePolicy]  # noqa: UP007
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """What a verified signature proves.
+
+    Attributes:
+        method: ``key``, ``certificate`` or ``sigstore``.
+        payload: the signed statement bytes.
+        signer: who signed: key fingerprint, certificate subject, or identity.
+        issuer: the OIDC issuer (sigstore) or the certificate issuer.
+        signed_at: the time a trusted timestamp or log entry proves, if any.
+        log_index: the transparency log index (sigstore).
+    """
+
+    method: str
+    payload: bytes
+    signer: str
+    issuer: str | None = None
+    signed_at: dt.datetime | None = None
+    log_index: int | None = None
+
+
+def _load_all(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate, ...]:
+    from omsign.backends._pem import load_certificates
+
+    return tuple(c for p in paths for c in load_certificates(p))
+
+
+def _timestamp_time(bundle: Bundle, anchors: Sequence[x509.Certificate]) -> dt.datetime | None:
+    """Verifies every RFC 3161 timestamp; returns the earliest proven time.
+
+    With no anchors, timestamps cannot be trusted and are not used (a warning says so).
+    With anchors, every timestamp must verify: one from another authority is rejected.
+    """
+    if not bundle.timestamps:
+        return None
+    if not anchors:
+        logger.warning("the signature has a timestamp, but no timestamp authority is trusted "
+                       "(--tsa-cert); the timestamp is not used")
+        return None
+    from omsign._timestamp import verify_timestamp
+
+    times = [verify_timestamp(t, bundle.signature, anchors) for t in bundle.timestamps]
+    return min(times)
+
+
+def verify_signature(bundle: Bundle, policy: Policy) -> VerifiedSignature:
+    """Checks a bundle's signature and signer under a policy (OMS 8.2).
+
+    Raises:
+        IdentityError: the bundle's method does not match the policy, or the signer
+            is not trusted.
+        SignatureError: the signature does not verify.
+        MalformedSignatureError: the verification material is malformed.
+    """
+    expected = {KeyPolicy: "key", CertificatePolicy: "certificate", SigstorePolicy: "sigstore"}
+    want = expected[type(policy)]
+    if bundle.method != want:
+        raise IdentityError(
+            f"the model was signed with the {bundle.method} method, but a {want} policy was "
+            f"given ({_HOW[bundle.method]})"
+        )
+    if isinstance(policy, KeyPolicy):
+        from omsign.backends._key import verify_key_bundle
+
+        signer = verify_key_bundle(bundle, policy.keys)
+        return VerifiedSignature("key", bundle.payload, signer,
+                                 signed_at=_timestamp_time(bundle, policy.tsa_anchors))
+    if isinstance(policy, CertificatePolicy):
+        from omsign.backends._certificate import verify_certificate_bundle
+
+        stamped = _timestamp_time(bundle, policy.tsa_anchors)
+        at = stamped or dt.datetime.now(dt.timezone.utc)
+        signer, leaf = verify_certificate_bundle(bundle, policy.anchors, at)
+        return VerifiedSignature("certificate", bundle.payload, signer,
+                                 issuer=leaf.issuer.rfc4514_string(), signed_at=stamped)
+    from omsign.backends._sigstore import SigstoreSettings, verify_sigstore_bundle
+
+    result = verify_sigstore_bundle(bundle.text, policy.identity,
+                                    policy.settings or SigstoreSettings())
+    if result.payload != bundle.payload:  # pragma: no cover - defensive
+        raise IdentityError("the verified Sigstore payload differs from the bundle's")
+    signed_at = (dt.datetime.fromtimestamp(result.integrated_time, dt.timezone.utc)
+                 if result.integrated_time is not None else None)
+    return VerifiedSignature("sigstore", result.payload, result.identity, result.issuer,
+                             signed_at, result.log_index)
+
+
+_HOW = {
+    "key": "verify with --key PUBLIC.pem",
+    "certificate": "verify with --cert-chain CA.pem",
+    "sigstore": "verify with --identity and --issuer",
+}
