@@ -3,8 +3,9 @@
 Run with the model_signing virtual environment's interpreter:
 ``python ms_hash.py MODEL --hash sha256 [--shard-size N]``. The manifest comes from
 its public ``model_signing.hashing.Config`` API with default settings except the
-serialization asked for; the digest printed is the root digest (SHA-256 over the
-resource digests in manifest order), comparable with omsign's.
+serialization asked for. ``digest`` is the root digest in the OMS v1.0 order
+(SHA-256 over the resource digests sorted by name), comparable with omsign's;
+``digest_native`` is the same over model_signing's own order.
 """
 
 from __future__ import annotations
@@ -35,10 +36,17 @@ def main() -> None:
     manifest = config.hash(args.model)
     seconds = time.perf_counter() - start
 
-    root = hashlib.sha256()
-    for resource in manifest.resource_descriptors():
-        root.update(resource.digest.digest_value)
-    print(json.dumps({"seconds": seconds, "digest": root.hexdigest()}))
+    resources = list(manifest.resource_descriptors())
+    native = hashlib.sha256(b"".join(r.digest.digest_value for r in resources))
+    # OMS v1.0 orders resources by the code points of their names; model_signing
+    # orders shards by offset, so its own root differs once offsets change width.
+    ordered = sorted(resources, key=lambda r: r.identifier)
+    spec = hashlib.sha256(b"".join(r.digest.digest_value for r in ordered))
+    print(
+        json.dumps(
+            {"seconds": seconds, "digest": spec.hexdigest(), "digest_native": native.hexdigest()}
+        )
+    )
 
 
 if __name__ == "__main__":
