@@ -211,6 +211,19 @@ class Authority:
         r, s = decode_dss_signature(der)
         return signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
+    def oidc_jwk(self) -> dict[str, str]:
+        """The token-signing public key as a JWK (served at the issuer's ``/keys``)."""
+        numbers = self.oidc_key.public_key().public_numbers()
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "alg": "ES256",
+            "use": "sig",
+            "kid": key_id(self.oidc_key.public_key()).hex(),
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+        }
+
     def check_token(self, token: str, issuer: str) -> dict[str, Any]:
         """Verifies a token this instance minted; returns its claims.
 

@@ -225,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "id_token_signing_alg_values_supported": ["ES256"],
                 },
             )
+        elif url.path == "/oidc/keys":
+            self._json(200, {"keys": [services.authority.oidc_jwk()]})
         elif url.path == "/actions/token":
             self._send(*services.actions_token(self.headers, url.query))
         elif self.path == "/api/v2/trustBundle":
