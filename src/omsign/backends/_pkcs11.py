@@ -15,9 +15,11 @@ PyKCS11 is optional: ``pip install 'omsign[pkcs11]'``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from cryptography import x509
@@ -31,6 +33,7 @@ from omsign.backends._pkcs11_uri import (
     find_module,
     parse_pkcs11_uri,
     resolve_pin,
+    select_slot,
 )
 from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
 
@@ -83,25 +86,18 @@ class _Token:
         return KeyLoadError(f"{what} failed on {token}: {name}")
 
 
+@dataclass(frozen=True)
 class Pkcs11SigningKey:
     """A private EC key (P-256, P-384 or P-521) on a logged-in PKCS#11 token.
 
     Use it as a context manager, or call :meth:`close`, to end the session.
     """
 
-    def __init__(
-        self,
-        token: _Token,
-        handle: Any,
-        public_key: ec.EllipticCurvePublicKey,
-        hash_type: type[hashes.HashAlgorithm],
-        context_pin: bytes | None,
-    ) -> None:
-        self._token = token
-        self._handle = handle
-        self._public_key = public_key
-        self._hash_type = hash_type
-        self._context_pin = context_pin
+    _token: _Token
+    _handle: Any
+    _public_key: ec.EllipticCurvePublicKey
+    _hash_type: type[hashes.HashAlgorithm]
+    _context_pin: bytes | None  # for keys with CKA_ALWAYS_AUTHENTICATE
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         """Returns the public key that pairs with the token's private key."""
@@ -146,12 +142,7 @@ class Pkcs11SigningKey:
     def __enter__(self) -> Pkcs11SigningKey:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
@@ -182,7 +173,7 @@ def _load(parsed: Pkcs11Uri, password_source: Callable[[str], bytes | None]) -> 
     try:
         pin = _login(token, parsed, password_source)
         handle, key_id, label, params = _find_private_key(token, parsed)
-        curve, hash_type = _curve(params, token, parsed)
+        curve, hash_type = _curve(params, token, label)
         public = _public_key(token, key_id, label, curve, handle)
         always = _attribute(token, handle, token.p11.CKA_ALWAYS_AUTHENTICATE, binary=False)
         context_pin = pin if always else None
@@ -230,11 +221,17 @@ def _open_token(uri: Pkcs11Uri) -> _Token:
     module = find_module(uri)
     lib = p11.PyKCS11Lib()
     try:
-        lib.load(module)
+        with _quiet_stderr():  # the loader prints dlopen errors itself
+            lib.load(module)
     except p11.PyKCS11Error as exc:
-        raise KeyLoadError(f"cannot load PKCS#11 module {module}: {exc}") from None
+        reason = (
+            "not a loadable library for this system"
+            if exc.value < 0
+            else f"its C_Initialize failed with {p11.CKR.get(exc.value, exc.value)}"
+        )
+        raise KeyLoadError(f"cannot load PKCS#11 module {module}: {reason}") from None
     try:
-        slot, label = _select_slot(p11, lib, uri, module)
+        slot, label = select_slot(p11, lib, uri, module)
         session = lib.openSession(slot)
     except p11.PyKCS11Error as exc:
         lib.unload()
@@ -245,53 +242,18 @@ def _open_token(uri: Pkcs11Uri) -> _Token:
     return _Token(p11, lib, session, label, module)
 
 
-def _select_slot(p11: ModuleType, lib: Any, uri: Pkcs11Uri, module: str) -> tuple[int, str]:
-    info = lib.getInfo()
-    library = {
-        "library-manufacturer": (uri.library_manufacturer, info.manufacturerID),
-        "library-description": (uri.library_description, info.libraryDescription),
-        "library-version": (uri.library_version, "{}.{}".format(*info.libraryVersion)),
-    }
-    for name, (wanted, actual) in library.items():
-        if wanted is not None and wanted != actual.strip():
-            raise KeyLoadError(
-                f"PKCS#11 module {module} has {name} {actual.strip()!r}, not {wanted!r}"
-            )
-    found: list[str] = []
-    matches: list[tuple[int, str]] = []
-    for slot in lib.getSlotList(tokenPresent=True):
-        token = lib.getTokenInfo(slot)
-        if not token.flags & p11.CKF_TOKEN_INITIALIZED:
-            continue
-        label = token.label.strip()
-        found.append(repr(label))
-        checks = [
-            (uri.slot_id, slot),
-            (uri.token, label),
-            (uri.manufacturer, token.manufacturerID.strip()),
-            (uri.serial, token.serialNumber.strip()),
-            (uri.model, token.model.strip()),
-        ]
-        if uri.slot_description is not None or uri.slot_manufacturer is not None:
-            slot_info = lib.getSlotInfo(slot)
-            checks += [
-                (uri.slot_description, slot_info.slotDescription.strip()),
-                (uri.slot_manufacturer, slot_info.manufacturerID.strip()),
-            ]
-        if all(wanted is None or wanted == actual for wanted, actual in checks):
-            matches.append((slot, label))
-    if not matches:
-        raise KeyLoadError(
-            f"no PKCS#11 token matches {uri.describe_token()} in {module} "
-            f"(tokens: {', '.join(found) or 'none'})"
-        )
-    if len(matches) > 1:
-        raise KeyLoadError(
-            f"{len(matches)} PKCS#11 tokens match {uri.describe_token()} in {module} "
-            f"({', '.join(repr(label) for _, label in matches)}); "
-            "add token=, serial= or slot-id= to the URI"
-        )
-    return matches[0]
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _login(
@@ -317,16 +279,20 @@ def _attribute(token: _Token, handle: Any, attribute: int, *, binary: bool = Tru
         return None
 
 
-def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, bytes]:
-    p11 = token.p11
-    template: list[tuple[int, Any]] = [(p11.CKA_CLASS, p11.CKO_PRIVATE_KEY)]
+def _template(p11: ModuleType, uri: Pkcs11Uri, object_class: int) -> list[tuple[int, Any]]:
+    template: list[tuple[int, Any]] = [(p11.CKA_CLASS, object_class)]
     if uri.id is not None:
         template.append((p11.CKA_ID, uri.id))
     if uri.object is not None:
         template.append((p11.CKA_LABEL, uri.object))
+    return template
+
+
+def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, bytes]:
+    p11 = token.p11
     where = f"on PKCS#11 token {token.label!r}"
     try:
-        handles = token.session.findObjects(template)
+        handles = token.session.findObjects(_template(p11, uri, p11.CKO_PRIVATE_KEY))
     except p11.PyKCS11Error as exc:
         raise token.error(exc, "key search") from None
     if not handles:
@@ -351,19 +317,20 @@ def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, b
 
 
 def _curve(
-    params: bytes, token: _Token, uri: Pkcs11Uri
+    params: bytes, token: _Token, name: str
 ) -> tuple[ec.EllipticCurve, type[hashes.HashAlgorithm]]:
     try:
         curve_type, hash_type = _CURVES[params]
     except KeyError:
         raise KeyLoadError(
-            f"key {uri.describe_key()} on PKCS#11 token {token.label!r} is not on "
-            "P-256, P-384 or P-521"
+            f"key {name!r} on PKCS#11 token {token.label!r} is not on P-256, P-384 or P-521"
         ) from None
     return curve_type(), hash_type
 
 
-def _decode_point(value: bytes, curve: ec.EllipticCurve) -> ec.EllipticCurvePublicKey:
+def _decode_point(
+    value: bytes, curve: ec.EllipticCurve, token: _Token, name: str
+) -> ec.EllipticCurvePublicKey:
     size = (curve.key_size + 7) // 8
     point = value
     raw = (len(value) == 1 + 2 * size and value[:1] == b"\x04") or (
@@ -376,7 +343,13 @@ def _decode_point(value: bytes, curve: ec.EllipticCurve) -> ec.EllipticCurvePubl
             length, start = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
         if start + length == len(value):
             point = value[start:]
-    return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+    except ValueError:
+        raise KeyLoadError(
+            f"the public key of {name!r} on PKCS#11 token {token.label!r} is not a "
+            f"valid {curve.name} point"
+        ) from None
 
 
 def _public_key(
@@ -388,16 +361,19 @@ def _public_key(
     for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY), select]):
         point = _attribute(token, handle, p11.CKA_EC_POINT)
         if point:
-            candidates.append(_decode_point(bytes(point), curve))
+            candidates.append(_decode_point(bytes(point), curve, token, label))
     if not candidates:
         point = _attribute(token, private, p11.CKA_EC_POINT)
         if point:
-            candidates.append(_decode_point(bytes(point), curve))
+            candidates.append(_decode_point(bytes(point), curve, token, label))
     if not candidates:
         for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_CERTIFICATE), select]):
             der = _attribute(token, handle, p11.CKA_VALUE)
             cert_key = x509.load_der_x509_certificate(bytes(der)).public_key() if der else None
-            if isinstance(cert_key, ec.EllipticCurvePublicKey):
+            if (
+                isinstance(cert_key, ec.EllipticCurvePublicKey)
+                and cert_key.curve.name == curve.name
+            ):
                 candidates.append(cert_key)
     distinct = {
         c.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -414,23 +390,15 @@ def _public_key(
 
 def _lone_public_key(token: _Token, uri: Pkcs11Uri) -> ec.EllipticCurvePublicKey | None:
     p11 = token.p11
-    template: list[tuple[int, Any]] = [
-        (p11.CKA_CLASS, p11.CKO_PUBLIC_KEY),
-        (p11.CKA_KEY_TYPE, p11.CKK_EC),
-    ]
-    if uri.id is not None:
-        template.append((p11.CKA_ID, uri.id))
-    if uri.object is not None:
-        template.append((p11.CKA_LABEL, uri.object))
     try:
-        handles = token.session.findObjects(template)
+        handles = token.session.findObjects(_template(p11, uri, p11.CKO_PUBLIC_KEY))
     except p11.PyKCS11Error:
         return None
     if len(handles) != 1:
         return None
     point = _attribute(token, handles[0], p11.CKA_EC_POINT)
-    params = _attribute(token, handles[0], p11.CKA_EC_PARAMS)
-    if not point or bytes(params or b"") not in _CURVES:
+    params = bytes(_attribute(token, handles[0], p11.CKA_EC_PARAMS) or b"")
+    if not point or params not in _CURVES:
         return None
-    curve, _ = _curve(bytes(params), token, uri)
-    return _decode_point(bytes(point), curve)
+    curve, _ = _curve(params, token, uri.describe_key())
+    return _decode_point(bytes(point), curve, token, uri.describe_key())

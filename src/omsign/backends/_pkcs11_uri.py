@@ -3,8 +3,9 @@
 :func:`parse_pkcs11_uri` turns ``pkcs11:token=t;object=k?module-name=softhsm2``
 into a frozen :class:`Pkcs11Uri`; :func:`find_module` turns the URI's
 ``module-path`` or ``module-name`` (or the ``OMSIGN_PKCS11_MODULE`` variable)
-into the path of a shared library; :func:`resolve_pin` finds the user PIN.
-None of them touches a token.
+into the path of a shared library; :func:`select_slot` matches the URI's token
+attributes against the tokens a loaded module reports; :func:`resolve_pin`
+finds the user PIN. None of them opens a session.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from omsign.errors import KeyLoadError, UsageError
@@ -30,6 +33,7 @@ __all__ = [
     "module_search_dirs",
     "parse_pkcs11_uri",
     "resolve_pin",
+    "select_slot",
 ]
 
 MODULE_ENV = "OMSIGN_PKCS11_MODULE"
@@ -207,6 +211,66 @@ def _check_consistent(parsed: Pkcs11Uri) -> None:
             f"PKCS#11 URI module-name must be a bare library name (use module-path for a "
             f"path), got {parsed.module_name!r}"
         )
+
+
+def select_slot(p11: ModuleType, lib: Any, uri: Pkcs11Uri, module: str) -> tuple[int, str]:
+    """Returns the slot id and label of the one initialised token the URI selects.
+
+    Args:
+        p11: the PyKCS11 module.
+        lib: a loaded ``PyKCS11.PyKCS11Lib``.
+        uri: the parsed URI; its library, slot and token attributes must all match.
+        module: the module path, for messages.
+
+    Raises:
+        KeyLoadError: no token or several tokens match.
+    """
+    info = lib.getInfo()
+    library = {
+        "library-manufacturer": (uri.library_manufacturer, info.manufacturerID),
+        "library-description": (uri.library_description, info.libraryDescription),
+        "library-version": (uri.library_version, "{}.{}".format(*info.libraryVersion)),
+    }
+    for name, (wanted, actual) in library.items():
+        if wanted is not None and wanted != actual.strip():
+            raise KeyLoadError(
+                f"PKCS#11 module {module} has {name} {actual.strip()!r}, not {wanted!r}"
+            )
+    found: list[str] = []
+    matches: list[tuple[int, str]] = []
+    for slot in lib.getSlotList(tokenPresent=True):
+        token = lib.getTokenInfo(slot)
+        if not token.flags & p11.CKF_TOKEN_INITIALIZED:
+            continue
+        label = token.label.strip()
+        found.append(repr(label))
+        checks = [
+            (uri.slot_id, slot),
+            (uri.token, label),
+            (uri.manufacturer, token.manufacturerID.strip()),
+            (uri.serial, token.serialNumber.strip()),
+            (uri.model, token.model.strip()),
+        ]
+        if uri.slot_description is not None or uri.slot_manufacturer is not None:
+            slot_info = lib.getSlotInfo(slot)
+            checks += [
+                (uri.slot_description, slot_info.slotDescription.strip()),
+                (uri.slot_manufacturer, slot_info.manufacturerID.strip()),
+            ]
+        if all(wanted is None or wanted == actual for wanted, actual in checks):
+            matches.append((slot, label))
+    if not matches:
+        raise KeyLoadError(
+            f"no PKCS#11 token matches {uri.describe_token()} in {module} "
+            f"(tokens: {', '.join(found) or 'none'})"
+        )
+    if len(matches) > 1:
+        raise KeyLoadError(
+            f"{len(matches)} PKCS#11 tokens match {uri.describe_token()} in {module} "
+            f"({', '.join(repr(label) for _, label in matches)}); "
+            "add token=, serial= or slot-id= to the URI"
+        )
+    return matches[0]
 
 
 def _multiarch() -> list[str]:

@@ -295,11 +295,26 @@ def test_module_path_that_does_not_exist(softhsm_token: SoftHsm, tmp_path: Path)
         load_signing_key(uri, no_prompt)
 
 
-def test_module_that_is_not_a_library(softhsm_token: SoftHsm, tmp_path: Path) -> None:
+def test_module_that_is_not_a_library(
+    softhsm_token: SoftHsm, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     fake = tmp_path / "fake.so"
     fake.write_bytes(b"not a shared object")
-    with pytest.raises(KeyLoadError, match=r"cannot load PKCS#11 module .*fake\.so"):
+    message = r"cannot load PKCS#11 module .*fake\.so: not a loadable library"
+    with pytest.raises(KeyLoadError, match=message):
         load_signing_key(f"pkcs11:object=p256?module-path={fake}", no_prompt)
+    assert capfd.readouterr().err == ""  # the loader's own complaint is silenced
+
+
+def test_module_whose_initialisation_fails(
+    softhsm_token: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOFTHSM2_CONF", str(tmp_path / "missing.conf"))
+    with pytest.raises(KeyLoadError, match="its C_Initialize failed with CKR_"):
+        load_signing_key(softhsm_token.uri("object=p256"), no_prompt)
+    monkeypatch.undo()
+    with load_signing_key(softhsm_token.uri("object=p256"), no_prompt) as key:
+        signs_and_verifies(key, hashes.SHA256)
 
 
 def test_missing_pykcs11_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
