@@ -226,7 +226,8 @@ def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
         bundle: the bundle as a JSON object.
 
     Returns:
-        ``identity``, ``identities``, ``issuer``, ``github`` (claims present),
+        ``identity`` (the certificate's identities, comma-separated), ``issuer``,
+        ``github`` (a dict of the GitHub Actions claims present),
         ``certificate_not_before`` / ``_after``, ``log_index``,
         ``integrated_time`` (ISO 8601 UTC) and ``log_id`` (hex); absent
         values are ``None``.
@@ -246,8 +247,7 @@ def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
         integrated = _optional_int(entry.get("integratedTime"))
         log_id = entry.get("logId", {}).get("keyId")
         return {
-            "identity": identities[0] if identities else None,
-            "identities": identities,
+            "identity": ", ".join(identities) or None,
             "issuer": _cert_issuer(cert),
             "github": github,
             "certificate_not_before": cert.not_valid_before_utc.isoformat(),
