@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -98,6 +99,11 @@ class Pkcs11SigningKey:
     _public_key: ec.EllipticCurvePublicKey
     _hash_type: type[hashes.HashAlgorithm]
     _context_pin: bytes | None  # for keys with CKA_ALWAYS_AUTHENTICATE
+    _closer: Callable[[], object] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Ends the session when the key is dropped, so a stale login never lingers.
+        object.__setattr__(self, "_closer", weakref.finalize(self, self._token.close))
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         """Returns the public key that pairs with the token's private key."""
@@ -137,7 +143,7 @@ class Pkcs11SigningKey:
 
     def close(self) -> None:
         """Closes the session on the token (which logs out once no session is left)."""
-        self._token.close()
+        self._closer()
 
     def __enter__(self) -> Pkcs11SigningKey:
         return self

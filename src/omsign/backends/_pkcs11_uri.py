@@ -231,6 +231,8 @@ def select_slot(p11: ModuleType, lib: Any, uri: Pkcs11Uri, module: str) -> tuple
         "library-description": (uri.library_description, info.libraryDescription),
         "library-version": (uri.library_version, "{}.{}".format(*info.libraryVersion)),
     }
+    if uri.library_version is not None and "." not in uri.library_version:
+        library["library-version"] = (uri.library_version, str(info.libraryVersion[0]))
     for name, (wanted, actual) in library.items():
         if wanted is not None and wanted != actual.strip():
             raise KeyLoadError(

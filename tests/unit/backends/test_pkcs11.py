@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,6 +157,38 @@ def test_library_attributes_must_match(softhsm_token: SoftHsm) -> None:
     uri = softhsm_token.uri("library-manufacturer=Acme;object=p256")
     with pytest.raises(KeyLoadError, match="has library-manufacturer 'SoftHSM', not 'Acme'"):
         load_signing_key(uri, no_prompt)
+
+
+def test_library_version_matches_major_or_major_minor(softhsm_token: SoftHsm) -> None:
+    import PyKCS11
+
+    lib = PyKCS11.PyKCS11Lib().load(os.path.realpath(softhsm_token.module))
+    major, minor = lib.getInfo().libraryVersion
+    lib.unload()
+    for version in (f"{major}", f"{major}.{minor}"):
+        uri = softhsm_token.uri(f"library-version={version};object=p256")
+        with load_signing_key(uri, no_prompt) as key:
+            signs_and_verifies(key, hashes.SHA256)
+    uri = softhsm_token.uri(f"library-version={major + 1};object=p256")
+    with pytest.raises(KeyLoadError, match=f"has library-version '{major}', not '{major + 1}'"):
+        load_signing_key(uri, no_prompt)
+
+
+def test_dropping_a_key_ends_its_session(softhsm_token: SoftHsm) -> None:
+    import gc
+
+    import PyKCS11
+
+    module = os.path.realpath(softhsm_token.module)
+    key = load_signing_key(softhsm_token.uri("object=p256"), no_prompt)
+    loaded = module in PyKCS11.PyKCS11Lib._loaded_libs
+    del key
+    gc.collect()
+    assert loaded
+    assert module not in PyKCS11.PyKCS11Lib._loaded_libs
+    uri = softhsm_token.uri("object=p256", query=f"module-path={softhsm_token.module}")
+    with pytest.raises(KeyLoadError, match="wrong PIN"):  # no login left behind
+        load_signing_key(uri, lambda prompt: b"000000")
 
 
 # --- choosing the key --------------------------------------------------------------------
