@@ -401,7 +401,7 @@ def resolve_pin(
         return _read_pin_file(uri.pin_source)
     if uri.pin_value is not None:
         _log.warning(
-            "warning: the PKCS#11 URI holds the PIN (pin-value=), which ends up in shell "
+            "the PKCS#11 URI holds the PIN (pin-value=), which ends up in shell "
             "history and process lists; use pin-source=FILE or %s instead",
             PIN_ENV,
         )
