@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.services.sigstore_local import LocalSigstore
+
+from services.sigstore_local import LocalSigstore
 
 OMSIGN = Path(sys.executable).parent / "omsign"
 MODEL_SIGNING = Path("/work/main/.venv-ms/bin/model_signing")

@@ -1,6 +1,6 @@
 """Pytest fixtures for the local Sigstore instance.
 
-Register with ``pytest_plugins = ["tests.services.sigstore_local.fixtures"]``.
+Registered in the root ``conftest.py`` as ``services.sigstore_local.fixtures``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.services.sigstore_local import GITHUB_CLAIMS, GITHUB_WORKFLOW_IDENTITY, LocalSigstore
 
 from omsign.backends import BundleSigner
 from omsign.backends._sigstore import (
@@ -28,6 +27,7 @@ from omsign.errors import (
     SignatureError,
     UsageError,
 )
+from services.sigstore_local import GITHUB_CLAIMS, GITHUB_WORKFLOW_IDENTITY, LocalSigstore
 
 MS_PYTHON = Path("/work/main/.venv-ms/bin/python")
 
