@@ -9,7 +9,8 @@ them with PyKCS11:
   two keys both labelled ``dup`` (ids 10, 11); an RSA key ``rsa`` (id 20); an EC
   key ``nosign`` (id 21) with CKA_SIGN false; an EC key ``nopub`` (id 22) whose
   public key object was deleted; an EC key ``certonly`` (id 23) whose public key
-  object was replaced by an X.509 certificate object.
+  object was replaced by an X.509 certificate object; an EC key ``always`` (id 24)
+  with CKA_ALWAYS_AUTHENTICATE, which needs a context-specific login per signature.
 * ``omsign-other``: an EC key ``p256`` (id 01), so selection by token matters.
 
 Both tokens have user PIN :data:`USER_PIN`. Bring the fixture in with
@@ -138,7 +139,13 @@ def _init_token(label: str) -> None:
 
 
 def _ec_pair(
-    p11: Any, session: Any, label: str, key_id: bytes, curve: str, sign: bool = True
+    p11: Any,
+    session: Any,
+    label: str,
+    key_id: bytes,
+    curve: str,
+    sign: bool = True,
+    always_authenticate: bool = False,
 ) -> tuple[Any, Any]:
     common = [(p11.CKA_TOKEN, p11.CK_TRUE), (p11.CKA_LABEL, label), (p11.CKA_ID, key_id)]
     public = [
@@ -154,6 +161,7 @@ def _ec_pair(
         (p11.CKA_PRIVATE, p11.CK_TRUE),
         (p11.CKA_SENSITIVE, p11.CK_TRUE),
         (p11.CKA_SIGN, p11.CK_TRUE if sign else p11.CK_FALSE),
+        (p11.CKA_ALWAYS_AUTHENTICATE, p11.CK_TRUE if always_authenticate else p11.CK_FALSE),
         *common,
     ]
     mechanism = p11.Mechanism(p11.CKM_EC_KEY_PAIR_GEN, None)
@@ -192,6 +200,7 @@ def _populate(p11: Any, lib: Any, slot: int, cert_dir: Path) -> None:
         _ec_pair(p11, session, "dup", b"\x11", "P-256")
         _rsa_pair(p11, session, "rsa", b"\x20")
         _ec_pair(p11, session, "nosign", b"\x21", "P-256", sign=False)
+        _ec_pair(p11, session, "always", b"\x24", "P-256", always_authenticate=True)
         public, _ = _ec_pair(p11, session, "nopub", b"\x22", "P-256")
         session.destroyObject(public)
         public, _ = _ec_pair(p11, session, "certonly", b"\x23", "P-256")

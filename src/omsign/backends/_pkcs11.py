@@ -59,7 +59,7 @@ def _pykcs11() -> ModuleType:
     return module
 
 
-@dataclass
+@dataclass(repr=False)
 class _Token:
     """An open session on the selected token, and the library that holds it."""
 
@@ -68,8 +68,15 @@ class _Token:
     session: Any
     label: str
     module: str
+    closed: bool = False
+
+    def __repr__(self) -> str:  # PyKCS11 handles read the token in their repr
+        return f"<PKCS#11 token {self.label!r} in {self.module}>"
 
     def close(self) -> None:
+        if self.closed:  # a second C_CloseSession after C_Finalize would crash
+            return
+        self.closed = True
         with contextlib.suppress(self.p11.PyKCS11Error):
             self.session.closeSession()
         self.lib.unload()
@@ -87,7 +94,7 @@ class _Token:
         return KeyLoadError(f"{what} failed on {token}: {name}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Pkcs11SigningKey:
     """A private EC key (P-256, P-384 or P-521) on a logged-in PKCS#11 token.
 
@@ -105,6 +112,9 @@ class Pkcs11SigningKey:
         # Ends the session when the key is dropped, so a stale login never lingers.
         object.__setattr__(self, "_closer", weakref.finalize(self, self._token.close))
 
+    def __repr__(self) -> str:
+        return f"<PKCS#11 {self._public_key.curve.name} key on {self._token!r}>"
+
     def public_key(self) -> ec.EllipticCurvePublicKey:
         """Returns the public key that pairs with the token's private key."""
         return self._public_key
@@ -118,17 +128,13 @@ class Pkcs11SigningKey:
         Raises:
             KeyLoadError: the token refused to sign.
         """
+        if self._token.closed:
+            raise KeyLoadError(f"the key on PKCS#11 token {self._token.label!r} was closed")
         digest = hashes.Hash(self._hash_type())
         digest.update(data)
         p11 = self._token.p11
         try:
-            if self._context_pin is not None:
-                self._token.session.login(self._context_pin, p11.CKU_CONTEXT_SPECIFIC)
-            raw = bytes(
-                self._token.session.sign(
-                    self._handle, digest.finalize(), p11.Mechanism(p11.CKM_ECDSA, None)
-                )
-            )
+            raw = self._sign_digest(digest.finalize())
         except p11.PyKCS11Error as exc:
             raise self._token.error(exc, "signing") from None
         size = (self._public_key.curve.key_size + 7) // 8
@@ -140,6 +146,23 @@ class Pkcs11SigningKey:
         return encode_dss_signature(
             int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big")
         )
+
+    def _sign_digest(self, digest: bytes) -> bytes:
+        # C_SignInit, the context-specific login that CKA_ALWAYS_AUTHENTICATE keys need
+        # between init and sign (PKCS#11 5.2), then C_Sign (size query, then signature).
+        p11, session = self._token.p11, self._token.session
+        mechanism = p11.Mechanism(p11.CKM_ECDSA, None).to_native()
+        data, signature = p11.ckbytelist(digest), p11.ckbytelist()
+        rv = session.lib.C_SignInit(session.session, mechanism, self._handle)
+        if rv != p11.CKR_OK:
+            raise p11.PyKCS11Error(rv)
+        if self._context_pin is not None:
+            session.login(self._context_pin, p11.CKU_CONTEXT_SPECIFIC)
+        for _ in range(2):
+            rv = session.lib.C_Sign(session.session, data, signature)
+            if rv != p11.CKR_OK:
+                raise p11.PyKCS11Error(rv)
+        return bytes(signature)
 
     def close(self) -> None:
         """Closes the session on the token (which logs out once no session is left)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -239,6 +240,27 @@ def test_public_key_read_from_certificate_when_no_public_object(softhsm_token: S
     with load_signing_key(softhsm_token.uri("object=certonly"), no_prompt) as key:
         assert key.public_key().public_numbers() == cert.public_key().public_numbers()
         signs_and_verifies(key, hashes.SHA256)
+
+
+def test_key_that_needs_a_login_per_signature(softhsm_token: SoftHsm) -> None:
+    with load_signing_key(softhsm_token.uri("object=always"), no_prompt) as key:
+        signs_and_verifies(key, hashes.SHA256)
+        signs_and_verifies(key, hashes.SHA256)
+
+
+def test_login_per_signature_is_what_the_token_demands(softhsm_token: SoftHsm) -> None:
+    with load_signing_key(softhsm_token.uri("object=always"), no_prompt) as key:
+        without_context_login = dataclasses.replace(key, _context_pin=None)
+        with pytest.raises(KeyLoadError, match="CKR_USER_NOT_LOGGED_IN"):
+            without_context_login.sign(DATA)
+
+
+def test_sign_after_close(softhsm_token: SoftHsm) -> None:
+    key = load_signing_key(softhsm_token.uri("object=p256"), no_prompt)
+    key.close()
+    key.close()
+    with pytest.raises(KeyLoadError, match="the key on PKCS#11 token 'omsign-test' was closed"):
+        key.sign(DATA)
 
 
 def test_key_without_any_public_half(softhsm_token: SoftHsm) -> None:
