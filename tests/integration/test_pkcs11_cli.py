@@ -86,6 +86,7 @@ def export(softhsm_token: SoftHsm, name: str, directory: Path) -> Path:
     return path
 
 
+@pytest.mark.interop
 @pytest.mark.parametrize("name", ["p256", "p384", "p521"])
 def test_sign_with_token_key_then_verify_with_both_tools(
     softhsm_token: SoftHsm, model: Path, tmp_path: Path, name: str
@@ -108,6 +109,7 @@ def test_signature_from_token_rejected_with_another_key_or_changed_model(
     assert omsign("verify", model, "--key", public).returncode == 1
 
 
+@pytest.mark.interop
 def test_sign_with_token_key_and_certificate_then_verify_the_chain(
     softhsm_token: SoftHsm, model: Path, tmp_path: Path
 ) -> None:
