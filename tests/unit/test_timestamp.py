@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-# The shared helpers live in tests/; a tests/conftest.py also puts it on sys.path.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography import x509
 from rfc3161_client import decode_timestamp_response
@@ -24,8 +22,6 @@ from helpers.pki import days, issue_tsa_cert, make_ca, now
 from omsign._timestamp import describe_timestamp, request_timestamp, verify_timestamp
 from omsign.errors import BackendUnavailableError, Error, SignatureError, UsageError
 from services.tsa import RunningTSA, start_tsa
-from services.tsa import tsa_fixture as _tsa  # noqa: F401
-from services.tsa import untrusted_tsa_fixture as _untrusted_tsa  # noqa: F401
 
 SIGNATURE = b"0E\x02 DSSE signature bytes under test"
 

@@ -1,0 +1,8 @@
+"""Registers the test services (real SoftHSM2, RFC 3161 TSA, local Sigstore) as fixtures."""
+
+pytest_plugins = [
+    "services.tsa",
+    "services.softhsm",
+    "services.sigstore_local.fixtures",
+    "helpers.fixtures",
+]
