@@ -110,9 +110,14 @@ def _print_text(info: dict[str, Any]) -> None:
         for c in signer["chain"]:
             print(f"  chain:     {c['subject']}")
     else:
-        for k, v in signer.items():
-            if v is not None:
-                print(f"{k + ':':<13}{v}")
+        print(f"identity:    {signer.get('identity')}")
+        print(f"issuer:      {signer.get('issuer')}")
+        for claim, value in (signer.get("github") or {}).items():
+            print(f"  {claim + ':':<11}{value}")
+        print(f"certificate: valid {signer.get('certificate_not_before')} to "
+              f"{signer.get('certificate_not_after')}")
+        print(f"log entry:   index {signer.get('log_index')}, integrated "
+              f"{signer.get('integrated_time')}")
     for t in info["timestamps"]:
         print(f"timestamp:   {t.get('time')} by {t.get('authority')}")
     if "statement_error" in info:

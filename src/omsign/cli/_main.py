@@ -87,3 +87,8 @@ def dispatch(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("omsign: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a program that stopped reading (head, less)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
