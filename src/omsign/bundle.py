@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from omsign.dsse import PAYLOAD_TYPE
 from omsign.errors import MalformedSignatureError, ModelError
+from omsign.statement import brief, load_json
 
 __all__ = [
     "MEDIA_TYPE",
@@ -30,14 +32,22 @@ __all__ = [
 ]
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-_MEDIA_TYPES = frozenset({
-    MEDIA_TYPE,
-    "application/vnd.dev.sigstore.bundle+json;version=0.3",
-    "application/vnd.dev.sigstore.bundle+json;version=0.2",
-})
+_MEDIA_TYPES = frozenset(
+    {
+        MEDIA_TYPE,
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+        "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    }
+)
 MAX_BUNDLE_BYTES = 256 << 20
 MAX_DEPTH = 32
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# Arrays, objects and commas outside strings. A bundle holds a few dozen (the statement
+# is one base64 string); the bound keeps a flat million-element array from being built.
+MAX_TOKENS = 100_000
+_STRINGS = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_URLSAFE = str.maketrans("-_", "+/")
 
 Method = Literal["key", "certificate", "sigstore"]
 
@@ -78,28 +88,45 @@ def _bad(source: str, what: str) -> MalformedSignatureError:
     return MalformedSignatureError(f"{source}: malformed signature: {what}")
 
 
-def _check_depth(data: bytes, source: str) -> None:
+def _check_shape(data: bytes, source: str) -> None:
+    """Bounds the number of JSON values and the nesting depth, in linear time, unparsed."""
+    # Escapes go first (pairs of backslashes, then escaped quotes), so strings hold no
+    # quote and one C-speed pass removes them; brackets in strings are not structure.
+    bare = _STRINGS.sub(b"", data.replace(b"\\\\", b"").replace(b'\\"', b""))
+    brackets = bare.translate(_BRACKETS, _NOT_BRACKETS)
+    if len(brackets) + bare.count(b",") > MAX_TOKENS:
+        raise _bad(source, f"more than {MAX_TOKENS} JSON values")
     depth = 0
-    for match in _TOKENS.finditer(data):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _bad(source, f"JSON nested deeper than {MAX_DEPTH} levels")
-        elif token in (b"]", b"}"):
-            depth -= 1
+    for byte in brackets:  # at most MAX_TOKENS
+        depth += 1 if byte == 0x5B else -1
+        if depth > MAX_DEPTH:
+            raise _bad(source, f"JSON nested deeper than {MAX_DEPTH} levels")
+        if depth < 0:
+            raise _bad(source, "not valid UTF-8 JSON")
 
 
-def _b64(value: Any, source: str, where: str, *, empty_ok: bool = False) -> bytes:
-    if not isinstance(value, str) or (not value and not empty_ok):
+def _b64(value: Any, source: str, where: str) -> bytes:
+    """Decodes canonical base64, standard or URL-safe alphabet, padded or not.
+
+    Anything else fails: characters outside the alphabet, partial padding, and set
+    bits after the last byte, so each decoded value has exactly one accepted spelling.
+    """
+    if not isinstance(value, str) or not value:
         raise _bad(source, f"{where} is not a base64 string")
+    body = value.rstrip("=")
+    padding = len(value) - len(body)
+    urlsafe = "-" in body or "_" in body
+    text = body.translate(_URLSAFE) if urlsafe else body
+    mixed = urlsafe and ("+" in body or "/" in body)
+    if padding not in (0, -len(body) % 4) or not text.isascii() or mixed:
+        raise _bad(source, f"{where} is not valid base64")
     try:
-        return base64.b64decode(value, validate=True)
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:  # URL-safe alphabet, as some producers write it
-            return base64.urlsafe_b64decode(value.encode())
-        except (binascii.Error, ValueError):
-            raise _bad(source, f"{where} is not valid base64") from None
+        raise _bad(source, f"{where} is not valid base64") from None
+    if base64.b64encode(decoded).decode().rstrip("=") != text:
+        raise _bad(source, f"{where} is not canonical base64")
+    return decoded
 
 
 def _obj(parent: dict[str, Any], key: str, source: str, where: str) -> dict[str, Any]:
@@ -112,10 +139,17 @@ def _obj(parent: dict[str, Any], key: str, source: str, where: str) -> dict[str,
 def _method(vm: dict[str, Any], source: str) -> Method:
     present = [k for k in ("publicKey", "x509CertificateChain", "certificate") if k in vm]
     if len(present) != 1:
-        raise _bad(source, "verificationMaterial must hold exactly one of publicKey, "
-                           "x509CertificateChain, certificate")
-    return {"publicKey": "key", "x509CertificateChain": "certificate",
-            "certificate": "sigstore"}[present[0]]  # type: ignore[return-value]
+        raise _bad(
+            source,
+            "verificationMaterial must hold exactly one of publicKey, "
+            "x509CertificateChain, certificate",
+        )
+    methods: dict[str, Method] = {
+        "publicKey": "key",
+        "x509CertificateChain": "certificate",
+        "certificate": "sigstore",
+    }
+    return methods[present[0]]
 
 
 def _certificates(vm: dict[str, Any], method: Method, source: str) -> tuple[bytes, ...]:
@@ -128,8 +162,11 @@ def _certificates(vm: dict[str, Any], method: Method, source: str) -> tuple[byte
         if not isinstance(certs, list) or not certs:
             raise _bad(source, "x509CertificateChain.certificates is not a non-empty list")
         return tuple(
-            _b64(c.get("rawBytes") if isinstance(c, dict) else None, source,
-                 f"certificates[{i}].rawBytes")
+            _b64(
+                c.get("rawBytes") if isinstance(c, dict) else None,
+                source,
+                f"certificates[{i}].rawBytes",
+            )
             for i, c in enumerate(certs)
         )
     return ()
@@ -145,8 +182,11 @@ def _timestamps(vm: dict[str, Any], source: str) -> tuple[bytes, ...]:
     if not isinstance(stamps, list):
         raise _bad(source, "rfc3161Timestamps is not a list")
     return tuple(
-        _b64(s.get("signedTimestamp") if isinstance(s, dict) else None, source,
-             f"rfc3161Timestamps[{i}].signedTimestamp")
+        _b64(
+            s.get("signedTimestamp") if isinstance(s, dict) else None,
+            source,
+            f"rfc3161Timestamps[{i}].signedTimestamp",
+        )
         for i, s in enumerate(stamps)
     )
 
@@ -163,21 +203,21 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
     """
     if len(data) > MAX_BUNDLE_BYTES:
         raise _bad(source, f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
-    _check_depth(data, source)
+    _check_shape(data, source)
     try:
-        text = data.decode("utf-8")
-        raw = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _bad(source, "not valid UTF-8 JSON") from None
+        raw = load_json(data)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc) if str(exc).startswith("duplicate key") else "not valid UTF-8 JSON"
+        raise _bad(source, detail) from None
     if not isinstance(raw, dict):
         raise _bad(source, "not a JSON object")
     media = raw.get("mediaType")
-    if media not in _MEDIA_TYPES:
-        raise _bad(source, f"unsupported mediaType {media!r}")
+    if not isinstance(media, str) or media not in _MEDIA_TYPES:
+        raise _bad(source, f"unsupported mediaType {brief(media)}")
     vm = _obj(raw, "verificationMaterial", source, "")
     env = _obj(raw, "dsseEnvelope", source, "")
     if env.get("payloadType") != PAYLOAD_TYPE:
-        raise _bad(source, f"unsupported DSSE payloadType {env.get('payloadType')!r}")
+        raise _bad(source, f"unsupported DSSE payloadType {brief(env.get('payloadType'))}")
     sigs = env.get("signatures")
     if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], dict):
         raise _bad(source, "the DSSE envelope must hold exactly one signature")
@@ -209,7 +249,7 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
         timestamps=_timestamps(vm, source),
         tlog_entries=tuple(entries),
         raw=raw,
-        text=text,
+        text=data.decode(),
     )
 
 
@@ -254,10 +294,8 @@ def write_bundle(path: Path, bundle: dict[str, Any]) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError):
             raise ModelError(f"{path}: cannot write signature ({exc.strerror})") from None
         raise

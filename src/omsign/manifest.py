@@ -9,6 +9,7 @@ produce it. :func:`compute_manifest` builds one from a model on disk;
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,13 @@ __all__ = [
 ]
 
 DEFAULT_SHARD_SIZE = 1_000_000_000  # OMS 6.3.2
+_MAX_DIGITS = 20  # byte offsets fit in 64 bits; longer numbers are not offsets
+_OFFSET = re.compile(f"[0-9]{{1,{_MAX_DIGITS}}}")
+
+
+def _brief(name: str) -> str:
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def split_shard_name(name: str) -> tuple[str, int, int]:
@@ -47,12 +55,16 @@ def split_shard_name(name: str) -> tuple[str, int, int]:
     path, sep1, rest = name.rpartition(":")
     path2, sep2, start_s = path.rpartition(":")
     end_s = rest
-    if not (sep1 and sep2 and start_s.isdigit() and end_s.isdigit() and start_s.isascii()
-            and end_s.isascii()):
-        raise MalformedSignatureError(f"shard resource name {name!r} is not 'path:start:end'")
+    if not (sep1 and sep2 and _OFFSET.fullmatch(start_s) and _OFFSET.fullmatch(end_s)):
+        raise MalformedSignatureError(
+            f"shard resource name {_brief(name)} is not 'path:start:end' (offsets up to "
+            f"{_MAX_DIGITS} decimal digits)"
+        )
     start, end = int(start_s), int(end_s)
     if start >= end:
-        raise MalformedSignatureError(f"shard resource {name!r} has an empty or inverted range")
+        raise MalformedSignatureError(
+            f"shard resource {_brief(name)} has an empty or inverted range"
+        )
     return path2, start, end
 
 
@@ -104,8 +116,11 @@ class Difference:
     def summary(self, limit: int = 5) -> str:
         """A one-line description such as ``changed: a.bin; missing: b.json``."""
         parts = []
-        for label, names in (("changed", self.changed), ("missing", self.missing),
-                             ("unsigned", self.extra)):
+        for label, names in (
+            ("changed", self.changed),
+            ("missing", self.missing),
+            ("unsigned", self.extra),
+        ):
             if names:
                 shown = ", ".join(names[:limit])
                 more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
@@ -191,7 +206,10 @@ def compute_manifest(
             link_policy=link_policy,
         )
     pairs = hash_entries(
-        entries, serialization.hash_type, serialization.shard_size, workers=workers,
+        entries,
+        serialization.hash_type,
+        serialization.shard_size,
+        workers=workers,
         progress=progress,
     )
     return manifest_from_digests(pairs, serialization)

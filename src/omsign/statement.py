@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from omsign.errors import MalformedSignatureError
+from omsign.errors import MalformedSignatureError, ModelError
 from omsign.hashing import ALGORITHMS
 from omsign.manifest import Manifest, ManifestItem, Serialization, split_shard_name
 
@@ -22,7 +22,9 @@ __all__ = [
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "SignedStatement",
+    "brief",
     "encode_statement",
+    "load_json",
     "parse_statement",
 ]
 
@@ -52,8 +54,58 @@ class SignedStatement:
     legacy: bool = False
 
 
+def brief(value: Any) -> str:
+    """A short repr of an untrusted value, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(data: bytes) -> Any:
+    """Strict JSON: UTF-8 only, no duplicate keys, no ``NaN`` or ``Infinity``.
+
+    Raises:
+        ValueError: not such JSON; the message names a duplicated key.
+        RecursionError: nested too deeply for the parser.
+    """
+    try:
+        return json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
+    except _DuplicateKeyError as exc:
+        raise ValueError(f"duplicate key {brief(exc.args[0])}") from None
+
+
 def encode_statement(manifest: Manifest, subject_name: str) -> bytes:
-    """Serialises the in-toto statement for a manifest (OMS 6.5, 6.6), deterministically."""
+    """Serialises the in-toto statement for a manifest (OMS 6.5, 6.6), deterministically.
+
+    Raises:
+        ModelError: a file name that verification would reject (a backslash, say).
+    """
+    for item in manifest.items:
+        try:
+            check_resource_path(manifest.file_name(item))
+        except MalformedSignatureError as exc:
+            detail = str(exc).removeprefix("malformed statement: ")
+            raise ModelError(f"cannot sign this model: {detail}") from None
     ser = manifest.serialization
     serialization: dict[str, Any] = {
         "method": ser.method,
@@ -89,7 +141,8 @@ def _get(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in obj:
         raise _bad(f"{where} has no {key!r}")
     value = obj[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise _bad(f"{where}.{key} has the wrong type")
     return value
 
@@ -104,22 +157,26 @@ def check_resource_path(path: str, allow_dot: bool = False) -> None:
     """Rejects names that could escape or alias the model root (design.md, "Reject")."""
     if allow_dot and path == ".":
         return
-    if not path or "\0" in path or "\\" in path:
-        raise _bad(f"resource name {path!r} is empty or contains NUL or backslash")
+    if not path:
+        raise _bad("a resource name is empty")
+    if "\0" in path:
+        raise _bad(f"resource name {brief(path)} contains NUL")
+    if "\\" in path:
+        raise _bad(f"resource name {brief(path)} contains a backslash")
     if path.startswith("/"):
-        raise _bad(f"resource name {path!r} is absolute")
+        raise _bad(f"resource name {brief(path)} is absolute")
     for part in path.split("/"):
         if part in ("", ".", ".."):
-            raise _bad(f"resource name {path!r} has an empty, '.' or '..' component")
+            raise _bad(f"resource name {brief(path)} has an empty, '.' or '..' component")
 
 
 def _serialization(obj: Any) -> Serialization:
     method = _get(obj, "method", str, "serialization")
     hash_type = _get(obj, "hash_type", str, "serialization")
     if method not in ("files", "shards"):
-        raise MalformedSignatureError(f"unsupported serialization method {method!r}")
+        raise MalformedSignatureError(f"unsupported serialization method {brief(method)}")
     if hash_type not in ALGORITHMS:
-        raise MalformedSignatureError(f"unsupported hash_type {hash_type!r}")
+        raise MalformedSignatureError(f"unsupported hash_type {brief(hash_type)}")
     allow_symlinks = _get(obj, "allow_symlinks", bool, "serialization")
     shard_size = None
     if method == "shards":
@@ -146,7 +203,9 @@ def _algorithm_ok(algorithm: Any, ser: Serialization) -> bool:
         return True
     match = _SHARDED_ALGO.fullmatch(algorithm) if isinstance(algorithm, str) else None
     return bool(
-        match and ser.method == "shards" and match[1] == ser.hash_type
+        match
+        and ser.method == "shards"
+        and match[1] == ser.hash_type
         and int(match[2]) == ser.shard_size
     )
 
@@ -159,12 +218,12 @@ def _resources(raw: Any, ser: Serialization) -> tuple[ManifestItem, ...]:
         where = f"resources[{i}]"
         name = _get(res, "name", str, where)
         if not _algorithm_ok(res.get("algorithm"), ser):
-            raise _bad(f"{where}.algorithm {res.get('algorithm')!r} differs from hash_type")
+            raise _bad(f"{where}.algorithm {brief(res.get('algorithm'))} differs from hash_type")
         digest = _hex_digest(res.get("digest"), _DIGEST_SIZES[ser.hash_type], f"{where}.digest")
         path = split_shard_name(name)[0] if ser.method == "shards" else name
         check_resource_path(path, allow_dot=True)
         if name in names:
-            raise _bad(f"resource name {name!r} appears twice")
+            raise _bad(f"resource name {brief(name)} appears twice")
         names.add(name)
         files.add(path)
         items.append(ManifestItem(name, digest))
@@ -191,12 +250,15 @@ def _legacy(statement: dict[str, Any]) -> SignedStatement:
     for i, subj in enumerate(subjects):
         name = _get(subj, "name", str, f"subject[{i}]")
         digest = _get(subj, "digest", dict, f"subject[{i}]")
-        algo = (subj.get("annotations") or {}).get("actual_hash_algorithm", "file-sha256")
+        annotations = subj.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise _bad(f"subject[{i}].annotations is not an object")
+        algo = annotations.get("actual_hash_algorithm", "file-sha256")
         if algo != "file-sha256":
-            raise MalformedSignatureError(f"unsupported legacy hash algorithm {algo!r}")
+            raise MalformedSignatureError(f"unsupported legacy hash algorithm {brief(algo)}")
         check_resource_path(name, allow_dot=True)
         if name in seen:
-            raise _bad(f"resource name {name!r} appears twice")
+            raise _bad(f"resource name {brief(name)} appears twice")
         seen.add(name)
         items.append(ManifestItem(name, _hex_digest(digest.get("sha256"), 32, f"subject[{i}]")))
     items.sort(key=lambda item: item.name)
@@ -206,9 +268,10 @@ def _legacy(statement: dict[str, Any]) -> SignedStatement:
 def predicate_type_of(payload: bytes) -> str | None:
     """The predicate type of a payload, or None when it cannot be read (no validation)."""
     try:
-        value = json.loads(payload).get("predicateType")
-    except (ValueError, AttributeError, RecursionError):
+        statement = load_json(payload)
+    except (ValueError, RecursionError):
         return None
+    value = statement.get("predicateType") if isinstance(statement, dict) else None
     return value if isinstance(value, str) else None
 
 
@@ -220,18 +283,23 @@ def parse_statement(payload: bytes) -> SignedStatement:
             unsafe or duplicate names, or a root digest that does not match the resources.
     """
     try:
-        statement = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise _bad("payload is not valid JSON") from None
+        statement = load_json(payload)
+    except ValueError as exc:
+        detail = str(exc) if str(exc).startswith("duplicate key") else "not valid UTF-8 JSON"
+        raise _bad(
+            f"payload is {detail}" if "key" not in detail else f"payload has a {detail}"
+        ) from None
+    except RecursionError:
+        raise _bad("payload is nested too deeply") from None
     if not isinstance(statement, dict):
         raise _bad("payload is not a JSON object")
     if statement.get("_type") != STATEMENT_TYPE:
-        raise MalformedSignatureError(f"unsupported statement type {statement.get('_type')!r}")
+        raise MalformedSignatureError(f"unsupported statement type {brief(statement.get('_type'))}")
     predicate_type = statement.get("predicateType")
     if predicate_type == LEGACY_PREDICATE_TYPE:
         return _legacy(statement)
     if predicate_type != PREDICATE_TYPE:
-        raise MalformedSignatureError(f"unsupported predicate type {predicate_type!r}")
+        raise MalformedSignatureError(f"unsupported predicate type {brief(predicate_type)}")
     predicate = _get(statement, "predicate", dict, "statement")
     ser = _serialization(_get(predicate, "serialization", dict, "predicate"))
     manifest = Manifest(_resources(predicate.get("resources"), ser), ser)

@@ -8,9 +8,11 @@ opens is the one that was enumerated.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,9 @@ DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitig
 
 # Decides whether a symbolic link may be followed: (link path, resolved target) -> bool.
 LinkPolicy = Callable[[Path, Path], bool]
+
+# Deeper trees are refused rather than walked (real models nest a few levels).
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,19 @@ def _entry(name: str, path: str, st: os.stat_result, via_link: bool = False) -> 
     return FileEntry(
         name, path, st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, via_link
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Child:
+    """A directory entry as stat'ed (without following links) through its parent's descriptor."""
+
+    name: str
+    path: Path
+    stat: os.stat_result
+
+
+def _replaced(path: Path) -> ModelError:
+    return ModelError(f"{path}: was replaced or removed while the model was read")
 
 
 def _refuse_special(path: Path, mode: int) -> ModelError:
@@ -154,25 +172,62 @@ class _Walker:
                 logger.warning("symbolic link %s points outside the model: %s", rel, target)
         return st
 
-    def walk(self, directory: Path, prefix: str, ancestors: frozenset[tuple[int, int]]) -> None:
+    def _list(self, directory: Path, seen: os.stat_result, via_link: bool) -> list[_Child]:
+        """Lists a directory and stats its children through a descriptor of that very directory.
+
+        The directory is opened without following links (unless it was reached through
+        an allowed link) and must be the one stat'ed before, so a directory swapped for
+        a link to elsewhere is reported instead of listed.
+        """
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        if not via_link:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            with os.scandir(directory) as it:
-                children = list(it)
+            fd = os.open(directory, flags)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                raise _replaced(directory) from None
+            raise ModelError(f"{directory}: cannot list directory ({exc.strerror})") from None
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+                raise _replaced(directory)
+            with os.scandir(fd) as it:
+                names = [entry.name for entry in it]
+            children = []
+            for name in names:
+                rel_path = directory / name
+                try:
+                    child = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    raise _replaced(rel_path) from None
+                except OSError as exc:
+                    raise ModelError(f"{rel_path}: cannot stat ({exc.strerror})") from None
+                children.append(_Child(name, rel_path, child))
+            return children
         except OSError as exc:
             raise ModelError(f"{directory}: cannot list directory ({exc.strerror})") from None
-        for child in children:
-            _check_name(child.name, Path(child.path))
+        finally:
+            os.close(fd)
+
+    def walk(
+        self,
+        directory: Path,
+        prefix: str,
+        ancestors: frozenset[tuple[int, int]],
+        seen: os.stat_result,
+        via_link: bool = False,
+    ) -> None:
+        if len(ancestors) > MAX_DEPTH:
+            raise ModelError(f"{directory}: directories nested deeper than {MAX_DEPTH} levels")
+        for child in self._list(directory, seen, via_link):
             rel = prefix + child.name
             if self._ignored(rel):
                 continue
-            path = Path(child.path)
-            try:
-                st = child.stat(follow_symlinks=False)
-            except OSError as exc:
-                raise ModelError(f"{path}: cannot stat ({exc.strerror})") from None
-            via_link = stat.S_ISLNK(st.st_mode)
-            if via_link:
-                followed = self._follow(path, rel)
+            _check_name(child.name, child.path)
+            st, linked = child.stat, stat.S_ISLNK(child.stat.st_mode)
+            if linked:
+                followed = self._follow(child.path, rel)
                 if followed is None:
                     continue
                 st = followed
@@ -181,11 +236,35 @@ class _Walker:
                 if key in ancestors:
                     logger.warning("symbolic link cycle at %s; not followed", rel)
                     continue
-                self.walk(path, rel + "/", ancestors | {key})
+                self.walk(child.path, rel + "/", ancestors | {key}, st, linked)
             elif stat.S_ISREG(st.st_mode):
-                self.entries.append(_entry(rel, child.path, st, via_link))
+                self.entries.append(_entry(rel, str(child.path), st, linked))
             else:
-                raise _refuse_special(path, st.st_mode)
+                raise _refuse_special(child.path, st.st_mode)
+
+
+def _warn_lookalikes(entries: Iterable[FileEntry]) -> None:
+    """Warns about names that some file systems cannot tell apart.
+
+    Two names that are equal after Unicode normalisation (NFC/NFD) or case folding are
+    distinct here but one file on macOS or Windows: copying the model there loses one.
+    """
+    seen: dict[str, str] = {}
+    for entry in entries:
+        name = entry.name
+        key = name.lower() if name.isascii() else _fold(name)
+        first = seen.setdefault(key, name)
+        if first != name:
+            logger.warning(
+                "%s and %s differ only in Unicode normalisation or letter case; some file "
+                "systems cannot hold both, and a copy there may replace one with the other",
+                first,
+                name,
+            )
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def enumerate_model(
@@ -219,8 +298,9 @@ def enumerate_model(
         raise ModelError(f"{model}: no such file or directory") from None
     except OSError as exc:
         raise ModelError(f"{model}: cannot stat ({exc.strerror})") from None
-    walker = _Walker(model, frozenset(DEFAULT_IGNORES) | frozenset(ignore_paths),
-                     allow_symlinks, link_policy)
+    walker = _Walker(
+        model, frozenset(DEFAULT_IGNORES) | frozenset(ignore_paths), allow_symlinks, link_policy
+    )
     via_link = stat.S_ISLNK(st.st_mode)
     if via_link:
         st = walker._follow(model, model.name) or st
@@ -229,10 +309,11 @@ def enumerate_model(
         return [_entry(model.name, str(model), st, via_link)]
     if not stat.S_ISDIR(st.st_mode):
         raise _refuse_special(model, st.st_mode)
-    walker.walk(model, "", frozenset({(st.st_dev, st.st_ino)}))
+    walker.walk(model, "", frozenset({(st.st_dev, st.st_ino)}), st, via_link)
     if not walker.entries:
         raise ModelError(f"{model}: the model has no files to sign after exclusions (OMS 6.1)")
     walker.entries.sort(key=lambda e: e.name)
+    _warn_lookalikes(walker.entries)
     return walker.entries
 
 
