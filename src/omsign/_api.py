@@ -35,9 +35,15 @@ def make_policy(
     Raises:
         UsageError: no method or more than one method was chosen.
     """
-    chosen = [name for name, on in (("--key", key is not None), ("--cert-chain", bool(cert_chain)),
-                                     ("--identity", bool(identity or identity_regexp or issuer)))
-              if on]
+    chosen = [
+        name
+        for name, on in (
+            ("--key", key is not None),
+            ("--cert-chain", bool(cert_chain)),
+            ("--identity", bool(identity or identity_regexp or issuer)),
+        )
+        if on
+    ]
     if len(chosen) != 1:
         raise UsageError(
             "choose exactly one way to trust the signer: --key PUBLIC.pem, --cert-chain CA.pem, "
@@ -49,18 +55,26 @@ def make_policy(
     if cert_chain:
         return CertificatePolicy.from_files(cert_chain, tsa_certs)
     if not issuer or not (identity or identity_regexp) or (identity and identity_regexp):
-        raise UsageError("Sigstore verification needs --issuer URL and one of --identity ID "
-                         "or --identity-regexp PATTERN")
+        raise UsageError(
+            "Sigstore verification needs --issuer URL and one of --identity ID "
+            "or --identity-regexp PATTERN"
+        )
     from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
 
     return SigstorePolicy(
         SigstoreIdentityPolicy(
-            issuer=issuer, identity=identity, identity_regexp=identity_regexp,
-            github_repository=github_repository, github_ref=github_ref,
+            issuer=issuer,
+            identity=identity,
+            identity_regexp=identity_regexp,
+            github_repository=github_repository,
+            github_ref=github_ref,
             github_workflow_name=github_workflow_name,
         ),
-        SigstoreSettings(staging=staging, trust_config=Path(trust_config) if trust_config
-                         else None, offline=offline),
+        SigstoreSettings(
+            staging=staging,
+            trust_config=Path(trust_config) if trust_config else None,
+            offline=offline,
+        ),
     )
 
 
@@ -122,12 +136,26 @@ def verify(
         omsign.errors.Error: usage or environment problems.
     """
     if policy is None:
-        policy = make_policy(key=key, cert_chain=cert_chain, identity=identity,
-                             identity_regexp=identity_regexp, issuer=issuer,
-                             tsa_certs=tsa_certs, offline=offline, staging=staging,
-                             trust_config=trust_config)
+        policy = make_policy(
+            key=key,
+            cert_chain=cert_chain,
+            identity=identity,
+            identity_regexp=identity_regexp,
+            issuer=issuer,
+            tsa_certs=tsa_certs,
+            offline=offline,
+            staging=staging,
+            trust_config=trust_config,
+        )
     return verify_with_policy(
-        model, policy, signature=signature, ignore_paths=ignore_paths,
-        ignore_unsigned_files=ignore_unsigned_files, allow_missing=allow_missing, files=files,
-        link_policy=link_policy, workers=workers, progress=progress,
+        model,
+        policy,
+        signature=signature,
+        ignore_paths=ignore_paths,
+        ignore_unsigned_files=ignore_unsigned_files,
+        allow_missing=allow_missing,
+        files=files,
+        link_policy=link_policy,
+        workers=workers,
+        progress=progress,
     )

@@ -4,6 +4,9 @@
 validate the statement (only once the signature holds); 8.4 re-hash the model with
 the signed settings and compare; 8.5 unsigned files. Partial verification
 (``allow_missing``, ``files``) narrows 8.4 and says exactly what was not checked.
+A model may be a ``hf://ORG/NAME[@REVISION]`` name (a Hugging Face cache snapshot);
+in a snapshot folder, links that stay inside the repository's cache folder are
+followed (see :mod:`omsign._hf`).
 """
 
 from __future__ import annotations
@@ -12,21 +15,22 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omsign._hf import is_hf_name, resolve_hf_name, snapshot_link_policy
 from omsign._paths import default_signature, model_relative, signature_ignore
 from omsign._signing import PathLike, ProgressCallback, _progress_adapter
 from omsign.bundle import read_bundle
-from omsign.errors import IntegrityError, ModelError, UsageError
-from omsign.hashing import LinkPolicy, entries_for, enumerate_model
+from omsign.errors import IntegrityError, ModelError
+from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
 from omsign.manifest import Difference, Manifest, Serialization, compute_manifest
-from omsign.policy import Policy, verify_signature
+from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.statement import SignedStatement, parse_statement
 
-__all__ = ["VerificationResult", "verify_with_policy"]
+__all__ = ["VerificationResult", "resolve_model", "verify_signature_only", "verify_with_policy"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class VerificationResult:
         unsigned: files present but not signed (only with ``ignore_unsigned_files``).
         legacy: the signature uses the deprecated v0.2 format.
         manifest: the signed manifest.
+        identities: ``(device, inode)`` of each verified file as it was read.
+        link_policy: the links that were followed besides the signed settings.
     """
 
     model: Path
@@ -66,6 +72,8 @@ class VerificationResult:
     unsigned: tuple[str, ...] = ()
     legacy: bool = False
     manifest: Manifest = field(default=None, repr=False)  # type: ignore[assignment]
+    identities: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    link_policy: LinkPolicy | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready object (the CLI's ``--json`` output)."""
@@ -81,11 +89,18 @@ class VerificationResult:
             "root_digest": f"sha256:{self.root_digest}" if self.root_digest else None,
             "subject": self.subject_name,
             "legacy_format": self.legacy,
-            "serialization": {"method": ser.method, "hash_type": ser.hash_type,
-                              "shard_size": ser.shard_size,
-                              "allow_symlinks": ser.allow_symlinks},
-            "files": {"verified": list(self.verified), "absent": list(self.absent),
-                      "unchecked": list(self.unchecked), "unsigned": list(self.unsigned)},
+            "serialization": {
+                "method": ser.method,
+                "hash_type": ser.hash_type,
+                "shard_size": ser.shard_size,
+                "allow_symlinks": ser.allow_symlinks,
+            },
+            "files": {
+                "verified": list(self.verified),
+                "absent": list(self.absent),
+                "unchecked": list(self.unchecked),
+                "unsigned": list(self.unsigned),
+            },
         }
 
 
@@ -101,21 +116,34 @@ def _select(signed: set[str], patterns: Sequence[str]) -> set[str]:
 
 
 def _local_manifest(
-    model: Path, signed: SignedStatement, ignores: Sequence[str], wanted: set[str] | None,
-    link_policy: LinkPolicy | None, workers: int | None, progress: ProgressCallback | None,
-) -> tuple[Manifest, tuple[str, ...]]:
-    """Hashes the model with the signed settings; returns it and the unsigned files."""
+    model: Path,
+    signed: SignedStatement,
+    *,
+    ignores: Sequence[str],
+    wanted: set[str] | None,
+    link_policy: LinkPolicy | None,
+    workers: int | None,
+    progress: ProgressCallback | None,
+) -> tuple[Manifest, tuple[str, ...], list[FileEntry]]:
+    """Hashes the model with the signed settings; returns it, the unsigned files, the entries."""
     ser = signed.manifest.serialization
-    local_ser = Serialization(ser.method, ser.hash_type, ser.shard_size, ser.allow_symlinks,
-                              tuple(ignores))
+    local_ser = Serialization(
+        ser.method, ser.hash_type, ser.shard_size, ser.allow_symlinks, tuple(ignores)
+    )
     signed_files = set(signed.manifest.by_file())
     try:
         if wanted is not None and model.is_dir():
-            entries = entries_for(model, sorted(wanted), allow_symlinks=ser.allow_symlinks,
-                                  link_policy=link_policy)
+            # Only the wanted names are looked up: nothing else is listed or opened.
+            entries = entries_for(
+                model, sorted(wanted), allow_symlinks=ser.allow_symlinks, link_policy=link_policy
+            )
         else:
-            entries = enumerate_model(model, ignore_paths=ignores,
-                                      allow_symlinks=ser.allow_symlinks, link_policy=link_policy)
+            entries = enumerate_model(
+                model,
+                ignore_paths=ignores,
+                allow_symlinks=ser.allow_symlinks,
+                link_policy=link_policy,
+            )
     except ModelError as exc:
         raise IntegrityError(str(exc)) from None
     if not model.is_dir() and signed_files == {"."}:  # single file named "." (model_signing)
@@ -126,11 +154,91 @@ def _local_manifest(
     advance, start = _progress_adapter(progress)
     start(sum(e.size for e in entries))
     try:
-        local = compute_manifest(model, local_ser, entries=entries, link_policy=link_policy,
-                                 workers=workers, progress=advance)
+        local = compute_manifest(
+            model,
+            local_ser,
+            entries=entries,
+            link_policy=link_policy,
+            workers=workers,
+            progress=advance,
+        )
     except ModelError as exc:
         raise IntegrityError(str(exc)) from None
-    return local, unsigned
+    return local, unsigned, entries
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A model whose signature and signer were proven (8.1 to 8.3), content not yet."""
+
+    path: Path
+    signature: Path
+    proven: VerifiedSignature
+    signed: SignedStatement
+    link_policy: LinkPolicy | None
+
+
+def resolve_model(model: PathLike) -> Path:
+    """The model's path: a ``hf://`` name is looked up in the local Hugging Face cache.
+
+    Raises:
+        ModelError: the path or the cached snapshot does not exist.
+    """
+    path = resolve_hf_name(model) if is_hf_name(model) else Path(model)
+    if not path.exists() and not path.is_symlink():
+        raise ModelError(f"{path}: no such file or directory")
+    return path
+
+
+def _check_signature(
+    model: PathLike,
+    policy: Policy,
+    signature: PathLike | None,
+    link_policy: LinkPolicy | None,
+) -> _Checked:
+    path = resolve_model(model)
+    sig_path = Path(signature) if signature is not None else default_signature(path)
+    bundle = read_bundle(sig_path)  # 8.1
+    proven = verify_signature(bundle, policy)  # 8.2
+    signed = parse_statement(proven.payload)  # 8.3
+    if link_policy is None:
+        link_policy = snapshot_link_policy(path)
+    return _Checked(path, sig_path, proven, signed, link_policy)
+
+
+def _result(checked: _Checked, **content: Any) -> VerificationResult:
+    proven, signed = checked.proven, checked.signed
+    return VerificationResult(
+        model=checked.path,
+        signature=checked.signature,
+        method=proven.method,
+        signer=proven.signer,
+        issuer=proven.issuer,
+        signed_at=proven.signed_at,
+        root_digest=signed.root_digest.hex(),
+        subject_name=signed.subject_name,
+        serialization=signed.manifest.serialization,
+        legacy=signed.legacy,
+        manifest=signed.manifest,
+        link_policy=checked.link_policy,
+        **content,
+    )
+
+
+def verify_signature_only(
+    model: PathLike,
+    policy: Policy,
+    *,
+    signature: PathLike | None = None,
+    link_policy: LinkPolicy | None = None,
+) -> VerificationResult:
+    """Checks the signature and signer (OMS 8.1 to 8.3) but reads no model file.
+
+    Every signed file is reported as ``unchecked``: the caller must check content
+    itself, as :class:`omsign.loading.VerifiedModel` does on every read.
+    """
+    checked = _check_signature(model, policy, signature, link_policy)
+    return _result(checked, verified=(), unchecked=tuple(sorted(checked.signed.manifest.by_file())))
 
 
 def verify_with_policy(
@@ -147,21 +255,30 @@ def verify_with_policy(
     progress: ProgressCallback | None = None,
 ) -> VerificationResult:
     """Verifies a model under an explicit policy; see :func:`omsign.verify`."""
-    path = Path(model)
-    if not path.exists() and not path.is_symlink():
-        raise ModelError(f"{path}: no such file or directory")
-    sig_path = Path(signature) if signature is not None else default_signature(path)
-    bundle = read_bundle(sig_path)  # 8.1
-    proven = verify_signature(bundle, policy)  # 8.2
-    signed = parse_statement(proven.payload)  # 8.3
+    checked = _check_signature(model, policy, signature, link_policy)
+    path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
-    ignores = sorted({*(ser.ignore_paths or ()), *model_relative(path, ignore_paths),
-                      *signature_ignore(path, sig_path)})
+    ignores = sorted(
+        {
+            *(ser.ignore_paths or ()),
+            *model_relative(path, ignore_paths),
+            *signature_ignore(path, checked.signature),
+        }
+    )
     signed_files = set(signed.manifest.by_file())
     wanted = _select(signed_files, files) if files else None
-    local, unsigned = _local_manifest(path, signed, ignores, wanted, link_policy, workers,
-                                      progress)  # 8.4
+    local, unsigned, entries = _local_manifest(  # 8.4
+        path,
+        signed,
+        ignores=ignores,
+        wanted=wanted,
+        link_policy=checked.link_policy,
+        workers=workers,
+        progress=progress,
+    )
     diff = signed.manifest.diff(local)
+    # Unsigned files are not hashed, only listed: they are the difference's extras.
+    diff = Difference(diff.missing, tuple(sorted({*diff.extra, *unsigned})), diff.changed)
     absent: tuple[str, ...] = ()
     unchecked: tuple[str, ...] = ()
     if wanted is not None:
@@ -172,14 +289,12 @@ def verify_with_policy(
     if ignore_unsigned_files or wanted is not None:  # 8.5
         diff = Difference(diff.missing, (), diff.changed)
     if not diff.empty:
-        raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}",
-                             diff)
-    verified = tuple(sorted(local.by_file()))
-    return VerificationResult(
-        model=path, signature=sig_path, method=proven.method, signer=proven.signer,
-        issuer=proven.issuer, signed_at=proven.signed_at,
-        root_digest=signed.root_digest.hex(), subject_name=signed.subject_name,
-        serialization=ser, verified=verified, absent=absent, unchecked=unchecked,
-        unsigned=unsigned if ignore_unsigned_files else (), legacy=signed.legacy,
-        manifest=signed.manifest,
+        raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}", diff)
+    return _result(
+        checked,
+        verified=tuple(sorted(local.by_file())),
+        absent=absent,
+        unchecked=unchecked,
+        unsigned=unsigned if ignore_unsigned_files else (),
+        identities={e.name: (e.device, e.inode) for e in entries},
     )

@@ -19,46 +19,87 @@ signer, then every file re-hashed with the signed settings. Say whom you trust:
                                            system trust store)
   --identity ID --issuer URL               Sigstore keyless (or --identity-regexp)
 
+Partial checks: --allow-missing verifies every file present and reports the signed
+files that are absent; --files PATH... verifies exactly those signed files (globs
+allowed) and reads nothing else. A Hugging Face cache snapshot (or hf://ORG/NAME)
+verifies without --allow-symlinks: links into the repository's own cache folder count
+as the files they point to; any other link is refused.
+
 Exit codes: 0 verified, 1 verification failed, 2 usage or environment error.
 """
 
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``verify``."""
-    p = sub.add_parser("verify", help="verify a model", description=_HELP,
-                       formatter_class=formatter)
-    p.add_argument("model", metavar="MODEL", help="file or directory to verify")
-    p.add_argument("--signature", metavar="PATH",
-                   help="signature file (default MODEL/model.sig or MODEL.sig)")
+    p = sub.add_parser(
+        "verify", help="verify a model", description=_HELP, formatter_class=formatter
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="file, directory, or hf://ORG/NAME[@REVISION] (local Hugging Face cache, no network)",
+    )
+    p.add_argument(
+        "--signature", metavar="PATH", help="signature file (default MODEL/model.sig or MODEL.sig)"
+    )
     trust = p.add_argument_group("whom to trust")
-    trust.add_argument("--key", action="append", metavar="PUBLIC.pem",
-                       help="trusted public key; repeatable")
-    trust.add_argument("--cert-chain", action="append", default=[], metavar="PEM",
-                       help="trusted CA certificates; repeatable")
-    trust.add_argument("--tsa-cert", action="append", default=[], metavar="PEM",
-                       help="trusted RFC 3161 timestamp authority root; repeatable")
+    trust.add_argument(
+        "--key", action="append", metavar="PUBLIC.pem", help="trusted public key; repeatable"
+    )
+    trust.add_argument(
+        "--cert-chain",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="trusted CA certificates; repeatable",
+    )
+    trust.add_argument(
+        "--tsa-cert",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="trusted RFC 3161 timestamp authority root; repeatable",
+    )
     trust.add_argument("--identity", metavar="ID", help="Sigstore signer identity (e-mail/URI)")
-    trust.add_argument("--identity-regexp", metavar="REGEX",
-                       help="Sigstore identity pattern (full match), instead of --identity")
+    trust.add_argument(
+        "--identity-regexp",
+        metavar="REGEX",
+        help="Sigstore identity pattern (full match), instead of --identity",
+    )
     trust.add_argument("--issuer", metavar="URL", help="Sigstore OIDC issuer")
-    trust.add_argument("--github-repository", metavar="OWNER/REPO",
-                       help="require this GitHub Actions repository claim")
+    trust.add_argument(
+        "--github-repository",
+        metavar="OWNER/REPO",
+        help="require this GitHub Actions repository claim",
+    )
     trust.add_argument("--github-ref", metavar="REF", help="require this GitHub Actions ref")
-    trust.add_argument("--github-workflow-name", metavar="NAME",
-                       help="require this GitHub Actions workflow name")
-    trust.add_argument("--offline", action="store_true",
-                       help="Sigstore: no network; use the cached or shipped trust root")
+    trust.add_argument(
+        "--github-workflow-name", metavar="NAME", help="require this GitHub Actions workflow name"
+    )
+    trust.add_argument(
+        "--offline",
+        action="store_true",
+        help="Sigstore: no network; use the cached or shipped trust root",
+    )
     trust.add_argument("--staging", action="store_true", help="Sigstore: staging instance")
-    trust.add_argument("--trust-config", metavar="FILE",
-                       help="Sigstore ClientTrustConfig JSON (private instance)")
+    trust.add_argument(
+        "--trust-config", metavar="FILE", help="Sigstore ClientTrustConfig JSON (private instance)"
+    )
     scope = p.add_argument_group("what to check")
     add_ignore_flags(scope, symlinks=False)
-    scope.add_argument("--ignore-unsigned-files", action="store_true",
-                       help="do not fail on files that the signature does not list")
-    scope.add_argument("--allow-missing", action="store_true",
-                       help="verify the files present; report signed files that are absent")
-    scope.add_argument("--files", nargs="+", metavar="PATH",
-                       help="verify only these signed files (globs allowed)")
+    scope.add_argument(
+        "--ignore-unsigned-files",
+        action="store_true",
+        help="do not fail on files that the signature does not list",
+    )
+    scope.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="verify the files present; report signed files that are absent",
+    )
+    scope.add_argument(
+        "--files", nargs="+", metavar="PATH", help="verify only these signed files (globs allowed)"
+    )
     scope.add_argument("--workers", type=int, metavar="N", help="hashing threads")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
@@ -71,26 +112,48 @@ def run(args: argparse.Namespace) -> int:
     from omsign.errors import VerificationError
 
     policy = make_policy(
-        key=args.key, cert_chain=args.cert_chain, identity=args.identity,
-        identity_regexp=args.identity_regexp, issuer=args.issuer,
-        github_repository=args.github_repository, github_ref=args.github_ref,
-        github_workflow_name=args.github_workflow_name, tsa_certs=args.tsa_cert,
-        offline=args.offline, staging=args.staging, trust_config=args.trust_config,
+        key=args.key,
+        cert_chain=args.cert_chain,
+        identity=args.identity,
+        identity_regexp=args.identity_regexp,
+        issuer=args.issuer,
+        github_repository=args.github_repository,
+        github_ref=args.github_ref,
+        github_workflow_name=args.github_workflow_name,
+        tsa_certs=args.tsa_cert,
+        offline=args.offline,
+        staging=args.staging,
+        trust_config=args.trust_config,
     )
     try:
         result = omsign.verify(
-            args.model, policy=policy, signature=args.signature,
-            ignore_paths=args.ignore_paths, ignore_unsigned_files=args.ignore_unsigned_files,
-            allow_missing=args.allow_missing, files=args.files, workers=args.workers,
+            args.model,
+            policy=policy,
+            signature=args.signature,
+            ignore_paths=args.ignore_paths,
+            ignore_unsigned_files=args.ignore_unsigned_files,
+            allow_missing=args.allow_missing,
+            files=args.files,
+            workers=args.workers,
             progress=None if args.json else progress_bar(args, "verifying"),
         )
     except VerificationError as exc:
         if args.json:
             diff = getattr(exc, "difference", None)
-            emit_json({"verified": False, "error": str(exc), "kind": type(exc).__name__,
-                       "difference": None if diff is None else {
-                           "changed": list(diff.changed), "missing": list(diff.missing),
-                           "unsigned": list(diff.extra)}})
+            emit_json(
+                {
+                    "verified": False,
+                    "error": str(exc),
+                    "kind": type(exc).__name__,
+                    "difference": None
+                    if diff is None
+                    else {
+                        "changed": list(diff.changed),
+                        "missing": list(diff.missing),
+                        "unsigned": list(diff.extra),
+                    },
+                }
+            )
         raise
     if args.json:
         emit_json(result.to_json())
@@ -100,11 +163,18 @@ def run(args: argparse.Namespace) -> int:
         who = f"{result.signer}" + (f" (issuer {result.issuer})" if result.issuer else "")
         print(f"verified: {n} file{'s' * (n != 1)} signed by {who}")
         if result.legacy:
-            print("note: the signature uses the deprecated v0.2 format; re-sign to upgrade",
-                  file=sys.stderr)
-        for label, names in (("absent", result.absent), ("unchecked", result.unchecked),
-                             ("unsigned", result.unsigned)):
+            print(
+                "note: the signature uses the deprecated v0.2 format; re-sign to upgrade",
+                file=sys.stderr,
+            )
+        for label, names in (
+            ("absent", result.absent),
+            ("unchecked", result.unchecked),
+            ("unsigned", result.unsigned),
+        ):
             if names:
-                print(f"{label}: {len(names)} file(s): {', '.join(names[:10])}"
-                      + (" ..." if len(names) > 10 else ""))
+                print(
+                    f"{label}: {len(names)} file(s): {', '.join(names[:10])}"
+                    + (" ..." if len(names) > 10 else "")
+                )
     return 0
