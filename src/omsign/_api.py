@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from omsign._signing import PathLike, ProgressCallback
@@ -49,11 +50,17 @@ def make_policy(
             "choose exactly one way to trust the signer: --key PUBLIC.pem, --cert-chain CA.pem, "
             "or --identity ID --issuer URL" + (f" (got {', '.join(chosen)})" if chosen else "")
         )
+    if key is not None or cert_chain:
+        from omsign.policy import tsa_anchors_from_trust_config
+
+        tsa = CertificatePolicy.load_anchors(tsa_certs)
+        if trust_config is not None:
+            tsa = (*tsa, *tsa_anchors_from_trust_config(trust_config))
     if key is not None:
         keys: list[PathLike] = [key] if isinstance(key, (str, os.PathLike)) else list(key)
-        return KeyPolicy.from_files(keys, tsa_certs)
+        return replace(KeyPolicy.from_files(keys), tsa_anchors=tsa)
     if cert_chain:
-        return CertificatePolicy.from_files(cert_chain, tsa_certs)
+        return replace(CertificatePolicy.from_files(cert_chain), tsa_anchors=tsa)
     if not issuer or not (identity or identity_regexp) or (identity and identity_regexp):
         raise UsageError(
             "Sigstore verification needs --issuer URL and one of --identity ID "

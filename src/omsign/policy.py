@@ -74,6 +74,11 @@ class CertificatePolicy:
             raise UsageError("no trust anchor given (--cert-chain)")
         return cls(anchors, _load_all(tsa_certs))
 
+    @staticmethod
+    def load_anchors(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate, ...]:
+        """Loads every PEM certificate in the files."""
+        return _load_all(paths)
+
 
 @dataclass(frozen=True)
 class SigstorePolicy:
@@ -111,6 +116,38 @@ def _load_all(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate
     from omsign.backends._pem import load_certificates
 
     return tuple(c for p in paths for c in load_certificates(p))
+
+
+def tsa_anchors_from_trust_config(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
+    """The timestamp authorities' certificates of a Sigstore trust config or trusted root.
+
+    Accepts a ClientTrustConfig (``trustedRoot.timestampAuthorities``) or a bare trusted root.
+
+    Raises:
+        KeyLoadError: the file cannot be read or has no usable timestamp authority.
+    """
+    import base64
+    import json
+
+    from cryptography import x509
+
+    from omsign.errors import KeyLoadError
+
+    try:
+        doc = json.loads(Path(path).read_text())
+        root = doc.get("trustedRoot", doc)
+        certs = tuple(
+            x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
+            for authority in root.get("timestampAuthorities", [])
+            for c in authority["certChain"]["certificates"]
+        )
+    except OSError as exc:
+        raise KeyLoadError(f"{path}: cannot read trust config ({exc.strerror})") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise KeyLoadError(f"{path}: not a valid Sigstore trust config") from None
+    if not certs:
+        raise KeyLoadError(f"{path}: the trust config lists no timestamp authority")
+    return certs
 
 
 def _timestamp_time(bundle: Bundle, anchors: Sequence[x509.Certificate]) -> dt.datetime | None:

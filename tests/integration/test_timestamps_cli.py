@@ -92,3 +92,15 @@ def test_unreachable_timestamp_authority_is_an_environment_error(
     assert result.code == 2
     assert "127.0.0.1:9" in result.err
     assert not (model / "model.sig").exists()
+
+
+def test_timestamp_authority_trusted_through_a_trust_config(
+        cli: Cli, model: Path, p256: KeyPair, local_sigstore: object, tsa: RunningTSA) -> None:
+    url = f"{local_sigstore.url}/api/v1/timestamp"  # type: ignore[attr-defined]
+    config = local_sigstore.trust_config  # type: ignore[attr-defined]
+    assert cli("sign", model, "--key", p256.private, "--tsa-url", url).code == 0
+    ok = cli("verify", model, "--key", p256.public, "--trust-config", config, "--json")
+    assert ok.code == 0, ok.err
+    assert json.loads(ok.out)["signed_at"]
+    other = cli("verify", model, "--key", p256.public, "--tsa-cert", tsa.root_path)
+    assert other.code == 1
