@@ -33,8 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from omsign.cli._common import read_password_file
 
     password = read_password_file(args.password_file) if args.password_file else None
-    key = load_signing_key(args.key or args.pkcs11_uri, password_source(password))
-    pem = public_pem(key.public_key())
+    if args.pkcs11_uri:  # read from the token's public object: usually no PIN needed
+        from omsign.backends._pkcs11 import export_public_key_pem
+
+        pem = export_public_key_pem(args.pkcs11_uri, password_source(password))
+    else:
+        pem = public_pem(load_signing_key(args.key, password_source(password)).public_key())
     if args.output:
         Path(args.output).write_bytes(pem)
     else:
