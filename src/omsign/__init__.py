@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from omsign._api import make_policy, verify
     from omsign._signing import SignResult, digest, make_signer, sign
     from omsign._verifying import VerificationResult
+    from omsign.loading import VerifiedModel, load_safetensors, open_verified
     from omsign.manifest import Difference, Manifest, Serialization
     from omsign.policy import CertificatePolicy, KeyPolicy, SigstorePolicy
 
@@ -31,10 +32,13 @@ __all__ = [
     "SignResult",
     "SigstorePolicy",
     "VerificationResult",
+    "VerifiedModel",
     "__version__",
     "digest",
+    "load_safetensors",
     "make_policy",
     "make_signer",
+    "open_verified",
     "sign",
     "verify",
 ]
@@ -47,6 +51,9 @@ _LAZY = {
     "verify": "omsign._api",
     "make_policy": "omsign._api",
     "VerificationResult": "omsign._verifying",
+    "VerifiedModel": "omsign.loading",
+    "open_verified": "omsign.loading",
+    "load_safetensors": "omsign.loading",
     "Difference": "omsign.manifest",
     "Manifest": "omsign.manifest",
     "Serialization": "omsign.manifest",

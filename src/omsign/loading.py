@@ -1,0 +1,399 @@
+"""Verified loading: open a signed file so that no byte is used before it is proven.
+
+>>> from omsign.loading import open_verified, load_safetensors
+>>> model = open_verified("my-model", key="public.pem")          # doctest: +SKIP
+>>> with model.open("config.json") as f:                          # doctest: +SKIP
+...     config = json.load(f)
+>>> tensors = load_safetensors(model, "model.safetensors")        # doctest: +SKIP
+
+What is guaranteed. ``open_verified`` checks the signature and signer and (by default)
+every signed file, and keeps the signed manifest. ``VerifiedModel.open(name)`` then
+opens the file once (no link is followed unless the signature or the Hugging Face
+cache rules allow it), checks that the descriptor is the same file (device and inode)
+that verification read, and serves bytes only from a private copy that was hashed and
+compared with the signed digest:
+
+- ``files`` signatures are verified as a whole: the first read hashes the entire file
+  into the private copy and fails with :class:`~omsign.errors.IntegrityError` before
+  any byte is returned if the digest differs.
+- ``shards`` signatures are verified shard by shard: a read first hashes the shards
+  its range touches, so a loader fails at the first bad byte range and never sees
+  bytes that are not proven.
+
+The private copy is held in memory, or, for a piece larger than 128 MiB, in an
+unlinked temporary file that no other process can name (an attacker running as the
+same user could change the process' memory too). A file replaced, truncated, grown or
+modified after verification is therefore caught: by its inode at ``open``, by its size,
+or by the digest of the bytes actually read; bytes already proven are never re-read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import io
+import itertools
+import os
+import stat
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from omsign._verifying import VerificationResult
+from omsign.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
+from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher
+from omsign.manifest import split_shard_name
+
+__all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
+
+_SPOOL = 128 << 20  # pieces larger than this are copied to an unlinked temporary file
+_CHUNK = 1 << 20
+_KEEP = 2  # verified pieces kept per open file
+_POLICY_OPTIONS = frozenset(
+    {
+        "key",
+        "cert_chain",
+        "identity",
+        "identity_regexp",
+        "issuer",
+        "tsa_certs",
+        "offline",
+        "staging",
+        "trust_config",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Bytes ``[start, end)`` of a file and their signed digest."""
+
+    start: int
+    end: int
+    digest: bytes
+
+
+class _Proven:
+    """The verified bytes of one piece, in memory or in a private temporary file."""
+
+    def __init__(self, data: bytearray | None, spool: BinaryIO | None) -> None:
+        self._data = data
+        self._spool = spool
+
+    def read(self, offset: int, size: int) -> bytes:
+        if self._data is not None:
+            return bytes(self._data[offset : offset + size])
+        assert self._spool is not None
+        return os.pread(self._spool.fileno(), size, offset)
+
+    def whole(self) -> bytes | None:
+        return bytes(self._data) if self._data is not None else None
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+class VerifiedFile(io.RawIOBase):
+    """A read-only, seekable view of a signed file that serves only proven bytes.
+
+    Obtained from :meth:`VerifiedModel.open` (wrapped in a buffered reader).
+    """
+
+    def __init__(self, name: str, fd: int, pieces: list[_Piece], algorithm: str) -> None:
+        super().__init__()
+        self.name = name
+        self.size = pieces[-1].end if pieces else 0
+        self._fd = fd
+        self._pieces = pieces
+        self._algorithm = algorithm
+        self._pos = 0
+        self._proven: OrderedDict[int, _Proven] = OrderedDict()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        if self._pos >= self.size:
+            if self._pieces:  # end of file: only once the last piece (and length) is proven
+                self._verified(len(self._pieces) - 1)
+            return 0
+        index = self._index(self._pos)
+        piece = self._pieces[index]
+        n = min(len(view), piece.end - self._pos)
+        view[:n] = self._verified(index).read(self._pos - piece.start, n)
+        self._pos += n
+        return n
+
+    def read_all_verified(self) -> bytes:
+        """Every byte of the file, each piece verified before it is copied out."""
+        if len(self._pieces) == 1:
+            whole = self._verified(0).whole()
+            if whole is not None:
+                return whole
+        out = bytearray(self.size)
+        for i, piece in enumerate(self._pieces):
+            out[piece.start : piece.end] = self._verified(i).read(0, piece.end - piece.start)
+        return bytes(out)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+            for proven in self._proven.values():
+                proven.close()
+            self._proven.clear()
+        super().close()
+
+    def _index(self, pos: int) -> int:
+        lo, hi = 0, len(self._pieces) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._pieces[mid].start <= pos:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _verified(self, index: int) -> _Proven:
+        if index in self._proven:
+            self._proven.move_to_end(index)
+            return self._proven[index]
+        proven = self._prove(self._pieces[index], last=index == len(self._pieces) - 1)
+        self._proven[index] = proven
+        while len(self._proven) > _KEEP:
+            self._proven.popitem(last=False)[1].close()
+        return proven
+
+    def _prove(self, piece: _Piece, last: bool) -> _Proven:
+        """Reads a piece once into a private copy, hashing it; compares before use."""
+        length = piece.end - piece.start
+        hasher = new_hasher(self._algorithm)
+        with contextlib.ExitStack() as cleanup:
+            spool = cleanup.enter_context(tempfile.TemporaryFile()) if length > _SPOOL else None
+            data = None if spool is not None else bytearray(length)
+            offset = 0
+            while offset < length:
+                chunk = os.pread(self._fd, min(_CHUNK, length - offset), piece.start + offset)
+                if not chunk:
+                    raise IntegrityError(
+                        f"{self.name}: file is shorter than signed (changed after verification)"
+                    )
+                hasher.update(chunk)
+                if spool is not None:
+                    spool.write(chunk)
+                else:
+                    assert data is not None
+                    data[offset : offset + len(chunk)] = chunk
+                offset += len(chunk)
+            if last and os.pread(self._fd, 1, piece.end):
+                raise IntegrityError(
+                    f"{self.name}: file is longer than signed (changed after verification)"
+                )
+            if not hmac.compare_digest(hasher.digest(), piece.digest):
+                raise IntegrityError(
+                    f"{self.name}: bytes {piece.start}-{piece.end} do not match the signature "
+                    "(changed after signing or after verification)"
+                )
+            if spool is not None:
+                spool.flush()
+            cleanup.pop_all()  # the proven copy stays open
+        return _Proven(data, spool)
+
+
+class VerifiedModel:
+    """A verified model whose signed files can be opened without a check-to-use gap.
+
+    Attributes:
+        result: the verification result (signer, manifest, what was checked).
+    """
+
+    def __init__(self, result: VerificationResult) -> None:
+        self.result = result
+        self._files = result.manifest.by_file()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The signed file names, sorted."""
+        return tuple(sorted(self._files))
+
+    def open(self, name: str) -> io.BufferedReader:
+        """Opens a signed file for reading; bytes are verified before they are returned.
+
+        Args:
+            name: the file's model-relative name as signed (``/``-separated).
+
+        Returns:
+            A buffered binary reader; closing it releases the file and private copies.
+
+        Raises:
+            IntegrityError: the file is not signed, was replaced or changed, or (when read)
+                its bytes differ from the signed digest.
+            ModelError: the file cannot be opened.
+        """
+        return io.BufferedReader(self.open_raw(name))
+
+    def open_raw(self, name: str) -> VerifiedFile:
+        """Like :meth:`open`, without the buffering layer."""
+        if name not in self._files:
+            raise IntegrityError(f"{name}: not a signed file of {self.result.model}")
+        entry = self._entry(name)
+        fd = _open_entry(entry)
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(os.close, fd)
+            st = os.fstat(fd)
+            seen = self.result.identities.get(name)
+            if seen is not None and seen != (st.st_dev, st.st_ino):
+                raise IntegrityError(f"{name}: was replaced after it was verified")
+            pieces = self._pieces(name, st.st_size)
+            if pieces[-1].end != st.st_size:
+                raise IntegrityError(
+                    f"{name}: size {st.st_size} differs from the signed size {pieces[-1].end}"
+                )
+            cleanup.pop_all()
+        return VerifiedFile(name, fd, pieces, self.result.serialization.hash_type)
+
+    def read_bytes(self, name: str) -> bytes:
+        """The whole content of a signed file, verified (see :meth:`open`)."""
+        raw = self.open_raw(name)
+        try:
+            return raw.read_all_verified()
+        finally:
+            raw.close()
+
+    def _entry(self, name: str) -> FileEntry:
+        model, ser = self.result.model, self.result.serialization
+        try:
+            if model.is_dir():
+                found = entries_for(
+                    model,
+                    [name],
+                    allow_symlinks=ser.allow_symlinks,
+                    link_policy=self.result.link_policy,
+                )
+            else:
+                found = enumerate_model(
+                    model, allow_symlinks=ser.allow_symlinks, link_policy=self.result.link_policy
+                )
+        except ModelError as exc:
+            raise IntegrityError(str(exc)) from None
+        if not found:
+            raise ModelError(f"{name}: signed file is absent from {model}")
+        return found[0]
+
+    def _pieces(self, name: str, size: int) -> list[_Piece]:
+        items = self._files[name]
+        if self.result.serialization.method == "files":
+            return [_Piece(0, size, next(iter(items.values())))]
+        pieces = []
+        for resource, digest in items.items():
+            _, start, end = split_shard_name(resource)
+            pieces.append(_Piece(start, end, digest))
+        pieces.sort(key=lambda p: p.start)
+        if pieces[0].start != 0 or any(a.end != b.start for a, b in itertools.pairwise(pieces)):
+            raise IntegrityError(f"{name}: the signed shards do not cover the file contiguously")
+        return pieces
+
+
+def _open_entry(entry: FileEntry) -> int:
+    """Opens exactly the file that was looked up (no link swapped in, no FIFO)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not entry.via_link:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(entry.path, flags)
+    except OSError as exc:
+        raise IntegrityError(
+            f"{entry.path}: cannot open ({exc.strerror}); was it replaced?"
+        ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (entry.device, entry.inode):
+        os.close(fd)
+        raise IntegrityError(f"{entry.path}: was replaced while it was opened")
+    return fd
+
+
+def open_verified(
+    model: str | os.PathLike[str], *, verify_content: bool = True, **options: Any
+) -> VerifiedModel:
+    """Verifies a model and returns it ready for verified reads.
+
+    Args:
+        model: file, directory or ``hf://ORG/NAME[@REVISION]``.
+        verify_content: hash every signed file now, as :func:`omsign.verify` does
+            (default). With False only the signature and signer are checked now; file
+            content is then checked only as it is read, which reads each file once.
+        **options: the options of :func:`omsign.verify` (``key``, ``cert_chain``,
+            ``identity`` and ``issuer``, ``policy``, ``signature``, ``allow_missing``,
+            ``files``, ...). Without ``verify_content`` only the trust options,
+            ``signature`` and ``link_policy`` apply.
+
+    Returns:
+        The verified model.
+
+    Raises:
+        omsign.errors.VerificationError: as :func:`omsign.verify`.
+    """
+    from omsign._api import make_policy, verify
+
+    if verify_content:
+        return VerifiedModel(verify(model, **options))
+    from omsign._verifying import verify_signature_only
+
+    policy = options.pop("policy", None)
+    trust = {k: options.pop(k) for k in list(options) if k in _POLICY_OPTIONS}
+    if policy is None:
+        policy = make_policy(**trust)
+    unknown = set(options) - {"signature", "link_policy"}
+    if unknown:
+        raise UsageError(f"options {', '.join(sorted(unknown))} need verify_content=True")
+    return VerifiedModel(verify_signature_only(model, policy, **options))
+
+
+def load_safetensors(
+    verified: VerifiedModel, name: str, *, framework: str = "numpy"
+) -> dict[str, Any]:
+    """Loads the tensors of a signed ``.safetensors`` file from exactly the verified bytes.
+
+    Args:
+        verified: from :func:`open_verified`.
+        name: the file's signed name.
+        framework: ``numpy`` (default) or ``torch``.
+
+    Returns:
+        ``{tensor name: array}``.
+
+    Raises:
+        IntegrityError: the file is not signed or its bytes differ from the signature.
+        BackendUnavailableError: safetensors (or the framework) is not installed.
+    """
+    if framework not in ("numpy", "torch"):
+        raise UsageError(f"unknown framework {framework!r}; choose numpy or torch")
+    data = verified.read_bytes(name)
+    try:
+        if framework == "torch":
+            from safetensors.torch import load
+        else:
+            from safetensors.numpy import load
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"loading safetensors needs {exc.name}: pip install 'omsign[safetensors]'"
+        ) from None
+    tensors: dict[str, Any] = load(data)
+    return tensors
