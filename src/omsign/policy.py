@@ -44,8 +44,11 @@ class KeyPolicy:
     tsa_anchors: tuple[x509.Certificate, ...] = ()
 
     @classmethod
-    def from_files(cls, paths: Sequence[str | os.PathLike[str]], tsa_certs: Sequence[str | os.PathLike[str]] = ()
-                   ) -> KeyPolicy:
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        tsa_certs: Sequence[str | os.PathLike[str]] = (),
+    ) -> KeyPolicy:
         """Loads PEM public keys (and optional timestamp authority anchors)."""
         from omsign.backends._pem import load_public_key
 
@@ -66,8 +69,11 @@ class CertificatePolicy:
     tsa_anchors: tuple[x509.Certificate, ...] = ()
 
     @classmethod
-    def from_files(cls, paths: Sequence[str | os.PathLike[str]], tsa_certs: Sequence[str | os.PathLike[str]] = ()
-                   ) -> CertificatePolicy:
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        tsa_certs: Sequence[str | os.PathLike[str]] = (),
+    ) -> CertificatePolicy:
         """Loads every PEM certificate in the files as a trust anchor."""
         anchors = _load_all(paths)
         if not anchors:
@@ -159,8 +165,10 @@ def _timestamp_time(bundle: Bundle, anchors: Sequence[x509.Certificate]) -> dt.d
     if not bundle.timestamps:
         return None
     if not anchors:
-        logger.warning("the signature has a timestamp, but no timestamp authority is trusted "
-                       "(--tsa-cert); the timestamp is not used")
+        logger.warning(
+            "the signature has a timestamp, but no timestamp authority is trusted "
+            "(--tsa-cert); the timestamp is not used"
+        )
         return None
     from omsign._timestamp import verify_timestamp
 
@@ -188,26 +196,37 @@ def verify_signature(bundle: Bundle, policy: Policy) -> VerifiedSignature:
         from omsign.backends._key import verify_key_bundle
 
         signer = verify_key_bundle(bundle, policy.keys)
-        return VerifiedSignature("key", bundle.payload, signer,
-                                 signed_at=_timestamp_time(bundle, policy.tsa_anchors))
+        return VerifiedSignature(
+            "key", bundle.payload, signer, signed_at=_timestamp_time(bundle, policy.tsa_anchors)
+        )
     if isinstance(policy, CertificatePolicy):
         from omsign.backends._certificate import verify_certificate_bundle
 
         stamped = _timestamp_time(bundle, policy.tsa_anchors)
         at = stamped or dt.datetime.now(dt.timezone.utc)
         signer, leaf = verify_certificate_bundle(bundle, policy.anchors, at)
-        return VerifiedSignature("certificate", bundle.payload, signer,
-                                 issuer=leaf.issuer.rfc4514_string(), signed_at=stamped)
+        return VerifiedSignature(
+            "certificate",
+            bundle.payload,
+            signer,
+            issuer=leaf.issuer.rfc4514_string(),
+            signed_at=stamped,
+        )
     from omsign.backends._sigstore import SigstoreSettings, verify_sigstore_bundle
 
-    result = verify_sigstore_bundle(bundle.text, policy.identity,
-                                    policy.settings or SigstoreSettings())
+    result = verify_sigstore_bundle(
+        bundle.text, policy.identity, policy.settings or SigstoreSettings()
+    )
     if result.payload != bundle.payload:  # pragma: no cover - defensive
         raise IdentityError("the verified Sigstore payload differs from the bundle's")
-    signed_at = (dt.datetime.fromtimestamp(result.integrated_time, dt.timezone.utc)
-                 if result.integrated_time is not None else None)
-    return VerifiedSignature("sigstore", result.payload, result.identity, result.issuer,
-                             signed_at, result.log_index)
+    signed_at = (
+        dt.datetime.fromtimestamp(result.integrated_time, dt.timezone.utc)
+        if result.integrated_time is not None
+        else None
+    )
+    return VerifiedSignature(
+        "sigstore", result.payload, result.identity, result.issuer, signed_at, result.log_index
+    )
 
 
 _HOW = {

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +56,9 @@ def run_cli(*args: str | os.PathLike[str]) -> CliResult:
 def run_omsign_process(*args: str | os.PathLike[str], **kw: object) -> CliResult:
     """Runs the installed ``omsign`` command as a subprocess."""
     exe = Path(sys.executable).parent / "omsign"
-    proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
-                          check=False, **kw)  # type: ignore[call-overload]
+    proc = subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, check=False, **kw
+    )  # type: ignore[call-overload]
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -124,15 +125,16 @@ def reference() -> Callable[..., CliResult]:
     require(exe.exists(), f"model_signing 1.1.1 not installed at {exe} (run 'make reference')")
 
     def run(*args: str | os.PathLike[str]) -> CliResult:
-        proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [str(exe), *map(str, args)], capture_output=True, text=True, check=False
+        )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
 
 
 @pytest.fixture
-def copy_vector(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+def copy_vector(tmp_path: Path) -> Callable[[str], Path]:
     """Copies a compat vector folder into a writable temporary directory."""
 
     def copy(name: str) -> Path:
@@ -142,4 +144,4 @@ def copy_vector(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         return dest
 
-    yield copy
+    return copy

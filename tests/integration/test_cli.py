@@ -28,13 +28,23 @@ def test_sign_and_verify_with_a_key_for_each_curve(cli: Cli, model: Path, keypai
 
 def test_digest_matches_the_signed_root_digest(cli: Cli, model: Path, p256: KeyPair) -> None:
     signed = cli("sign", model, "--key", p256.private, "--hash", "blake3", "--shard-size", "64k")
-    digest = cli("digest", model, "--hash", "blake3", "--shard-size", "64000",
-                 "--ignore-paths", model / "model.sig")
+    digest = cli(
+        "digest",
+        model,
+        "--hash",
+        "blake3",
+        "--shard-size",
+        "64000",
+        "--ignore-paths",
+        model / "model.sig",
+    )
     assert digest.code == 0
     assert digest.out == signed.out
 
 
-def test_changed_file_fails_with_exit_1_naming_the_file(cli: Cli, model: Path, p256: KeyPair) -> None:
+def test_changed_file_fails_with_exit_1_naming_the_file(
+    cli: Cli, model: Path, p256: KeyPair
+) -> None:
     cli("sign", model, "--key", p256.private)
     (model / "config.json").write_text('{"hidden_size": 9}\n')
     result = cli("verify", model, "--key", p256.public)
@@ -51,12 +61,16 @@ def test_missing_and_extra_files_are_reported(cli: Cli, model: Path, p256: KeyPa
     assert result.code == 1
     report = json.loads(result.out)
     assert report["verified"] is False
-    assert report["difference"] == {"changed": [], "missing": ["README.md"],
-                                    "unsigned": ["new.bin"]}
+    assert report["difference"] == {
+        "changed": [],
+        "missing": ["README.md"],
+        "unsigned": ["new.bin"],
+    }
 
 
 def test_ignore_unsigned_files_accepts_extra_files_but_checks_signed_ones(
-        cli: Cli, model: Path, p256: KeyPair) -> None:
+    cli: Cli, model: Path, p256: KeyPair
+) -> None:
     cli("sign", model, "--key", p256.private)
     (model / "extra.txt").write_text("x")
     assert cli("verify", model, "--key", p256.public).code == 1
@@ -71,7 +85,13 @@ def test_ignore_paths_are_recorded_and_applied(cli: Cli, model: Path, p256: KeyP
     assert cli("sign", model, "--key", p256.private, "--ignore-paths", model / "cache").code == 0
     inspected = json.loads(cli("inspect", model / "model.sig", "--json").out)
     assert inspected["serialization"]["ignore_paths"] == [
-        ".git", ".gitattributes", ".github", ".gitignore", "cache", "model.sig"]
+        ".git",
+        ".gitattributes",
+        ".github",
+        ".gitignore",
+        "cache",
+        "model.sig",
+    ]
     (model / "cache" / "tmp").write_text("changed scratch")
     assert cli("verify", model, "--key", p256.public).code == 0
 
@@ -94,10 +114,16 @@ def test_verify_json_lists_signer_digest_and_files(cli: Cli, model: Path, p256: 
     assert report["root_digest"] == signed.out.strip()
     assert report["method"] == "key"
     assert report["files"]["verified"] == [
-        "README.md", "config.json", "model.safetensors", "tokenizer/tokenizer.json"]
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "tokenizer/tokenizer.json",
+    ]
 
 
-def test_single_file_model_signature_sits_beside_it(cli: Cli, tmp_path: Path, p256: KeyPair) -> None:
+def test_single_file_model_signature_sits_beside_it(
+    cli: Cli, tmp_path: Path, p256: KeyPair
+) -> None:
     f = tmp_path / "weights.bin"
     f.write_bytes(os.urandom(5000))
     assert cli("sign", f, "--key", p256.private).code == 0
@@ -108,12 +134,15 @@ def test_single_file_model_signature_sits_beside_it(cli: Cli, tmp_path: Path, p2
 
 
 def test_encrypted_key_password_from_file_or_environment(
-        cli: Cli, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = make_ec_key("P-384")
     write_private_key(tmp_path / "enc.pem", key, password=b"s3cret")
     (tmp_path / "pw").write_text("s3cret\n")
-    assert cli("sign", model, "--key", tmp_path / "enc.pem", "--password-file",
-               tmp_path / "pw").code == 0
+    assert (
+        cli("sign", model, "--key", tmp_path / "enc.pem", "--password-file", tmp_path / "pw").code
+        == 0
+    )
     (tmp_path / "bad").write_text("nope\n")
     wrong = cli("sign", model, "--key", tmp_path / "enc.pem", "--password-file", tmp_path / "bad")
     assert wrong.code == 2
@@ -162,15 +191,23 @@ class TestCertificateMethod:
         root = make_ca("Test Root").write(tmp_path, "root")
         inter = make_ca("Test Intermediate", parent=root).write(tmp_path, "inter")
         leaf = issue_leaf(inter, make_ec_key("P-384"), emails=["signer@example.com"]).write(
-            tmp_path, "leaf")
+            tmp_path, "leaf"
+        )
         assert leaf.key_path and leaf.cert_path and root.cert_path and inter.cert_path
-        return {"root": root.cert_path, "inter": inter.cert_path, "leaf": leaf.cert_path,
-                "key": leaf.key_path, "dir": tmp_path}
+        return {
+            "root": root.cert_path,
+            "inter": inter.cert_path,
+            "leaf": leaf.cert_path,
+            "key": leaf.key_path,
+            "dir": tmp_path,
+        }
 
-    def test_chain_to_the_given_root_verifies(self, cli: Cli, model: Path,
-                                              pki: dict[str, Path]) -> None:
-        signed = cli("sign", model, "--key", pki["key"], "--cert", pki["leaf"],
-                     "--cert-chain", pki["inter"])
+    def test_chain_to_the_given_root_verifies(
+        self, cli: Cli, model: Path, pki: dict[str, Path]
+    ) -> None:
+        signed = cli(
+            "sign", model, "--key", pki["key"], "--cert", pki["leaf"], "--cert-chain", pki["inter"]
+        )
         assert signed.code == 0, signed.err
         result = cli("verify", model, "--cert-chain", pki["root"])
         assert result.code == 0, result.err
@@ -184,24 +221,33 @@ class TestCertificateMethod:
         assert "does not chain to a trusted certificate" in result.err
 
     def test_certificate_for_another_key_is_refused_at_signing(
-            self, cli: Cli, model: Path, pki: dict[str, Path], p256: KeyPair) -> None:
+        self, cli: Cli, model: Path, pki: dict[str, Path], p256: KeyPair
+    ) -> None:
         result = cli("sign", model, "--key", p256.private, "--cert", pki["leaf"])
         assert result.code == 2
         assert "does not belong to the signing key" in result.err
 
-    @pytest.mark.parametrize(("kwargs", "message"), [
-        ({"not_before": now() - days(30), "not_after": now() - days(1)}, "not valid at"),
-        ({"not_before": now() + days(1), "not_after": now() + days(30)}, "not valid at"),
-        ({"key_usage_digital_signature": False}, "does not allow digital signatures"),
-        ({"eku_code_signing": False}, "does not allow code signing"),
-    ], ids=["expired", "not-yet-valid", "no-digital-signature", "no-code-signing"])
-    def test_unusable_leaf_is_rejected(self, cli: Cli, model: Path, pki: dict[str, Path],
-                                       kwargs: dict[str, object], message: str) -> None:
-        from helpers.pki import Issued
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"not_before": now() - days(30), "not_after": now() - days(1)}, "not valid at"),
+            ({"not_before": now() + days(1), "not_after": now() + days(30)}, "not valid at"),
+            ({"key_usage_digital_signature": False}, "does not allow digital signatures"),
+            ({"eku_code_signing": False}, "does not allow code signing"),
+        ],
+        ids=["expired", "not-yet-valid", "no-digital-signature", "no-code-signing"],
+    )
+    def test_unusable_leaf_is_rejected(
+        self, cli: Cli, model: Path, pki: dict[str, Path], kwargs: dict[str, object], message: str
+    ) -> None:
         from cryptography import x509
 
-        root = Issued(x509.load_pem_x509_certificate(pki["root"].read_bytes()),
-                      _load_key(pki["dir"] / "root.key"))
+        from helpers.pki import Issued
+
+        root = Issued(
+            x509.load_pem_x509_certificate(pki["root"].read_bytes()),
+            _load_key(pki["dir"] / "root.key"),
+        )
         leaf = issue_leaf(root, make_ec_key(), **kwargs).write(pki["dir"], "bad")  # type: ignore[arg-type]
         assert cli("sign", model, "--key", leaf.key_path, "--cert", leaf.cert_path).code == 0
         result = cli("verify", model, "--cert-chain", pki["root"])
@@ -216,17 +262,25 @@ def _load_key(path: Path):  # type: ignore[no-untyped-def]
 
 
 class TestCompatVectors:
-    def test_v1_0_elliptic_key_single_file(self, cli: Cli,
-                                           copy_vector: Callable[[str], Path]) -> None:
+    def test_v1_0_elliptic_key_single_file(
+        self, cli: Cli, copy_vector: Callable[[str], Path]
+    ) -> None:
         d = copy_vector("v1.0.0-elliptic-key")
-        args = ("verify", d / "signme-1", "--signature", d / "model.sig",
-                "--key", COMPAT / "keys" / "signing-key-pub.pem")
+        args = (
+            "verify",
+            d / "signme-1",
+            "--signature",
+            d / "model.sig",
+            "--key",
+            COMPAT / "keys" / "signing-key-pub.pem",
+        )
         assert cli(*args).code == 0
         (d / "signme-1").write_bytes(b"tampered")
         assert cli(*args).code == 1
 
-    def test_v0_2_certificate_legacy_format(self, cli: Cli,
-                                            copy_vector: Callable[[str], Path]) -> None:
+    def test_v0_2_certificate_legacy_format(
+        self, cli: Cli, copy_vector: Callable[[str], Path]
+    ) -> None:
         d = copy_vector("v0.2.0-certificate")
         args = ("verify", d, "--cert-chain", COMPAT / "keys" / "ca-cert.pem")
         result = cli(*args)
@@ -235,19 +289,29 @@ class TestCompatVectors:
         (d / "signme-2").write_bytes(b"tampered")
         assert cli(*args).code == 1
 
-    def test_v0_2_signature_bytes_changed_is_rejected(self, cli: Cli,
-                                                      copy_vector: Callable[[str], Path]) -> None:
+    def test_v0_2_signature_bytes_changed_is_rejected(
+        self, cli: Cli, copy_vector: Callable[[str], Path]
+    ) -> None:
         d = copy_vector("v0.2.0-certificate")
         bundle = json.loads((d / "model.sig").read_text())
         sig = bundle["dsseEnvelope"]["signatures"][0]["sig"]
-        bundle["dsseEnvelope"]["signatures"][0]["sig"] = sig[:20] + ("A" if sig[20] != "A" else "B") + sig[21:]
+        bundle["dsseEnvelope"]["signatures"][0]["sig"] = (
+            sig[:20] + ("A" if sig[20] != "A" else "B") + sig[21:]
+        )
         (d / "model.sig").write_text(json.dumps(bundle))
         assert cli("verify", d, "--cert-chain", COMPAT / "keys" / "ca-cert.pem").code == 1
 
     def test_v1_1_sigstore_offline(self, cli: Cli, copy_vector: Callable[[str], Path]) -> None:
         d = copy_vector("v1.1.0-sigstore")
-        args = ("verify", d, "--identity", "stefanb@us.ibm.com",
-                "--issuer", "https://sigstore.verify.ibm.com/oauth2", "--offline")
+        args = (
+            "verify",
+            d,
+            "--identity",
+            "stefanb@us.ibm.com",
+            "--issuer",
+            "https://sigstore.verify.ibm.com/oauth2",
+            "--offline",
+        )
         result = cli(*args)
         assert result.code == 0, result.err
         assert cli(*args[:3], "someone@example.com", *args[4:]).code == 1

@@ -13,8 +13,9 @@ def test_readme_python_example_runs() -> None:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     assert blocks, "the README has a Python example"
-    proc = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True,
-                          check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", blocks[0]], capture_output=True, text=True, check=False, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "('config.json', 'weights.bin')" in proc.stdout
     assert "('config.json',)" in proc.stdout

@@ -22,8 +22,12 @@ from omsign.backends._ec import check_ec_key
 from omsign.bundle import Bundle
 from omsign.errors import IdentityError, KeyLoadError, MalformedSignatureError, SignatureError
 
-__all__ = ["CertificateBundleSigner", "describe_certificate", "validate_chain",
-           "verify_certificate_bundle"]
+__all__ = [
+    "CertificateBundleSigner",
+    "describe_certificate",
+    "validate_chain",
+    "verify_certificate_bundle",
+]
 
 _MAX_DEPTH = 8
 

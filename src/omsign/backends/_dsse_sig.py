@@ -63,7 +63,8 @@ def verify_dsse(bundle: Bundle, public_key: ec.EllipticCurvePublicKey, signer: s
     """
     try:
         public_key.verify(
-            bundle.signature, pae(bundle.payload_type, bundle.payload),
+            bundle.signature,
+            pae(bundle.payload_type, bundle.payload),
             ec.ECDSA(hash_for(public_key)),
         )
         return
@@ -72,7 +73,8 @@ def verify_dsse(bundle: Bundle, public_key: ec.EllipticCurvePublicKey, signer: s
     if predicate_type_of(bundle.payload) == LEGACY_PREDICATE_TYPE:
         try:
             public_key.verify(
-                bundle.signature, legacy_pae(bundle.payload_type, bundle.payload),
+                bundle.signature,
+                legacy_pae(bundle.payload_type, bundle.payload),
                 ec.ECDSA(hashes.SHA256()),
             )
             return

@@ -40,7 +40,9 @@ class PemSigningKey:
         return self._key.sign(data, ec.ECDSA(hash_for(self._key.public_key())))
 
 
-def load_pem_signing_key(path: str | os.PathLike[str], password_source: PasswordSource) -> PemSigningKey:
+def load_pem_signing_key(
+    path: str | os.PathLike[str], password_source: PasswordSource
+) -> PemSigningKey:
     """Loads a PEM private key, asking ``password_source`` only if it is encrypted.
 
     Raises:
@@ -57,7 +59,9 @@ def load_pem_signing_key(path: str | os.PathLike[str], password_source: Password
                 raise KeyLoadError(f"{path}: the key is not encrypted") from None
             password = password_source(f"Password for {path}: ")
             if password is None:
-                raise KeyLoadError(f"{path}: the key is encrypted and no password was given")
+                raise KeyLoadError(
+                    f"{path}: the key is encrypted and no password was given"
+                ) from None
         except ValueError:
             if password is not None:
                 raise KeyLoadError(f"{path}: wrong password for the private key") from None

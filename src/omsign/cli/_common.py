@@ -21,7 +21,7 @@ __all__ = [
 
 
 def positive_int(text: str) -> int:
-    """An argparse type for sizes: a positive integer, with optional K/M/G suffix (powers of 1000)."""
+    """An argparse type for sizes: a positive integer, optionally with a K/M/G suffix (x1000)."""
     scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:].lower(), 1)
     digits = text[:-1] if scale > 1 else text
     if not digits.isdigit() or int(digits) <= 0:
@@ -31,22 +31,39 @@ def positive_int(text: str) -> int:
 
 def add_hashing_flags(p: argparse.ArgumentParser) -> None:
     """``--hash``, ``--shard-size``, ``--workers``."""
-    p.add_argument("--hash", choices=("sha256", "blake2b", "blake3"), default="sha256",
-                   help="file hash algorithm (default: sha256)")
-    p.add_argument("--shard-size", type=positive_int, metavar="BYTES",
-                   help="hash files in shards of BYTES (e.g. 1G) instead of whole files")
-    p.add_argument("--workers", type=positive_int, metavar="N",
-                   help="hashing threads (default: every CPU)")
+    p.add_argument(
+        "--hash",
+        choices=("sha256", "blake2b", "blake3"),
+        default="sha256",
+        help="file hash algorithm (default: sha256)",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=positive_int,
+        metavar="BYTES",
+        help="hash files in shards of BYTES (e.g. 1G) instead of whole files",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, metavar="N", help="hashing threads (default: every CPU)"
+    )
 
 
 def add_ignore_flags(p: argparse.ArgumentParser, symlinks: bool = True) -> None:
     """``--ignore-paths`` (repeatable) and ``--allow-symlinks``."""
-    p.add_argument("--ignore-paths", action="append", default=[], metavar="PATH",
-                   help="exclude this file or directory (absolute or relative to the "
-                        "current directory); repeat for more")
+    p.add_argument(
+        "--ignore-paths",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="exclude this file or directory (absolute or relative to the "
+        "current directory); repeat for more",
+    )
     if symlinks:
-        p.add_argument("--allow-symlinks", action="store_true",
-                       help="follow symbolic links instead of rejecting them")
+        p.add_argument(
+            "--allow-symlinks",
+            action="store_true",
+            help="follow symbolic links instead of rejecting them",
+        )
 
 
 def read_password_file(path: str) -> bytes:
@@ -83,8 +100,11 @@ def progress_bar(args: argparse.Namespace, label: str) -> Callable[[int, int], N
 
 def print_difference(diff: Any) -> None:
     """Lists every difference between a model and its signature on stderr."""
-    for label, names in (("changed", diff.changed), ("missing", diff.missing),
-                         ("unsigned", diff.extra)):
+    for label, names in (
+        ("changed", diff.changed),
+        ("missing", diff.missing),
+        ("unsigned", diff.extra),
+    ):
         for name in names:
             print(f"  {label}: {name}", file=sys.stderr)
 

@@ -13,9 +13,11 @@ __all__ = ["add_parser"]
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``digest``."""
     p = sub.add_parser(
-        "digest", help="print the model's root digest", formatter_class=formatter,
+        "digest",
+        help="print the model's root digest",
+        formatter_class=formatter,
         description="Hash a model as signing would and print sha256:<root digest>, the "
-                    "value a signature records for it.",
+        "value a signature records for it.",
     )
     p.add_argument("model", metavar="MODEL", help="file or directory")
     add_hashing_flags(p)
@@ -27,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
     """Prints ``sha256:<hex>``."""
     import omsign
 
-    root = omsign.digest(args.model, hash_algorithm=args.hash, shard_size=args.shard_size,
-                         ignore_paths=args.ignore_paths, allow_symlinks=args.allow_symlinks,
-                         workers=args.workers)
+    root = omsign.digest(
+        args.model,
+        hash_algorithm=args.hash,
+        shard_size=args.shard_size,
+        ignore_paths=args.ignore_paths,
+        allow_symlinks=args.allow_symlinks,
+        workers=args.workers,
+    )
     print(f"sha256:{root}")
     return 0

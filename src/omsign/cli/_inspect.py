@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 from typing import Any
 
 from omsign.cli._common import emit_json
@@ -14,12 +13,17 @@ __all__ = ["add_parser", "describe"]
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``inspect``."""
     p = sub.add_parser(
-        "inspect", help="show who signed what, without verifying", formatter_class=formatter,
+        "inspect",
+        help="show who signed what, without verifying",
+        formatter_class=formatter,
         description="Print a signature's signer, method, timestamps, hashing settings and "
-                    "files. Nothing is verified: use 'omsign verify' to trust a model.",
+        "files. Nothing is verified: use 'omsign verify' to trust a model.",
     )
-    p.add_argument("signature", metavar="SIGNATURE", help="signature file (e.g. model.sig), "
-                   "or a model directory containing model.sig")
+    p.add_argument(
+        "signature",
+        metavar="SIGNATURE",
+        help="signature file (e.g. model.sig), or a model directory containing model.sig",
+    )
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=run)
 
@@ -30,10 +34,13 @@ def _certificate(der: bytes) -> dict[str, Any]:
     from omsign.backends._certificate import describe_certificate
 
     cert = x509.load_der_x509_certificate(der)
-    return {"subject": describe_certificate(cert), "issuer": cert.issuer.rfc4514_string(),
-            "not_before": cert.not_valid_before_utc.isoformat(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-            "serial": format(cert.serial_number, "x")}
+    return {
+        "subject": describe_certificate(cert),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "serial": format(cert.serial_number, "x"),
+    }
 
 
 def _signer(bundle: Any) -> dict[str, Any]:
@@ -47,8 +54,11 @@ def _signer(bundle: Any) -> dict[str, Any]:
             raw = bundle.key_raw
             start = raw.find(b"-----BEGIN")
             try:
-                key = (serialization.load_pem_public_key(raw[start:]) if start >= 0
-                       else serialization.load_der_public_key(raw))
+                key = (
+                    serialization.load_pem_public_key(raw[start:])
+                    if start >= 0
+                    else serialization.load_der_public_key(raw)
+                )
                 out["key_hint"] = key_hint(key)  # type: ignore[arg-type]
             except (ValueError, TypeError, AttributeError):
                 out["key_raw"] = "unreadable"
@@ -75,8 +85,12 @@ def describe(path: str) -> dict[str, Any]:
     if sig.is_dir():
         sig = sig / "model.sig"
     bundle = read_bundle(sig)
-    info: dict[str, Any] = {"signature": str(sig), "verified": False, "method": bundle.method,
-                            "signer": _signer(bundle)}
+    info: dict[str, Any] = {
+        "signature": str(sig),
+        "verified": False,
+        "method": bundle.method,
+        "signer": _signer(bundle),
+    }
     info["timestamps"] = [describe_timestamp(t) for t in bundle.timestamps]
     try:
         st = parse_statement(bundle.payload)
@@ -84,15 +98,21 @@ def describe(path: str) -> dict[str, Any]:
         info["statement_error"] = str(exc)
         return info
     ser = st.manifest.serialization
-    info.update({
-        "format": "v0.2 (deprecated Digests/v0.1)" if st.legacy else "OMS v1.0",
-        "subject": st.subject_name,
-        "root_digest": f"sha256:{st.root_digest.hex()}" if st.root_digest else None,
-        "serialization": {"method": ser.method, "hash_type": ser.hash_type,
-                          "shard_size": ser.shard_size, "allow_symlinks": ser.allow_symlinks,
-                          "ignore_paths": list(ser.ignore_paths or [])},
-        "resources": [{"name": i.name, "digest": i.digest.hex()} for i in st.manifest.items],
-    })
+    info.update(
+        {
+            "format": "v0.2 (deprecated Digests/v0.1)" if st.legacy else "OMS v1.0",
+            "subject": st.subject_name,
+            "root_digest": f"sha256:{st.root_digest.hex()}" if st.root_digest else None,
+            "serialization": {
+                "method": ser.method,
+                "hash_type": ser.hash_type,
+                "shard_size": ser.shard_size,
+                "allow_symlinks": ser.allow_symlinks,
+                "ignore_paths": list(ser.ignore_paths or []),
+            },
+            "resources": [{"name": i.name, "digest": i.digest.hex()} for i in st.manifest.items],
+        }
+    )
     return info
 
 
@@ -114,10 +134,14 @@ def _print_text(info: dict[str, Any]) -> None:
         print(f"issuer:      {signer.get('issuer')}")
         for claim, value in (signer.get("github") or {}).items():
             print(f"  {claim + ':':<11}{value}")
-        print(f"certificate: valid {signer.get('certificate_not_before')} to "
-              f"{signer.get('certificate_not_after')}")
-        print(f"log entry:   index {signer.get('log_index')}, integrated "
-              f"{signer.get('integrated_time')}")
+        print(
+            f"certificate: valid {signer.get('certificate_not_before')} to "
+            f"{signer.get('certificate_not_after')}"
+        )
+        print(
+            f"log entry:   index {signer.get('log_index')}, integrated "
+            f"{signer.get('integrated_time')}"
+        )
     for t in info["timestamps"]:
         print(f"timestamp:   {t.get('time')} by {t.get('authority')}")
     if "statement_error" in info:
@@ -128,8 +152,10 @@ def _print_text(info: dict[str, Any]) -> None:
     print(f"format:      {info['format']}")
     if info["root_digest"]:
         print(f"model:       {info['subject']}  {info['root_digest']}")
-    print(f"hashing:     {ser['method']}, {ser['hash_type']}{shard}, "
-          f"symlinks {'followed' if ser['allow_symlinks'] else 'refused'}")
+    print(
+        f"hashing:     {ser['method']}, {ser['hash_type']}{shard}, "
+        f"symlinks {'followed' if ser['allow_symlinks'] else 'refused'}"
+    )
     if ser["ignore_paths"]:
         print(f"ignored:     {', '.join(ser['ignore_paths'])}")
     print(f"resources:   {len(info['resources'])}")

@@ -13,9 +13,11 @@ __all__ = ["add_parser"]
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``public-key``."""
     p = sub.add_parser(
-        "public-key", help="export a signing key's public key (PEM)", formatter_class=formatter,
+        "public-key",
+        help="export a signing key's public key (PEM)",
+        formatter_class=formatter,
         description="Print the PEM public key of a private key file or a PKCS#11 token key, "
-                    "for verifiers to use with 'omsign verify --key'.",
+        "for verifiers to use with 'omsign verify --key'.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--key", metavar="PRIVATE.pem", help="private key file")

@@ -24,10 +24,18 @@ def test_directory_names_are_relative_slash_separated_and_code_point_sorted(tmp_
 
 
 def test_default_ignores_apply_only_at_the_top_level(tmp_path: Path) -> None:
-    m = make_model(tmp_path / "m", {
-        ".git/HEAD": b"x", ".gitignore": b"x", ".gitattributes": b"x", ".github/ci.yml": b"x",
-        "sub/.git/HEAD": b"x", "sub/.gitignore": b"x", "w.bin": b"w",
-    })
+    m = make_model(
+        tmp_path / "m",
+        {
+            ".git/HEAD": b"x",
+            ".gitignore": b"x",
+            ".gitattributes": b"x",
+            ".github/ci.yml": b"x",
+            "sub/.git/HEAD": b"x",
+            "sub/.gitignore": b"x",
+            "w.bin": b"w",
+        },
+    )
     assert names(m) == ["sub/.git/HEAD", "sub/.gitignore", "w.bin"]
 
 
@@ -73,7 +81,9 @@ def test_followed_link_outside_root_warns(tmp_path: Path, caplog: pytest.LogCapt
     assert "points outside the model" in caplog.text
 
 
-def test_link_cycle_warns_and_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_link_cycle_warns_and_is_not_followed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     m = make_model(tmp_path / "m", {"d/f": b"f"})
     (m / "d" / "loop").symlink_to("..")
     with caplog.at_level(logging.WARNING, logger="omsign"):

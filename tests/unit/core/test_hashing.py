@@ -65,5 +65,8 @@ def test_shard_resources_sort_as_strings(tmp_path: Path) -> None:
     m = make_model(tmp_path / "m", {"w": os.urandom(2500), "w.json": b"{}"})
     ser = Serialization("shards", "sha256", 1000)
     assert [i.name for i in compute_manifest(m, ser).items] == [
-        "w.json:0:2", "w:0:1000", "w:1000:2000", "w:2000:2500"
+        "w.json:0:2",
+        "w:0:1000",
+        "w:1000:2000",
+        "w:2000:2500",
     ]

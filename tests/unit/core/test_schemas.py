@@ -37,14 +37,17 @@ def validate_all(bundle: dict[str, Any]) -> None:
     validate("predicate.schema.json", statement["predicate"])
 
 
-@pytest.mark.parametrize(("hash_algorithm", "shard_size"),
-                         [("sha256", None), ("blake2b", None), ("blake3", 100_000),
-                          ("sha256", 4096)])
-def test_key_bundles_validate(tmp_path: Path, p256: KeyPair, hash_algorithm: str,
-                              shard_size: int | None) -> None:
+@pytest.mark.parametrize(
+    ("hash_algorithm", "shard_size"),
+    [("sha256", None), ("blake2b", None), ("blake3", 100_000), ("sha256", 4096)],
+)
+def test_key_bundles_validate(
+    tmp_path: Path, p256: KeyPair, hash_algorithm: str, shard_size: int | None
+) -> None:
     model = make_model(tmp_path / "m")
-    result = omsign.sign(model, key=p256.private, hash_algorithm=hash_algorithm,
-                         shard_size=shard_size)
+    result = omsign.sign(
+        model, key=p256.private, hash_algorithm=hash_algorithm, shard_size=shard_size
+    )
     validate_all(json.loads(result.signature.read_text()))
 
 
@@ -72,8 +75,9 @@ def test_invalid_vectors_are_rejected_as_malformed(path: Path) -> None:
         read_bundle(path)
 
 
-@pytest.mark.parametrize("path", sorted((VECTORS / "invalid-payload").glob("*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((VECTORS / "invalid-payload").glob("*.json")), ids=lambda p: p.name
+)
 def test_invalid_payload_vectors_are_rejected(path: Path) -> None:
     bundle = read_bundle(path)
     with pytest.raises(MalformedSignatureError, match="predicate type"):

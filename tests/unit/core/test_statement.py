@@ -15,24 +15,29 @@ from omsign.statement import LEGACY_PREDICATE_TYPE, encode_statement, parse_stat
 A, B = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
 
 
-def statement(resources: list[dict[str, Any]], serialization: dict[str, Any],
-              root: bytes | None = None) -> bytes:
+def statement(
+    resources: list[dict[str, Any]], serialization: dict[str, Any], root: bytes | None = None
+) -> bytes:
     if root is None:
         root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources)).digest()
-    return json.dumps({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "model", "digest": {"sha256": root.hex()}}],
-        "predicateType": "https://model_signing/signature/v1.0",
-        "predicate": {"resources": resources, "serialization": serialization},
-    }).encode()
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "model", "digest": {"sha256": root.hex()}}],
+            "predicateType": "https://model_signing/signature/v1.0",
+            "predicate": {"resources": resources, "serialization": serialization},
+        }
+    ).encode()
 
 
 FILES = {"method": "files", "hash_type": "sha256", "allow_symlinks": False}
 
 
 def test_encoding_is_deterministic_and_round_trips() -> None:
-    manifest = Manifest((ManifestItem("a", A), ManifestItem("b", B)),
-                        Serialization(ignore_paths=(".git", "model.sig")))
+    manifest = Manifest(
+        (ManifestItem("a", A), ManifestItem("b", B)),
+        Serialization(ignore_paths=(".git", "model.sig")),
+    )
     payload = encode_statement(manifest, "m")
     assert payload == encode_statement(manifest, "m")
     parsed = parse_statement(payload)
@@ -41,21 +46,23 @@ def test_encoding_is_deterministic_and_round_trips() -> None:
 
 
 def test_single_file_resource_named_dot_is_accepted() -> None:
-    parsed = parse_statement(statement([{"name": ".", "digest": A.hex(), "algorithm": "sha256"}],
-                                       FILES))
+    parsed = parse_statement(
+        statement([{"name": ".", "digest": A.hex(), "algorithm": "sha256"}], FILES)
+    )
     assert parsed.manifest.items == (ManifestItem(".", A),)
 
 
 def test_sharded_algorithm_name_and_float_shard_size_are_accepted() -> None:
-    ser = {"method": "shards", "hash_type": "sha256", "shard_size": 1000.0,
-           "allow_symlinks": False}
+    ser = {"method": "shards", "hash_type": "sha256", "shard_size": 1000.0, "allow_symlinks": False}
     res = [{"name": "w:0:1000", "digest": A.hex(), "algorithm": "sha256-sharded-1000"}]
     assert parse_statement(statement(res, ser)).manifest.serialization.shard_size == 1000
 
 
 def test_resources_in_any_order_use_the_listed_order_for_the_root_digest() -> None:
-    res = [{"name": "b", "digest": B.hex(), "algorithm": "sha256"},
-           {"name": "a", "digest": A.hex(), "algorithm": "sha256"}]
+    res = [
+        {"name": "b", "digest": B.hex(), "algorithm": "sha256"},
+        {"name": "a", "digest": A.hex(), "algorithm": "sha256"},
+    ]
     assert {i.name for i in parse_statement(statement(res, FILES)).manifest.items} == {"a", "b"}
 
 
@@ -93,13 +100,17 @@ def test_unknown_predicate_type_is_rejected() -> None:
 
 
 def test_legacy_digests_v01_lists_files_as_subjects() -> None:
-    payload = json.dumps({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "b", "digest": {"sha256": B.hex()}},
-                    {"name": "a", "digest": {"sha256": A.hex()}}],
-        "predicateType": LEGACY_PREDICATE_TYPE,
-        "predicate": {"unused": "x"},
-    }).encode()
+    payload = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [
+                {"name": "b", "digest": {"sha256": B.hex()}},
+                {"name": "a", "digest": {"sha256": A.hex()}},
+            ],
+            "predicateType": LEGACY_PREDICATE_TYPE,
+            "predicate": {"unused": "x"},
+        }
+    ).encode()
     parsed = parse_statement(payload)
     assert parsed.legacy
     assert parsed.manifest.items == (ManifestItem("a", A), ManifestItem("b", B))
