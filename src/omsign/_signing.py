@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,13 @@ from omsign._paths import default_signature, model_relative, signature_ignore, s
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
 from omsign.bundle import write_bundle
 from omsign.errors import KeyLoadError, UsageError
-from omsign.manifest import Manifest, Serialization, compute_manifest, recorded_ignores
+from omsign.manifest import (
+    Manifest,
+    Serialization,
+    compute_manifest,
+    manifest_from_digests,
+    recorded_ignores,
+)
 from omsign.statement import encode_statement
 
 __all__ = ["ProgressCallback", "SignResult", "digest", "make_signer", "password_source", "sign"]
@@ -33,16 +40,20 @@ class SignResult:
         root_digest: hex SHA-256 root digest of the manifest.
         manifest: the signed manifest.
         bundle: the bundle written, as a JSON object.
+        hashed: the files read and hashed by this run (all of them unless digests
+            were reused).
     """
 
     signature: Path
     root_digest: str
     manifest: Manifest
     bundle: dict[str, object]
+    hashed: tuple[str, ...] = ()
 
 
-def password_source(password: bytes | str | None = None, env: str = "OMSIGN_PASSWORD"
-                    ) -> PasswordSource:
+def password_source(
+    password: bytes | str | None = None, env: str = "OMSIGN_PASSWORD"
+) -> PasswordSource:
     """A password source: an explicit value, else ``$OMSIGN_PASSWORD``, else a prompt."""
 
     def source(prompt: str) -> bytes | None:
@@ -53,27 +64,35 @@ def password_source(password: bytes | str | None = None, env: str = "OMSIGN_PASS
         try:
             return getpass.getpass(prompt).encode()
         except (EOFError, OSError):
-            raise KeyLoadError(f"{prompt.rstrip(': ')} is needed and cannot be prompted for; "
-                               f"use --password-file or ${env}") from None
+            raise KeyLoadError(
+                f"{prompt.rstrip(': ')} is needed and cannot be prompted for; "
+                f"use --password-file or ${env}"
+            ) from None
 
     return source
 
 
 def _serialization(
-    hash_algorithm: str, shard_size: int | None, allow_symlinks: bool,
+    hash_algorithm: str,
+    shard_size: int | None,
+    allow_symlinks: bool,
     ignores: Sequence[str] | None,
 ) -> Serialization:
     try:
         return Serialization(
-            "shards" if shard_size is not None else "files", hash_algorithm, shard_size,
-            allow_symlinks, None if ignores is None else recorded_ignores(ignores),
+            "shards" if shard_size is not None else "files",
+            hash_algorithm,
+            shard_size,
+            allow_symlinks,
+            None if ignores is None else recorded_ignores(ignores),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _progress_adapter(progress: ProgressCallback | None) -> tuple[
-        Callable[[int], None] | None, Callable[[int], None]]:
+def _progress_adapter(
+    progress: ProgressCallback | None,
+) -> tuple[Callable[[int], None] | None, Callable[[int], None]]:
     if progress is None:
         return None, lambda _total: None
     lock, state = threading.Lock(), [0, 0]
@@ -113,8 +132,9 @@ def digest(
         The hex SHA-256 root digest, as recorded in a signature's subject.
     """
     path = Path(model)
-    ser = _serialization(hash_algorithm, shard_size, allow_symlinks,
-                         model_relative(path, ignore_paths))
+    ser = _serialization(
+        hash_algorithm, shard_size, allow_symlinks, model_relative(path, ignore_paths)
+    )
     return compute_manifest(path, ser, workers=workers).root_digest().hex()
 
 
@@ -135,12 +155,15 @@ def make_signer(
         if certificate is not None or chain:
             raise UsageError("--cert needs a private key (--key or --pkcs11-uri)")
         if tsa_url:
-            raise UsageError("--tsa-url is for key and certificate signing; Sigstore "
-                             "timestamps come from the trust config")
+            raise UsageError(
+                "--tsa-url is for key and certificate signing; Sigstore "
+                "timestamps come from the trust config"
+            )
         from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
 
-        settings = SigstoreSettings(staging=staging, trust_config=(
-            Path(trust_config) if trust_config else None))
+        settings = SigstoreSettings(
+            staging=staging, trust_config=(Path(trust_config) if trust_config else None)
+        )
         return SigstoreBundleSigner(settings, identity_token, oauth_out_of_band)
     signing_key = load_signing_key(os.fspath(key), password_source(password))
     if certificate is None:
@@ -177,6 +200,7 @@ def sign(
     workers: int | None = None,
     progress: ProgressCallback | None = None,
     oauth_out_of_band: bool = False,
+    reuse_digests: bool = False,
 ) -> SignResult:
     """Signs a model and writes the OMS bundle atomically.
 
@@ -204,6 +228,9 @@ def sign(
         workers: hashing threads.
         progress: called with (bytes hashed, total bytes).
         oauth_out_of_band: Sigstore browser login by pasting a code (no local redirect).
+        reuse_digests: re-hash only files whose size, times or inode differ from the
+            digest cache kept outside the model (see :mod:`omsign._reuse`), and update
+            it. The signed payload is the same as a full run's.
 
     Returns:
         The signature path, root digest, manifest and bundle.
@@ -214,18 +241,66 @@ def sign(
     path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature(path)
     if signer is None:
-        signer = make_signer(key=key, certificate=certificate, chain=chain, password=password,
-                             tsa_url=tsa_url, identity_token=identity_token, staging=staging,
-                             trust_config=trust_config, oauth_out_of_band=oauth_out_of_band)
+        signer = make_signer(
+            key=key,
+            certificate=certificate,
+            chain=chain,
+            password=password,
+            tsa_url=tsa_url,
+            identity_token=identity_token,
+            staging=staging,
+            trust_config=trust_config,
+            oauth_out_of_band=oauth_out_of_band,
+        )
     ignores = [*model_relative(path, ignore_paths), *signature_ignore(path, sig_path)]
     ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
-    advance, start = _progress_adapter(progress)
-    from omsign.hashing import enumerate_model
-
-    entries = enumerate_model(path, ignore_paths=ser.ignore_paths or (),
-                              allow_symlinks=allow_symlinks)
-    start(sum(e.size for e in entries))
-    manifest = compute_manifest(path, ser, entries=entries, workers=workers, progress=advance)
+    manifest, hashed = _hash_model(
+        path,
+        ser,
+        allow_symlinks=allow_symlinks,
+        workers=workers,
+        progress=progress,
+        reuse_digests=reuse_digests,
+    )
     bundle = signer.sign_payload(encode_statement(manifest, subject_name(path)))
     write_bundle(sig_path, bundle)
-    return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle)
+    return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)
+
+
+def _hash_model(
+    path: Path,
+    ser: Serialization,
+    *,
+    allow_symlinks: bool,
+    workers: int | None,
+    progress: ProgressCallback | None,
+    reuse_digests: bool,
+) -> tuple[Manifest, tuple[str, ...]]:
+    """Enumerates and hashes the model (reusing cached digests when asked)."""
+    from omsign._hf import snapshot_link_policy
+    from omsign.hashing import enumerate_model, hash_entries
+
+    started = time.time_ns()
+    advance, start = _progress_adapter(progress)
+    entries = enumerate_model(
+        path,
+        ignore_paths=ser.ignore_paths or (),
+        allow_symlinks=allow_symlinks,
+        link_policy=snapshot_link_policy(path),
+    )
+    if not reuse_digests:
+        start(sum(e.size for e in entries))
+        manifest = compute_manifest(path, ser, entries=entries, workers=workers, progress=advance)
+        return manifest, tuple(e.name for e in entries)
+    from omsign._reuse import DigestCache
+
+    cache = DigestCache.load(path, ser.hash_type, ser.shard_size)
+    reused, todo = cache.split(entries)
+    start(sum(e.size for e in todo))
+    pairs = [
+        *reused,
+        *hash_entries(todo, ser.hash_type, ser.shard_size, workers=workers, progress=advance),
+    ]
+    cache.record(entries, pairs, started)
+    cache.save()
+    return manifest_from_digests(pairs, ser), tuple(e.name for e in todo)

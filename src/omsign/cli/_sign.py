@@ -29,33 +29,67 @@ prompt; a token PIN from the URI's pin-source, $OMSIGN_PKCS11_PIN, or a prompt.
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``sign``."""
-    p = sub.add_parser("sign", help="sign a model", description=_HELP,
-                       formatter_class=formatter)
+    p = sub.add_parser("sign", help="sign a model", description=_HELP, formatter_class=formatter)
     p.add_argument("model", metavar="MODEL", help="file or directory to sign")
-    p.add_argument("--signature", metavar="PATH",
-                   help="where to write the signature (default MODEL/model.sig or MODEL.sig)")
+    p.add_argument(
+        "--signature",
+        metavar="PATH",
+        help="where to write the signature (default MODEL/model.sig or MODEL.sig)",
+    )
     keys = p.add_argument_group("key and certificate methods")
     keys.add_argument("--key", metavar="PRIVATE.pem", help="private key (PEM, P-256/384/521)")
-    keys.add_argument("--pkcs11-uri", metavar="URI", help="private key in a PKCS#11 token "
-                      "(RFC 7512 URI)")
+    keys.add_argument(
+        "--pkcs11-uri", metavar="URI", help="private key in a PKCS#11 token (RFC 7512 URI)"
+    )
     keys.add_argument("--cert", metavar="LEAF.pem", help="signing certificate for the key")
-    keys.add_argument("--cert-chain", action="append", default=[], metavar="PEM",
-                      help="intermediate certificates to embed; repeatable")
-    keys.add_argument("--password-file", metavar="FILE",
-                      help="file whose first line is the private key's password")
-    keys.add_argument("--tsa-url", metavar="URL",
-                      help="timestamp the signature with this RFC 3161 authority")
+    keys.add_argument(
+        "--cert-chain",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="intermediate certificates to embed; repeatable",
+    )
+    keys.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="file whose first line is the private key's password",
+    )
+    keys.add_argument(
+        "--tsa-url", metavar="URL", help="timestamp the signature with this RFC 3161 authority"
+    )
     sig = p.add_argument_group("Sigstore keyless method")
-    sig.add_argument("--identity-token", metavar="TOKEN",
-                     help="OIDC identity token (default: CI credentials or browser login)")
-    sig.add_argument("--oauth-out-of-band", action="store_true",
-                     help="log in by pasting a code instead of a local browser redirect")
+    sig.add_argument(
+        "--identity-token",
+        metavar="TOKEN",
+        help="OIDC identity token (default: CI credentials or browser login)",
+    )
+    sig.add_argument(
+        "--oauth-out-of-band",
+        action="store_true",
+        help="log in by pasting a code instead of a local browser redirect",
+    )
     sig.add_argument("--staging", action="store_true", help="use Sigstore's staging instance")
-    sig.add_argument("--trust-config", metavar="FILE",
-                     help="Sigstore ClientTrustConfig JSON for a private instance")
+    sig.add_argument(
+        "--trust-config",
+        metavar="FILE",
+        help="Sigstore ClientTrustConfig JSON for a private instance",
+    )
     hashing = p.add_argument_group("hashing")
     add_hashing_flags(hashing)
     add_ignore_flags(hashing)
+    cache = hashing.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--reuse-digests",
+        action="store_true",
+        help="re-hash only files whose size, times or inode changed since the "
+        "last --reuse-digests run (digest cache in ~/.cache/omsign or "
+        "$OMSIGN_CACHE_DIR; never in the model or signature)",
+    )
+    cache.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="hash every file; neither read nor write the digest cache (the default)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -86,9 +120,13 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=progress_bar(args, "hashing"),
         oauth_out_of_band=args.oauth_out_of_band,
+        reuse_digests=args.reuse_digests and not args.no_cache,
     )
     if not args.quiet:
         files = len(result.manifest.by_file())
-        print(f"signed {files} file{'s' * (files != 1)}: {result.signature}", file=sys.stderr)
+        hashed = f" ({len(result.hashed)} re-hashed)" if args.reuse_digests else ""
+        print(
+            f"signed {files} file{'s' * (files != 1)}{hashed}: {result.signature}", file=sys.stderr
+        )
     print(f"sha256:{result.root_digest}")
     return 0
