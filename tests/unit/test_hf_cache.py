@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -177,3 +179,33 @@ def test_a_copy_outside_the_cache_gets_no_link_exception(
     r = cli("verify", copy, "--key", p256.public)
     assert r.code == 1
     assert "symbolic link" in r.err
+
+
+def test_signing_a_snapshot_follows_only_repository_links(
+    hub: Path, p256: KeyPair, cli: Cli, tmp_path: Path
+) -> None:
+    snapshot = hub / "models--acme--tiny" / "snapshots" / COMMIT
+    sig = tmp_path / "resigned.sig"
+    r = cli("sign", snapshot, "--key", p256.private, "--signature", sig)
+    assert r.code == 0, r.err
+    assert cli("verify", "hf://acme/tiny", "--key", p256.public, "--signature", sig).code == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"elsewhere")
+    _link(snapshot, "extra.txt", outside)
+    r = cli("sign", snapshot, "--key", p256.private, "--signature", sig)
+    assert r.code == 2
+    assert "symbolic link" in r.err
+
+
+def test_cli_start_up_imports_no_heavy_module(hub: Path, p256: KeyPair) -> None:
+    code = (
+        "import sys\n"
+        "from omsign.cli import run\n"
+        f"assert run(['verify', 'hf://acme/tiny', '--key', {str(p256.public)!r}]) == 0\n"
+        "heavy = {'huggingface_hub', 'safetensors', 'numpy'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
