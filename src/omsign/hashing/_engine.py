@@ -1,18 +1,29 @@
 """The parallel hashing engine: whole files or byte ranges, spread over every core.
 
-Work is cut into units (a whole file in ``files`` mode, one shard in ``shards`` mode),
-small units are batched so that per-task overhead stays negligible, and batches run
-on a thread pool. Hashing and reading release the GIL, so threads use every core.
-Each thread reuses one buffer, so memory stays constant whatever the model's size.
+Work is cut into units (a whole file in ``files`` mode, one shard in ``shards`` mode).
+Small units are batched so that per-task overhead stays negligible, and batches run
+on a thread pool, the largest first (longest-processing-time first), so the last
+core to finish is not left with a big file while the others idle. Hashing and
+reading release the GIL, so the threads use every core. A large ``blake3`` unit is
+hashed by blake3's own threads as well.
+
+Bytes are read without copies where it pays: a large unit is hashed straight from
+the page cache through a mapped window of the file, which is unmapped before the
+next one is mapped, so the mapped pages that count in the resident set stay bounded
+(threads times one window). Small units are read with ``preadv`` into a buffer each
+thread reuses. Memory therefore stays constant whatever the model's size.
 
 Every file is opened without following links (unless it was enumerated through an
 allowed link), checked to be the very file that was enumerated (device and inode)
 and checked again after hashing (size, modification and change time), so a file
-swapped or modified while it is read is reported instead of silently hashed.
+swapped or modified while it is read is reported instead of silently hashed. The
+size is also checked before each window is mapped, so a file that shrank is
+reported rather than read past its end.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import threading
@@ -21,16 +32,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from omsign.errors import ModelError
-from omsign.hashing._algorithms import new_hasher
+from omsign.hashing._algorithms import Hasher, new_hasher
 from omsign.hashing._walk import FileEntry
 
 __all__ = ["ChangedWhileHashingError", "Unit", "hash_units", "plan_units", "worker_count"]
 
-_BUFFER = 1 << 20  # bytes read per call, per thread
-_BIG_BUFFER = 16 << 20  # for blake3's internal threads on large inputs
+_BUFFER = 1 << 20  # bytes read per preadv call, per thread, for units read with copies
+_MAP_MIN = 4 << 20  # units at least this large are hashed from mapped windows
+_WINDOW = 16 << 20  # bytes mapped at a time by one thread
+_BLAKE3_WINDOW = 64 << 20  # window of a unit hashed by blake3's internal threads
+_BLAKE3_THREADED = 64 << 20  # a blake3 unit this large hashes with internal threads
 _BATCH_BYTES = 32 << 20  # small units are grouped until a batch holds this much
 _BATCH_UNITS = 256
-_BLAKE3_THREADED = 64 << 20  # a blake3 unit this large hashes with internal threads
+_GRANULARITY = mmap.ALLOCATIONGRANULARITY
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a whole window in one call
 
 Progress = Callable[[int], None]
 
@@ -74,16 +89,26 @@ def plan_units(entries: Sequence[FileEntry], shard_size: int | None) -> list[Uni
     return units
 
 
-def _batches(units: Sequence[Unit]) -> Iterator[tuple[int, int]]:
-    """Yields index ranges of consecutive units, grouping small ones."""
+def _batches(units: Sequence[Unit]) -> Iterator[tuple[int, int, int]]:
+    """Yields ``(begin, end, bytes)`` for ranges of consecutive units, grouping small ones."""
     begin, size = 0, 0
     for i, unit in enumerate(units):
         size += unit.end - unit.start
         if size >= _BATCH_BYTES or i + 1 - begin >= _BATCH_UNITS:
-            yield begin, i + 1
+            yield begin, i + 1, size
             begin, size = i + 1, 0
     if begin < len(units):
-        yield begin, len(units)
+        yield begin, len(units), size
+
+
+def _schedule(units: Sequence[Unit]) -> list[tuple[int, int]]:
+    """Batches in the order to run them: most bytes first, ties in model order.
+
+    Longest-processing-time first: the big units start at once and the small ones
+    fill the gaps at the end, so no core idles while another finishes a big file.
+    """
+    batches = sorted(_batches(units), key=lambda batch: -batch[2])
+    return [(begin, end) for begin, end, _ in batches]
 
 
 def _open_checked(entry: FileEntry) -> int:
@@ -106,6 +131,17 @@ def _open_checked(entry: FileEntry) -> int:
     return fd
 
 
+def _check_unchanged(fd: int, entry: FileEntry) -> None:
+    """Raises if the open file's size or times differ from the enumerated ones."""
+    st = os.fstat(fd)
+    if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (entry.size, entry.mtime_ns, entry.ctime_ns):
+        raise ChangedWhileHashingError(f"{entry.path}: file changed while it was being hashed")
+
+
+def _shrank(entry: FileEntry) -> ChangedWhileHashingError:
+    return ChangedWhileHashingError(f"{entry.path}: file shrank while it was being hashed")
+
+
 class _Hashing:
     """Shared state of one hashing run."""
 
@@ -115,39 +151,64 @@ class _Hashing:
         self.progress = progress
         self.local = threading.local()
 
-    def buffer(self, size: int) -> memoryview:
-        buf: bytearray | None = getattr(self.local, "buf", None)
-        if buf is None or len(buf) < size:
-            buf = bytearray(size)
-            self.local.buf = buf
-        return memoryview(buf)
+    def buffer(self) -> memoryview:
+        """This thread's reusable read buffer."""
+        view: memoryview | None = getattr(self.local, "view", None)
+        if view is None:
+            view = memoryview(bytearray(_BUFFER))
+            self.local.view = view
+        return view
 
     def hash_unit(self, fd: int, unit: Unit) -> bytes:
+        """Hashes bytes ``[unit.start, unit.end)`` of the open file ``fd``."""
         length = unit.end - unit.start
         threaded = self.algorithm == "blake3" and length >= _BLAKE3_THREADED and self.threads > 1
         hasher = new_hasher(self.algorithm, self.threads if threaded else 1)
-        view = self.buffer(_BIG_BUFFER if threaded else _BUFFER)
-        offset, remaining = unit.start, length
+        if threaded:  # blake3's threads fault the pages in, in parallel
+            self.feed_mapped(fd, unit, hasher, _BLAKE3_WINDOW, mmap.MAP_SHARED)
+        elif length >= _MAP_MIN:
+            self.feed_mapped(fd, unit, hasher, _WINDOW, mmap.MAP_SHARED | _POPULATE)
+        else:
+            self.feed_read(fd, unit, hasher)
+        return hasher.digest()
+
+    def feed_read(self, fd: int, unit: Unit, hasher: Hasher) -> None:
+        """Feeds the unit to ``hasher`` through this thread's buffer."""
+        view = self.buffer()
+        offset, remaining = unit.start, unit.end - unit.start
         while remaining:
             want = min(remaining, len(view))
             got = os.preadv(fd, [view[:want]], offset)
             if got <= 0:
-                raise ChangedWhileHashingError(
-                    f"{unit.entry.path}: file shrank while it was being hashed"
-                )
+                raise _shrank(unit.entry)
             hasher.update(view[:got])
             offset += got
             remaining -= got
             if self.progress is not None:
                 self.progress(got)
-        return hasher.digest()
+
+    def feed_mapped(self, fd: int, unit: Unit, hasher: Hasher, window: int, flags: int) -> None:
+        """Feeds the unit to ``hasher`` from mapped windows, one at a time."""
+        offset = unit.start
+        while offset < unit.end:
+            if os.fstat(fd).st_size < unit.end:  # mapping past the end would fault
+                raise _shrank(unit.entry)
+            base = offset - offset % _GRANULARITY
+            stop = min(unit.end, base + window)
+            mapped = mmap.mmap(fd, stop - base, flags, mmap.PROT_READ, offset=base)
+            with mapped, memoryview(mapped) as whole, whole[offset - base :] as part:
+                hasher.update(part)
+            if self.progress is not None:
+                self.progress(stop - offset)
+            offset = stop
 
     def run_batch(self, units: Sequence[Unit]) -> list[bytes]:
+        """Hashes consecutive units, opening each file once."""
         out: list[bytes] = []
-        fd, current = -1, None
+        fd, current = -1, units[0].entry
         try:
             for unit in units:
-                if unit.entry is not current:
+                if fd < 0 or unit.entry is not current:
                     if fd >= 0:
                         _check_unchanged(fd, current)
                         os.close(fd)
@@ -155,19 +216,11 @@ class _Hashing:
                     current = unit.entry
                     fd = _open_checked(current)
                 out.append(self.hash_unit(fd, unit))
-            if fd >= 0:
-                _check_unchanged(fd, current)
+            _check_unchanged(fd, current)
         finally:
             if fd >= 0:
                 os.close(fd)
         return out
-
-
-def _check_unchanged(fd: int, entry: FileEntry | None) -> None:
-    assert entry is not None
-    st = os.fstat(fd)
-    if (st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (entry.size, entry.mtime_ns, entry.ctime_ns):
-        raise ChangedWhileHashingError(f"{entry.path}: file changed while it was being hashed")
 
 
 def hash_units(
@@ -191,14 +244,20 @@ def hash_units(
     """
     threads = worker_count(workers)
     state = _Hashing(algorithm, threads, progress)
-    ranges = list(_batches(units))
+    if not units:
+        return []
+    ranges = _schedule(units)
     if threads == 1 or len(ranges) == 1:
+        ranges.sort()
         return [d for b, e in ranges for d in state.run_batch(units[b:e])]
+    out: list[bytes] = [b""] * len(units)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="omsign-hash") as pool:
-        futures = [pool.submit(state.run_batch, units[b:e]) for b, e in ranges]
+        futures = [(b, e, pool.submit(state.run_batch, units[b:e])) for b, e in ranges]
         try:
-            return [d for f in futures for d in f.result()]
+            for b, e, future in futures:
+                out[b:e] = future.result()
         except BaseException:
-            for f in futures:
-                f.cancel()
+            for _, _, future in futures:
+                future.cancel()
             raise
+    return out
