@@ -44,7 +44,7 @@ MAX_DEPTH = 32
 # Arrays, objects and commas outside strings. A bundle holds a few dozen (the statement
 # is one base64 string); the bound keeps a flat million-element array from being built.
 MAX_TOKENS = 100_000
-_STRINGS = re.compile(rb'"[^"]*"')
+_STRINGS = re.compile(rb'"[^"]*"?')  # an unterminated string runs to the end
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _URLSAFE = str.maketrans("-_", "+/")
