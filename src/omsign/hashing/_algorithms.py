@@ -8,7 +8,7 @@ from typing import Protocol
 
 from omsign.errors import UsageError
 
-__all__ = ["ALGORITHMS", "Hasher", "check_algorithm", "new_hasher"]
+__all__ = ["ALGORITHMS", "Hasher", "check_algorithm", "hasher_factory", "new_hasher"]
 
 ALGORITHMS: tuple[str, ...] = ("sha256", "blake2b", "blake3")
 
@@ -32,14 +32,25 @@ def check_algorithm(name: str) -> str:
     return name
 
 
-def _blake3(threads: int) -> Hasher:
+def _blake3(threads: int) -> Callable[[], Hasher]:
     import blake3
 
     if threads > 1:
-        h: Hasher = blake3.blake3(max_threads=threads)
-        return h
-    single: Hasher = blake3.blake3()
+        return lambda: blake3.blake3(max_threads=threads)
+    single: Callable[[], Hasher] = blake3.blake3
     return single
+
+
+def hasher_factory(name: str, threads: int = 1) -> Callable[[], Hasher]:
+    """Returns a callable that creates hashers for a registry algorithm, for repeated use.
+
+    Args:
+        name: ``sha256``, ``blake2b`` (512-bit) or ``blake3`` (256-bit).
+        threads: for blake3 only, how many threads it may use internally on large inputs.
+    """
+    if check_algorithm(name) == "blake3":
+        return _blake3(threads)
+    return hashlib.sha256 if name == "sha256" else hashlib.blake2b
 
 
 def new_hasher(name: str, threads: int = 1) -> Hasher:
@@ -49,9 +60,4 @@ def new_hasher(name: str, threads: int = 1) -> Hasher:
         name: ``sha256``, ``blake2b`` (512-bit) or ``blake3`` (256-bit).
         threads: for blake3 only, how many threads it may use internally on large inputs.
     """
-    factory: dict[str, Callable[[], Hasher]] = {
-        "sha256": hashlib.sha256,
-        "blake2b": hashlib.blake2b,
-        "blake3": lambda: _blake3(threads),
-    }
-    return factory[check_algorithm(name)]()
+    return hasher_factory(name, threads)()

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from omsign.errors import ModelError
-from omsign.hashing._algorithms import Hasher, new_hasher
+from omsign.hashing._algorithms import Hasher, hasher_factory
 from omsign.hashing._walk import FileEntry
 
 __all__ = ["ChangedWhileHashingError", "Unit", "hash_units", "plan_units", "worker_count"]
@@ -146,8 +146,10 @@ class _Hashing:
     """Shared state of one hashing run."""
 
     def __init__(self, algorithm: str, threads: int, progress: Progress | None) -> None:
-        self.algorithm = algorithm
-        self.threads = threads
+        self.new = hasher_factory(algorithm)
+        self.new_threaded = (
+            hasher_factory(algorithm, threads) if algorithm == "blake3" and threads > 1 else None
+        )
         self.progress = progress
         self.local = threading.local()
 
@@ -159,22 +161,22 @@ class _Hashing:
             self.local.view = view
         return view
 
-    def hash_unit(self, fd: int, unit: Unit) -> bytes:
+    def hash_unit(self, fd: int, unit: Unit, view: memoryview) -> bytes:
         """Hashes bytes ``[unit.start, unit.end)`` of the open file ``fd``."""
         length = unit.end - unit.start
-        threaded = self.algorithm == "blake3" and length >= _BLAKE3_THREADED and self.threads > 1
-        hasher = new_hasher(self.algorithm, self.threads if threaded else 1)
-        if threaded:  # blake3's threads fault the pages in, in parallel
+        if self.new_threaded is not None and length >= _BLAKE3_THREADED:
+            hasher = self.new_threaded()  # its threads fault the pages in, in parallel
             self.feed_mapped(fd, unit, hasher, _BLAKE3_WINDOW, mmap.MAP_SHARED)
-        elif length >= _MAP_MIN:
-            self.feed_mapped(fd, unit, hasher, _WINDOW, mmap.MAP_SHARED | _POPULATE)
         else:
-            self.feed_read(fd, unit, hasher)
+            hasher = self.new()
+            if length >= _MAP_MIN:
+                self.feed_mapped(fd, unit, hasher, _WINDOW, mmap.MAP_SHARED | _POPULATE)
+            else:
+                self.feed_read(fd, unit, hasher, view)
         return hasher.digest()
 
-    def feed_read(self, fd: int, unit: Unit, hasher: Hasher) -> None:
-        """Feeds the unit to ``hasher`` through this thread's buffer."""
-        view = self.buffer()
+    def feed_read(self, fd: int, unit: Unit, hasher: Hasher, view: memoryview) -> None:
+        """Feeds the unit to ``hasher`` through the buffer ``view``."""
         offset, remaining = unit.start, unit.end - unit.start
         while remaining:
             want = min(remaining, len(view))
@@ -205,6 +207,7 @@ class _Hashing:
     def run_batch(self, units: Sequence[Unit]) -> list[bytes]:
         """Hashes consecutive units, opening each file once."""
         out: list[bytes] = []
+        view = self.buffer()
         fd, current = -1, units[0].entry
         try:
             for unit in units:
@@ -215,7 +218,7 @@ class _Hashing:
                         fd = -1
                     current = unit.entry
                     fd = _open_checked(current)
-                out.append(self.hash_unit(fd, unit))
+                out.append(self.hash_unit(fd, unit, view))
             _check_unchanged(fd, current)
         finally:
             if fd >= 0:
