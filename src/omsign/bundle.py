@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,21 +257,36 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
 def read_bundle(path: Path) -> Bundle:
     """Reads and parses a bundle file.
 
+    The file is opened without blocking and must be a regular file: a FIFO or a device
+    put where the signature belongs is refused, not read. At most the size limit is read.
+
     Raises:
         ModelError: the file is missing or unreadable (exit code 2).
-        MalformedSignatureError: the content is not a well-formed bundle.
+        MalformedSignatureError: not a regular file, or not a well-formed bundle.
     """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ModelError(f"{path}: signature file not found") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: signature path is a directory") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read signature ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ModelError(f"{path}: signature path is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise _bad(str(path), "not a regular file (a FIFO, socket or device)")
+        if st.st_size > MAX_BUNDLE_BYTES:
+            raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read signature ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
     return parse_bundle(data, str(path))
 
 

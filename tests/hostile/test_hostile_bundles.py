@@ -492,3 +492,37 @@ def test_long_hostile_values_are_shortened_in_the_message(
     result = _verify(cli, model, p256, bundle)
     _rejected(result, "unsupported mediaType 'xxx")
     assert len(result.err) < 300
+
+
+# --- the signature file itself -------------------------------------------------------------
+
+
+def test_signature_that_is_a_fifo_is_refused_without_blocking(
+    signed: tuple[Path, dict[str, Any]], p256: KeyPair, cli: Cli
+) -> None:
+    model, _ = signed
+    (model / "model.sig").unlink()
+    os.mkfifo(model / "model.sig")  # the default location, inside a model an attacker controls
+    with deadline(10):
+        result = cli("verify", model, "--key", p256.public)
+    _rejected(result, "model.sig: malformed signature: not a regular file")
+
+
+def test_signature_that_is_a_link_to_a_device_is_refused(
+    signed: tuple[Path, dict[str, Any]], p256: KeyPair, cli: Cli
+) -> None:
+    model, _ = signed
+    (model / "model.sig").unlink()
+    (model / "model.sig").symlink_to("/dev/zero")
+    with deadline(10):
+        result = cli("verify", model, "--key", p256.public)
+    _rejected(result, "model.sig: malformed signature: not a regular file")
+
+
+def test_signature_that_is_a_directory_is_a_usage_error(
+    signed: tuple[Path, dict[str, Any]], p256: KeyPair, cli: Cli
+) -> None:
+    model, _ = signed
+    result = cli("verify", model, "--key", p256.public, "--signature", model / "sub")
+    assert result.code == 2
+    assert "sub: signature path is a directory" in result.err
