@@ -275,20 +275,32 @@ def predicate_type_of(payload: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def parse_statement(payload: bytes) -> SignedStatement:
+def parse_statement(payload: bytes, source: str | None = None) -> SignedStatement:
     """Parses and validates a signed payload (OMS 8.3).
+
+    Args:
+        payload: the verified DSSE payload.
+        source: the signature file's name, to begin error messages with.
 
     Raises:
         MalformedSignatureError: not JSON, wrong types or values, unknown predicate type,
             unsafe or duplicate names, or a root digest that does not match the resources.
     """
     try:
+        return _parse_statement(payload)
+    except MalformedSignatureError as exc:
+        if source is None:
+            raise
+        raise MalformedSignatureError(f"{source}: {exc}") from None
+
+
+def _parse_statement(payload: bytes) -> SignedStatement:
+    try:
         statement = load_json(payload)
     except ValueError as exc:
-        detail = str(exc) if str(exc).startswith("duplicate key") else "not valid UTF-8 JSON"
-        raise _bad(
-            f"payload is {detail}" if "key" not in detail else f"payload has a {detail}"
-        ) from None
+        if str(exc).startswith("duplicate key"):
+            raise _bad(f"payload has a {exc}") from None
+        raise _bad("payload is not valid UTF-8 JSON") from None
     except RecursionError:
         raise _bad("payload is nested too deeply") from None
     if not isinstance(statement, dict):

@@ -526,3 +526,12 @@ def test_signature_that_is_a_directory_is_a_usage_error(
     result = cli("verify", model, "--key", p256.public, "--signature", model / "sub")
     assert result.code == 2
     assert "sub: signature path is a directory" in result.err
+
+
+def test_statement_errors_can_name_the_signature_file() -> None:
+    from omsign.errors import MalformedSignatureError
+    from omsign.statement import parse_statement
+
+    with pytest.raises(MalformedSignatureError) as caught:
+        parse_statement(b"[]", "dir/model.sig")
+    assert str(caught.value) == "dir/model.sig: malformed statement: payload is not a JSON object"

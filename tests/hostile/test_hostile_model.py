@@ -366,3 +366,21 @@ def test_names_equal_after_normalisation_or_case_folding_are_reported(
         assert first in warnings[0]
         assert second in warnings[0]
         assert "letter case" in warnings[0]
+
+
+def test_directories_equal_after_case_folding_are_reported_once(
+    tmp_path: Path, p256: KeyPair, cli: Cli
+) -> None:
+    model = make_model(tmp_path / "m", {"Weights/a.bin": b"1", "weights/a.bin": b"2"})
+    result = cli("sign", model, "--key", p256.private)
+    assert result.code == 0
+    warnings = [line for line in result.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1, result.err
+    assert "Weights and weights differ only" in warnings[0]
+
+
+def test_distinct_names_give_no_look_alike_warning(tmp_path: Path, p256: KeyPair, cli: Cli) -> None:
+    model = make_model(tmp_path / "m", {"a/x.bin": b"1", "b/x.bin": b"2", "caf\u00e9": b"3"})
+    result = cli("sign", model, "--key", p256.private)
+    assert result.code == 0
+    assert "warning" not in result.err

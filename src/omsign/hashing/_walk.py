@@ -244,22 +244,27 @@ class _Walker:
 
 
 def _warn_lookalikes(entries: Iterable[FileEntry]) -> None:
-    """Warns about names that some file systems cannot tell apart.
+    """Warns about sibling names that some file systems cannot tell apart.
 
-    Two names that are equal after Unicode normalisation (NFC/NFD) or case folding are
-    distinct here but one file on macOS or Windows: copying the model there loses one.
+    Two names in one directory that are equal after Unicode normalisation (NFC/NFD) or
+    case folding are distinct here but one file on macOS or Windows: a copy there keeps
+    only one. Directories are compared too (``A/x`` and ``a/y`` collide as ``A``/``a``).
     """
-    seen: dict[str, str] = {}
+    nodes: set[str] = set()
     for entry in entries:
-        name = entry.name
-        key = name.lower() if name.isascii() else _fold(name)
-        first = seen.setdefault(key, name)
-        if first != name:
+        parts = entry.name.split("/")
+        nodes.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    seen: dict[tuple[str, str], str] = {}
+    for node in sorted(nodes):
+        parent, _, base = node.rpartition("/")
+        key = (parent, base.lower() if base.isascii() else _fold(base))
+        first = seen.setdefault(key, node)
+        if first != node:
             logger.warning(
                 "%s and %s differ only in Unicode normalisation or letter case; some file "
                 "systems cannot hold both, and a copy there may replace one with the other",
                 first,
-                name,
+                node,
             )
 
 
