@@ -37,6 +37,7 @@ def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_engine, "_BLAKE3_THREADED", 200 << 10)
     monkeypatch.setattr(_engine, "_BATCH_BYTES", 256 << 10)
     monkeypatch.setattr(_engine, "_BATCH_UNITS", 5)
+    monkeypatch.setattr(_engine, "_PARALLEL_MEAN", 0)
 
 
 @pytest.mark.usefixtures("small_windows")
@@ -94,6 +95,16 @@ def test_batches_respect_unit_and_byte_limits(tmp_path: Path) -> None:
     batches = list(_engine._batches(units))
     assert [(b, e) for b, e, _ in batches] == [(0, 5), (5, 10), (10, 12)]
     assert [n for _, _, n in batches] == [500, 500, 200]
+
+
+def test_tiny_files_are_hashed_in_one_thread_bigger_ones_in_parallel(tmp_path: Path) -> None:
+    tiny = plan_units(enumerate_model(make_model(tmp_path / "t", {"a": b"1", "b": b"2"})), None)
+    big = make_model(tmp_path / "b", {"a": b"1", "b": os.urandom(_engine._PARALLEL_MEAN * 2)})
+    mixed = plan_units(enumerate_model(big), None)
+    assert not _engine._parallel(tiny, 2, 4)
+    assert _engine._parallel(mixed, 2, 4)
+    assert not _engine._parallel(mixed, 1, 4)
+    assert not _engine._parallel(mixed, 2, 1)
 
 
 def test_no_units_no_digests() -> None:
