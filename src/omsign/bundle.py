@@ -153,17 +153,40 @@ def _method(vm: dict[str, Any], source: str) -> Method:
     return methods[present[0]]
 
 
+def _certificate(value: Any, source: str, where: str) -> bytes:
+    """Decodes a DER certificate and parses every part that verification reads.
+
+    The X.509 parser is lazy: a certificate that loads may still fail when its
+    subject or extensions are first read. Reading them here turns any such failure
+    into a malformed signature instead of an error deep inside chain validation.
+    """
+    der = _b64(value, source, where)
+    from cryptography import x509
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        for extension in cert.extensions:
+            repr(extension.value)
+        cert.public_key()
+        cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+    except Exception:  # any parse failure of untrusted DER, whatever its class
+        raise _bad(source, f"{where} is not a valid X.509 certificate") from None
+    return der
+
+
 def _certificates(vm: dict[str, Any], method: Method, source: str) -> tuple[bytes, ...]:
     if method == "sigstore":
         cert = _obj(vm, "certificate", source, "verificationMaterial.")
-        return (_b64(cert.get("rawBytes"), source, "certificate.rawBytes"),)
+        return (_certificate(cert.get("rawBytes"), source, "certificate.rawBytes"),)
     if method == "certificate":
         chain = _obj(vm, "x509CertificateChain", source, "verificationMaterial.")
         certs = chain.get("certificates")
         if not isinstance(certs, list) or not certs:
             raise _bad(source, "x509CertificateChain.certificates is not a non-empty list")
         return tuple(
-            _b64(
+            _certificate(
                 c.get("rawBytes") if isinstance(c, dict) else None,
                 source,
                 f"certificates[{i}].rawBytes",
