@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,7 +165,10 @@ def _certificate(value: Any, source: str, where: str) -> bytes:
     from cryptography import x509
 
     try:
-        cert = x509.load_der_x509_certificate(der)
+        with warnings.catch_warnings():  # a non-positive serial number warns, then fails below
+            warnings.simplefilter("ignore")
+            cert = x509.load_der_x509_certificate(der)
+        positive = cert.serial_number > 0
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
         for extension in cert.extensions:
@@ -173,6 +177,8 @@ def _certificate(value: Any, source: str, where: str) -> bytes:
         cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
     except Exception:  # any parse failure of untrusted DER, whatever its class
         raise _bad(source, f"{where} is not a valid X.509 certificate") from None
+    if not positive:
+        raise _bad(source, f"{where} has a serial number that is not positive (RFC 5280)")
     return der
 
 
