@@ -384,3 +384,12 @@ def test_distinct_names_give_no_look_alike_warning(tmp_path: Path, p256: KeyPair
     result = cli("sign", model, "--key", p256.private)
     assert result.code == 0
     assert "warning" not in result.err
+
+
+def test_model_that_is_a_fifo_is_refused_without_blocking(
+    tmp_path: Path, p256: KeyPair, cli: Cli
+) -> None:
+    os.mkfifo(tmp_path / "model.bin")
+    with deadline(10):
+        signing = cli("sign", tmp_path / "model.bin", "--key", p256.private)
+    _rejected(signing, 2, "model.bin", "is a FIFO")
