@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,13 +55,19 @@ class SignResult:
 def password_source(
     password: bytes | str | None = None, env: str = "OMSIGN_PASSWORD"
 ) -> PasswordSource:
-    """A password source: an explicit value, else ``$OMSIGN_PASSWORD``, else a prompt."""
+    """A password source: an explicit value, else ``$OMSIGN_PASSWORD``, else a prompt.
+
+    Without a terminal to prompt on, the source returns None and the caller reports
+    which option supplies the secret.
+    """
 
     def source(prompt: str) -> bytes | None:
         if password is not None:
             return password.encode() if isinstance(password, str) else password
         if env in os.environ:
             return os.environ[env].encode()
+        if not sys.stdin.isatty():
+            return None
         try:
             return getpass.getpass(prompt).encode()
         except (EOFError, OSError):

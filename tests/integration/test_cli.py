@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -334,3 +335,16 @@ def test_cli_reports_missing_signature_without_traceback(tmp_path: Path, p256: K
     assert result.code == 2
     assert result.err.strip() == f"omsign: error: {m / 'model.sig'}: signature file not found"
     shutil.rmtree(m)
+
+
+def test_encrypted_key_without_password_and_without_terminal_says_how(
+    model: Path, tmp_path: Path
+) -> None:
+    write_private_key(tmp_path / "enc.pem", make_ec_key("P-256"), password=b"pw")
+    env = {k: v for k, v in os.environ.items() if k != "OMSIGN_PASSWORD"}
+    result = run_omsign_process(
+        "sign", model, "--key", tmp_path / "enc.pem", stdin=subprocess.DEVNULL, env=env
+    )
+    assert result.code == 2
+    assert "--password-file" in result.err
+    assert "Warning" not in result.err

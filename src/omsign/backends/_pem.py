@@ -60,7 +60,8 @@ def load_pem_signing_key(
             password = password_source(f"Password for {path}: ")
             if password is None:
                 raise KeyLoadError(
-                    f"{path}: the key is encrypted and no password was given"
+                    f"{path}: the key is encrypted; give its password with --password-file or "
+                    "$OMSIGN_PASSWORD"
                 ) from None
         except ValueError:
             if password is not None:
