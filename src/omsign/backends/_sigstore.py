@@ -12,9 +12,7 @@ sigstore-python is imported only inside the functions that need it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime as dt
 import json
 import logging
 import re
@@ -23,6 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omsign.backends._sigstore_cert import (
+    GITHUB_CLAIMS,
+    cert_identities,
+    cert_issuer,
+    describe_sigstore_material,
+    extension_text,
+    optional_int,
+    tlog_entry,
+)
 from omsign.errors import (
     BackendUnavailableError,
     IdentityError,
@@ -44,19 +51,6 @@ __all__ = [
     "describe_sigstore_material",
     "verify_sigstore_bundle",
 ]
-
-_FULCIO_OID = "1.3.6.1.4.1.57264.1."
-_ISSUER_V1 = _FULCIO_OID + "1"
-_ISSUER_V2 = _FULCIO_OID + "8"
-_OTHERNAME = _FULCIO_OID + "7"
-# Claim name -> Fulcio extension OID (raw string value), as cosign checks them.
-_GITHUB_CLAIMS = {
-    "github_workflow_trigger": _FULCIO_OID + "2",
-    "github_sha": _FULCIO_OID + "3",
-    "github_workflow_name": _FULCIO_OID + "4",
-    "github_repository": _FULCIO_OID + "5",
-    "github_ref": _FULCIO_OID + "6",
-}
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class SigstoreIdentityPolicy:
         who = self.identity if self.identity is not None else f"/{self.identity_regexp}/"
         claims = [
             f"{name.removeprefix('github_')}={getattr(self, name)}"
-            for name in _GITHUB_CLAIMS
+            for name in GITHUB_CLAIMS
             if getattr(self, name) is not None
         ]
         extra = f" with {', '.join(claims)}" if claims else ""
@@ -144,122 +138,6 @@ class SigstoreVerified:
     issuer: str
     log_index: int | None
     integrated_time: int | None
-
-
-# --- certificate helpers (cryptography only) ----------------------------------
-
-
-def _der_string(raw: bytes) -> str:
-    """Decodes a DER string (UTF8String and friends); raises ValueError."""
-    if len(raw) < 2:
-        raise ValueError("truncated DER string")
-    length, offset = raw[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        length, offset = int.from_bytes(raw[2 : 2 + count], "big"), 2 + count
-    if offset + length != len(raw):
-        raise ValueError("bad DER string length")
-    return raw[offset:].decode()
-
-
-def _extension_text(cert: x509.Certificate, oid: str, *, der: bool) -> str | None:
-    from cryptography import x509
-
-    try:
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
-    except x509.ExtensionNotFound:
-        return None
-    value = ext.value
-    if not isinstance(value, x509.UnrecognizedExtension):
-        return None
-    return _der_string(value.value) if der else value.value.decode()
-
-
-def _cert_issuer(cert: x509.Certificate) -> str | None:
-    return _extension_text(cert, _ISSUER_V2, der=True) or _extension_text(
-        cert, _ISSUER_V1, der=False
-    )
-
-
-def _cert_identities(cert: x509.Certificate) -> list[str]:
-    from cryptography import x509
-
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    names: list[str] = list(san.get_values_for_type(x509.RFC822Name))
-    names += san.get_values_for_type(x509.UniformResourceIdentifier)
-    names += [
-        o.value.decode(errors="replace")
-        for o in san.get_values_for_type(x509.OtherName)
-        if o.type_id.dotted_string == _OTHERNAME
-    ]
-    return names
-
-
-def _leaf_certificate(bundle: dict[str, Any]) -> x509.Certificate:
-    from cryptography import x509
-
-    material = bundle["verificationMaterial"]
-    if "certificate" in material:
-        raw = material["certificate"]["rawBytes"]
-    else:
-        raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
-    return x509.load_der_x509_certificate(base64.b64decode(raw))
-
-
-def _tlog_entry(bundle: dict[str, Any]) -> dict[str, Any]:
-    entries = bundle["verificationMaterial"].get("tlogEntries") or [{}]
-    entry: dict[str, Any] = entries[0]
-    return entry
-
-
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
-
-
-def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
-    """Describes who signed a Sigstore bundle and when, without verifying it.
-
-    Args:
-        bundle: the bundle as a JSON object.
-
-    Returns:
-        ``identity`` (the certificate's identities, comma-separated), ``issuer``,
-        ``github`` (a dict of the GitHub Actions claims present),
-        ``certificate_not_before`` / ``_after``, ``log_index``,
-        ``integrated_time`` (ISO 8601 UTC) and ``log_id`` (hex); absent
-        values are ``None``.
-
-    Raises:
-        MalformedSignatureError: the bundle has no readable certificate.
-    """
-    try:
-        cert = _leaf_certificate(bundle)
-        identities = _cert_identities(cert)
-        github = {
-            name.removeprefix("github_"): value
-            for name, oid in _GITHUB_CLAIMS.items()
-            if (value := _extension_text(cert, oid, der=False)) is not None
-        }
-        entry = _tlog_entry(bundle)
-        integrated = _optional_int(entry.get("integratedTime"))
-        log_id = entry.get("logId", {}).get("keyId")
-        return {
-            "identity": ", ".join(identities) or None,
-            "issuer": _cert_issuer(cert),
-            "github": github,
-            "certificate_not_before": cert.not_valid_before_utc.isoformat(),
-            "certificate_not_after": cert.not_valid_after_utc.isoformat(),
-            "log_index": _optional_int(entry.get("logIndex")),
-            "integrated_time": None
-            if integrated is None
-            else dt.datetime.fromtimestamp(integrated, dt.timezone.utc).isoformat(),
-            "log_id": None if log_id is None else base64.b64decode(log_id).hex(),
-        }
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise MalformedSignatureError(f"unreadable Sigstore verification material: {exc}") from exc
 
 
 # --- trust configuration --------------------------------------------------------
@@ -317,7 +195,7 @@ class _IdentityRegexp:
     def verify(self, cert: x509.Certificate) -> None:
         from sigstore.errors import VerificationError
 
-        if not any(self._pattern.fullmatch(name) for name in _cert_identities(cert)):
+        if not any(self._pattern.fullmatch(name) for name in cert_identities(cert)):
             raise VerificationError(f"no certificate identity matches /{self._pattern.pattern}/")
 
 
@@ -363,15 +241,15 @@ def _sigstore_policy(policy: SigstoreIdentityPolicy) -> Any:
 
 
 def _identity_error(policy: SigstoreIdentityPolicy, cert: x509.Certificate) -> IdentityError:
-    actual = ", ".join(_cert_identities(cert)) or "no identity"
+    actual = ", ".join(cert_identities(cert)) or "no identity"
     claims = [
-        f"{name.removeprefix('github_')}={_extension_text(cert, oid, der=False) or '(none)'}"
-        for name, oid in _GITHUB_CLAIMS.items()
+        f"{name.removeprefix('github_')}={extension_text(cert, oid, der=False) or '(none)'}"
+        for name, oid in GITHUB_CLAIMS.items()
         if getattr(policy, name) is not None
     ]
     extra = f" with {', '.join(claims)}" if claims else ""
     return IdentityError(
-        f"signed by {actual} from {_cert_issuer(cert) or 'no issuer'}{extra}, "
+        f"signed by {actual} from {cert_issuer(cert) or 'no issuer'}{extra}, "
         f"expected {policy.describe()}"
     )
 
@@ -417,20 +295,20 @@ def verify_sigstore_bundle(
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SignatureError(f"Sigstore signature does not verify: {detail}") from exc
     cert = bundle.signing_certificate
-    identities = _cert_identities(cert)
+    identities = cert_identities(cert)
     pattern = re.compile(policy.identity_regexp) if policy.identity_regexp else None
     identity = next(
         (n for n in identities if n == policy.identity or (pattern and pattern.fullmatch(n))),
         identities[0] if identities else "",
     )
-    entry = _tlog_entry(raw)
+    entry = tlog_entry(raw)
     return SigstoreVerified(
         payload_type=payload_type,
         payload=payload,
         identity=identity,
-        issuer=_cert_issuer(cert) or policy.issuer,
-        log_index=_optional_int(entry.get("logIndex")),
-        integrated_time=_optional_int(entry.get("integratedTime")),
+        issuer=cert_issuer(cert) or policy.issuer,
+        log_index=optional_int(entry.get("logIndex")),
+        integrated_time=optional_int(entry.get("integratedTime")),
     )
 
 
