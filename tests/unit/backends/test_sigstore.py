@@ -223,3 +223,11 @@ def test_any_flipped_bit_fails_verification_or_changes_nothing_signed(
     expected = verify_sigstore_bundle(original.decode(), policy(), OFFLINE)
     assert result.payload == expected.payload
     assert result.identity == IDENTITY
+
+
+def test_certificate_with_an_invalid_version_is_malformed_not_a_crash() -> None:
+    # Found by the property above: bit 1 of byte 128 turns the X.509 version into 10.
+    data = bytearray(VECTOR.read_bytes())
+    data[128] ^= 1 << 1
+    with pytest.raises(MalformedSignatureError):
+        verify_sigstore_bundle(data.decode(), policy(), OFFLINE)
