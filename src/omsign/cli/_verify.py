@@ -83,7 +83,10 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     trust.add_argument("--staging", action="store_true", help="Sigstore: staging instance")
     trust.add_argument(
-        "--trust-config", metavar="FILE", help="Sigstore ClientTrustConfig JSON (private instance)"
+        "--trust-config",
+        metavar="FILE",
+        help="Sigstore ClientTrustConfig JSON (private instance); with --key or --cert-chain, "
+        "its timestamp authorities are trusted",
     )
     scope = p.add_argument_group("what to check")
     add_ignore_flags(scope, symlinks=False)
