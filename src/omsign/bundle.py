@@ -168,7 +168,7 @@ def _certificate(value: Any, source: str, where: str) -> bytes:
         with warnings.catch_warnings():  # a non-positive serial number warns, then fails below
             warnings.simplefilter("ignore")
             cert = x509.load_der_x509_certificate(der)
-        positive = cert.serial_number > 0
+            positive = cert.serial_number > 0
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
         for extension in cert.extensions:
