@@ -27,8 +27,15 @@ def subject_name(model: Path) -> str:
 
 
 def _relative(model: Path, path: Path) -> str | None:
-    base = os.path.abspath(model)
-    target = os.path.abspath(path)
+    """``path`` relative to the model root, however either is spelled, or None if outside.
+
+    Both sides are compared by their real location (links in the parent folders resolved),
+    so a signature reached through a symlinked folder is still known to lie in the model.
+    The last component is kept as is: an ignored link is the link, not its target.
+    """
+    base = os.path.realpath(model)
+    absolute = os.path.abspath(path)
+    target = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
     if target == base or not target.startswith(base.rstrip(os.sep) + os.sep):
         return None
     return Path(os.path.relpath(target, base)).as_posix()

@@ -200,7 +200,7 @@ def _check_signature(
     sig_path = Path(signature) if signature is not None else default_signature(path)
     bundle = read_bundle(sig_path)  # 8.1
     proven = verify_signature(bundle, policy)  # 8.2
-    signed = parse_statement(proven.payload)  # 8.3
+    signed = parse_statement(proven.payload, str(sig_path))  # 8.3
     if link_policy is None:
         link_policy = snapshot_link_policy(path)
     return _Checked(path, sig_path, proven, signed, link_policy)

@@ -93,7 +93,7 @@ def describe(path: str) -> dict[str, Any]:
     }
     info["timestamps"] = [describe_timestamp(t) for t in bundle.timestamps]
     try:
-        st = parse_statement(bundle.payload)
+        st = parse_statement(bundle.payload, str(sig))
     except MalformedSignatureError as exc:
         info["statement_error"] = str(exc)
         return info
