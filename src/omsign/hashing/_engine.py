@@ -18,7 +18,9 @@ allowed link), checked to be the very file that was enumerated (device and inode
 and checked again after hashing (size, modification and change time), so a file
 swapped or modified while it is read is reported instead of silently hashed. The
 size is also checked before each window is mapped, so a file that shrank is
-reported rather than read past its end.
+reported rather than read past its end. One race remains with mapped windows: a file
+truncated by another process while one window is being hashed ends the process with
+SIGBUS, as with any mapped read (b3sum's too); it fails closed, never with a digest.
 """
 
 from __future__ import annotations
