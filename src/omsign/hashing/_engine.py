@@ -7,25 +7,21 @@ core to finish is not left with a big file while the others idle. Hashing and
 reading release the GIL, so the threads use every core. A large ``blake3`` unit is
 hashed by blake3's own threads as well.
 
-Bytes are read without copies where it pays: a large unit is hashed straight from
-the page cache through a mapped window of the file, which is unmapped before the
-next one is mapped, so the mapped pages that count in the resident set stay bounded
-(threads times one window). Small units are read with ``preadv`` into a buffer each
-thread reuses. Memory therefore stays constant whatever the model's size.
+Bytes are read with ``preadv`` into a buffer each thread reuses, so memory stays
+constant whatever the model's size. A large ``blake3`` unit is read into two buffers
+in turn by a reader thread while blake3's threads hash the other one, so reading
+overlaps hashing. Files are never memory-mapped: a mapped file truncated by another
+process kills the reader with SIGBUS, and a verifier must fail with an error instead.
 
 Every file is opened without following links (unless it was enumerated through an
 allowed link), checked to be the very file that was enumerated (device and inode)
 and checked again after hashing (size, modification and change time), so a file
-swapped or modified while it is read is reported instead of silently hashed. The
-size is also checked before each window is mapped, so a file that shrank is
-reported rather than read past its end. One race remains with mapped windows: a file
-truncated by another process while one window is being hashed ends the process with
-SIGBUS, as with any mapped read (b3sum's too); it fails closed, never with a digest.
+swapped or modified while it is read is reported instead of silently hashed.
 """
 
 from __future__ import annotations
 
-import mmap
+import errno
 import os
 import stat
 import threading
@@ -38,16 +34,12 @@ from omsign.hashing._walk import FileEntry
 
 __all__ = ["ChangedWhileHashingError", "Unit", "hash_units", "plan_units", "worker_count"]
 
-_BUFFER = 1 << 20  # bytes read per preadv call, per thread, for units read with copies
-_MAP_MIN = 4 << 20  # units at least this large are hashed from mapped windows
-_WINDOW = 16 << 20  # bytes mapped at a time by one thread
-_BLAKE3_WINDOW = 32 << 20  # window of a unit hashed by blake3's internal threads
+_BUFFER = 1 << 20  # bytes read per preadv call, per thread
+_PIPE_BUFFER = 8 << 20  # each of the two buffers of a pipelined blake3 unit
 _BLAKE3_THREADED = 64 << 20  # a blake3 unit this large hashes with internal threads
 _BATCH_BYTES = 32 << 20  # small units are grouped until a batch holds this much
 _BATCH_UNITS = 256
 _PARALLEL_MEAN = 16 << 10  # below this mean unit size, one thread beats several (GIL-bound)
-_GRANULARITY = mmap.ALLOCATIONGRANULARITY
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a whole window in one call
 
 Progress = Callable[[int], None]
 
@@ -133,7 +125,7 @@ def _open_checked(entry: FileEntry) -> int:
     try:
         fd = os.open(entry.path, flags)
     except OSError as exc:
-        if exc.errno == getattr(os, "ELOOP", -1):
+        if exc.errno == errno.ELOOP:
             raise ChangedWhileHashingError(
                 f"{entry.path}: was replaced by a symbolic link after it was listed"
             ) from None
@@ -177,16 +169,12 @@ class _Hashing:
 
     def hash_unit(self, fd: int, unit: Unit, view: memoryview) -> bytes:
         """Hashes bytes ``[unit.start, unit.end)`` of the open file ``fd``."""
-        length = unit.end - unit.start
-        if self.new_threaded is not None and length >= _BLAKE3_THREADED:
-            hasher = self.new_threaded()  # its threads fault the pages in, in parallel
-            self.feed_mapped(fd, unit, hasher, _BLAKE3_WINDOW, mmap.MAP_SHARED)
+        if self.new_threaded is not None and unit.end - unit.start >= _BLAKE3_THREADED:
+            hasher = self.new_threaded()
+            self.feed_pipelined(fd, unit, hasher)
         else:
             hasher = self.new()
-            if length >= _MAP_MIN:
-                self.feed_mapped(fd, unit, hasher, _WINDOW, mmap.MAP_SHARED | _POPULATE)
-            else:
-                self.feed_read(fd, unit, hasher, view)
+            self.feed_read(fd, unit, hasher, view)
         return hasher.digest()
 
     def feed_read(self, fd: int, unit: Unit, hasher: Hasher, view: memoryview) -> None:
@@ -203,20 +191,29 @@ class _Hashing:
             if self.progress is not None:
                 self.progress(got)
 
-    def feed_mapped(self, fd: int, unit: Unit, hasher: Hasher, window: int, flags: int) -> None:
-        """Feeds the unit to ``hasher`` from mapped windows, one at a time."""
-        offset = unit.start
-        while offset < unit.end:
-            if os.fstat(fd).st_size < unit.end:  # mapping past the end would fault
-                raise _shrank(unit.entry)
-            base = offset - offset % _GRANULARITY
-            stop = min(unit.end, base + window)
-            mapped = mmap.mmap(fd, stop - base, flags, mmap.PROT_READ, offset=base)
-            with mapped, memoryview(mapped) as whole, whole[offset - base :] as part:
-                hasher.update(part)
-            if self.progress is not None:
-                self.progress(stop - offset)
-            offset = stop
+    def feed_pipelined(self, fd: int, unit: Unit, hasher: Hasher) -> None:
+        """Feeds the unit through two buffers: one is read while the other is hashed."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        buffers = (memoryview(bytearray(_PIPE_BUFFER)), memoryview(bytearray(_PIPE_BUFFER)))
+        end = unit.end
+
+        def read(view: memoryview, offset: int) -> int:
+            return os.preadv(fd, [view[: min(len(view), end - offset)]], offset)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="omsign-read") as reader:
+            offset, current = unit.start, 0
+            pending = reader.submit(read, buffers[0], offset)
+            while offset < end:
+                got = pending.result()
+                if got <= 0:
+                    raise _shrank(unit.entry)
+                if offset + got < end:
+                    pending = reader.submit(read, buffers[1 - current], offset + got)
+                hasher.update(buffers[current][:got])
+                if self.progress is not None:
+                    self.progress(got)
+                offset, current = offset + got, 1 - current
 
     def run_batch(self, units: Sequence[Unit]) -> list[bytes]:
         """Hashes consecutive units, opening each file once."""

@@ -31,9 +31,7 @@ def _shards(data: bytes, size: int) -> list[bytes]:
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrinks the engine's thresholds so that small test files take every code path."""
     monkeypatch.setattr(_engine, "_BUFFER", 4096)
-    monkeypatch.setattr(_engine, "_MAP_MIN", 64 << 10)
-    monkeypatch.setattr(_engine, "_WINDOW", 96 << 10)
-    monkeypatch.setattr(_engine, "_BLAKE3_WINDOW", 160 << 10)
+    monkeypatch.setattr(_engine, "_PIPE_BUFFER", 96 << 10)
     monkeypatch.setattr(_engine, "_BLAKE3_THREADED", 200 << 10)
     monkeypatch.setattr(_engine, "_BATCH_BYTES", 256 << 10)
     monkeypatch.setattr(_engine, "_BATCH_UNITS", 5)
@@ -56,7 +54,7 @@ def test_mixed_sizes_hash_the_same_in_any_schedule(
 
 @pytest.mark.usefixtures("small_windows")
 @pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
-def test_shards_at_unaligned_offsets_are_hashed_from_windows(
+def test_shards_at_unaligned_offsets_are_hashed_through_small_buffers(
     tmp_path: Path, algorithm: str
 ) -> None:
     data = os.urandom(1_234_567)
