@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import PasswordSource
 from omsign.backends._ec import check_ec_key, hash_for
 from omsign.errors import KeyLoadError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = ["PemSigningKey", "load_certificates", "load_pem_signing_key", "load_public_key"]
 
@@ -98,6 +101,8 @@ def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
     Raises:
         KeyLoadError: missing file or no valid certificate.
     """
+    from cryptography import x509
+
     data = _read(path, "certificate")
     try:
         certs = x509.load_pem_x509_certificates(data)
