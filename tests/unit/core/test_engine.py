@@ -30,8 +30,8 @@ def _shards(data: bytes, size: int) -> list[bytes]:
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrinks the engine's thresholds so that small test files take every code path."""
-    monkeypatch.setattr(_engine, "_BUFFER", 4096)
-    monkeypatch.setattr(_engine, "_PIPE_BUFFER", 96 << 10)
+    monkeypatch.setattr(_engine, "_CHUNK", 4096)
+    monkeypatch.setattr(_engine, "_PIPE_CHUNK", 96 << 10)
     monkeypatch.setattr(_engine, "_BLAKE3_THREADED", 200 << 10)
     monkeypatch.setattr(_engine, "_BATCH_BYTES", 256 << 10)
     monkeypatch.setattr(_engine, "_BATCH_UNITS", 5)
