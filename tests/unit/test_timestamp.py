@@ -8,13 +8,10 @@ import hashlib
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-
 from cryptography import x509
 from rfc3161_client import decode_timestamp_response
 

@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="omsign", description=_DESCRIPTION, formatter_class=_Formatter
     )
     parser.add_argument("-V", "--version", action="version", version=f"omsign {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show debug logs and tracebacks")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug logs and tracebacks"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (_sign, _verify, _digest, _inspect, _pubkey):
