@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.fixtures import CliResult, KeyPair
 from hostile.signed import (
     deadline,
     resource,
@@ -26,14 +26,6 @@ from hostile.signed import (
 )
 
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture
-def signed(tmp_path: Path, p256: KeyPair, cli: Cli) -> tuple[Path, dict[str, Any]]:
-    """A model signed with the P-256 key; returns it and its bundle as JSON."""
-    model = make_model(tmp_path / "model", {"a.bin": b"a" * 1000, "sub/b.txt": b"b"})
-    assert cli("sign", model, "--key", p256.private).code == 0
-    return model, json.loads((model / "model.sig").read_text())
 
 
 def _verify(cli: Cli, model: Path, key: KeyPair, data: bytes | str | dict[str, Any]) -> CliResult:

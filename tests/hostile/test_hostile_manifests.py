@@ -8,7 +8,6 @@ model holds a FIFO, which the walk would report (and a blocking open would hang 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +25,6 @@ from hostile.signed import (
 )
 
 Cli = Callable[..., CliResult]
-
-
-@pytest.fixture
-def signed(tmp_path: Path, p256: KeyPair, cli: Cli) -> tuple[Path, dict[str, Any]]:
-    """A model signed with the P-256 key; returns it and its bundle as JSON."""
-    model = make_model(tmp_path / "model", {"a.bin": b"a" * 1000, "sub/b.txt": b"b"})
-    assert cli("sign", model, "--key", p256.private).code == 0
-    return model, json.loads((model / "model.sig").read_text())
 
 
 def _rejected(result: CliResult, *needles: str) -> None:
