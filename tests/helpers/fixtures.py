@@ -18,8 +18,9 @@ from helpers.pki import make_ec_key, write_private_key, write_public_key
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_BIN = REPO / ".venv-ms" / "bin"
-COMPAT = REPO.parent / "shared" / "compat-vectors"
-SPEC = REPO.parent / "shared" / "oms-spec"
+ASSETS = REPO / "tests" / "assets"
+COMPAT = ASSETS / "compat-vectors"
+SPEC = ASSETS / "oms-spec"
 
 
 @dataclass(frozen=True)

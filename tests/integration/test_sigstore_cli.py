@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.fixtures import REFERENCE_BIN
 from services.sigstore_local import LocalSigstore
 
 OMSIGN = Path(sys.executable).parent / "omsign"
-MODEL_SIGNING = Path("/work/main/.venv-ms/bin/model_signing")
+MODEL_SIGNING = REFERENCE_BIN / "model_signing"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:

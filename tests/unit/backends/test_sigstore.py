@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers.fixtures import COMPAT
 from omsign.backends._sigstore import (
     SigstoreIdentityPolicy,
     SigstoreSettings,
@@ -27,7 +28,7 @@ from omsign.errors import (
     UsageError,
 )
 
-VECTOR = Path("/work/shared/compat-vectors/v1.1.0-sigstore/model.sig")
+VECTOR = COMPAT / "v1.1.0-sigstore" / "model.sig"
 if not VECTOR.exists():
     VECTOR = (
         Path(__file__).parents[2] / "assets" / "compat-vectors" / "v1.1.0-sigstore" / "model.sig"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from helpers.fixtures import REFERENCE_BIN
 from omsign.backends import BundleSigner
 from omsign.backends._sigstore import (
     SigstoreBundleSigner,
@@ -29,7 +30,7 @@ from omsign.errors import (
 )
 from services.sigstore_local import GITHUB_CLAIMS, GITHUB_WORKFLOW_IDENTITY, LocalSigstore
 
-MS_PYTHON = Path("/work/main/.venv-ms/bin/python")
+MS_PYTHON = REFERENCE_BIN / "python"
 
 STATEMENT = json.dumps(
     {

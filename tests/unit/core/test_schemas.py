@@ -82,3 +82,12 @@ def test_invalid_payload_vectors_are_rejected(path: Path) -> None:
     bundle = read_bundle(path)
     with pytest.raises(MalformedSignatureError, match="predicate type"):
         parse_statement(bundle.payload)
+
+
+def test_the_spec_vectors_are_all_present() -> None:
+    """The parametrized tests above would silently collect nothing without the vectors."""
+    counts = {
+        d: len(list((VECTORS / d).glob("*.json"))) for d in ("valid", "invalid", "invalid-payload")
+    }
+    assert counts == {"valid": 3, "invalid": 4, "invalid-payload": 1}
+    assert len(SCHEMAS) == 4
