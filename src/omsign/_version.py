@@ -1,1 +1,3 @@
+"""The omsign version."""
+
 __version__ = "0.1.0"

@@ -56,6 +56,7 @@ def _der_string(raw: bytes) -> str:
 
 
 def extension_text(cert: x509.Certificate, oid: str, *, der: bool) -> str | None:
+    """The text of a Fulcio extension: DER-encoded (``der``) or raw; None if absent."""
     from cryptography import x509
 
     try:
@@ -69,10 +70,12 @@ def extension_text(cert: x509.Certificate, oid: str, *, der: bool) -> str | None
 
 
 def cert_issuer(cert: x509.Certificate) -> str | None:
+    """The OIDC issuer a Fulcio certificate records (extension .1.8, else .1.1)."""
     return extension_text(cert, ISSUER_V2, der=True) or extension_text(cert, ISSUER_V1, der=False)
 
 
 def cert_identities(cert: x509.Certificate) -> list[str]:
+    """The identities in the certificate's SAN: e-mails, URIs and Fulcio otherNames."""
     from cryptography import x509
 
     try:
@@ -101,12 +104,14 @@ def _leaf_certificate(bundle: dict[str, Any]) -> x509.Certificate:
 
 
 def tlog_entry(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The first transparency log entry of a bundle (an empty dict if there is none)."""
     entries = bundle["verificationMaterial"].get("tlogEntries") or [{}]
     entry: dict[str, Any] = entries[0]
     return entry
 
 
 def optional_int(value: object) -> int | None:
+    """``int(value)`` for Sigstore's string-encoded integers; None stays None."""
     return None if value is None else int(str(value))
 
 
