@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -348,3 +349,33 @@ def test_encrypted_key_without_password_and_without_terminal_says_how(
     assert result.code == 2
     assert "--password-file" in result.err
     assert "Warning" not in result.err
+
+
+def test_progress_bar_is_drawn_on_a_terminal_and_not_in_a_pipe(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    import pty
+
+    m = make_model(tmp_path / "m", {"w.bin": os.urandom(8 << 20)})
+    master, slave = pty.openpty()
+    exe = Path(sys.executable).parent / "omsign"
+    proc = subprocess.run(
+        [str(exe), "sign", str(m), "--key", str(p256.private)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        check=False,
+        timeout=60,
+    )
+    os.close(slave)
+    drawn = b""
+    try:
+        while chunk := os.read(master, 65536):
+            drawn += chunk
+    except OSError:  # the terminal closed
+        pass
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"hashing [" in drawn
+    assert b"100.0%" in drawn
+    piped = run_omsign_process("sign", m, "--key", p256.private)
+    assert "hashing [" not in piped.err
