@@ -48,7 +48,7 @@ pytest: env reference system
 test: lint typecheck pytest
 
 fuzz: env
-	OMSIGN_SLOW=1 $(BIN)/pytest -q tests/fuzz
+	OMSIGN_SLOW=1 $(BIN)/pytest -q -n 2 tests/fuzz
 
 bench: env reference system
 	$(BIN)/python benchmarks/run.py

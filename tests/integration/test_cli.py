@@ -379,3 +379,16 @@ def test_progress_bar_is_drawn_on_a_terminal_and_not_in_a_pipe(
     assert b"100.0%" in drawn
     piped = run_omsign_process("sign", m, "--key", p256.private)
     assert "hashing [" not in piped.err
+
+
+def test_signed_file_replaced_by_a_link_outside_the_model_fails(
+    cli: Cli, model: Path, p256: KeyPair, tmp_path: Path
+) -> None:
+    cli("sign", model, "--key", p256.private)
+    outside = tmp_path / "outside.json"
+    outside.write_bytes((model / "config.json").read_bytes())  # identical bytes
+    (model / "config.json").unlink()
+    (model / "config.json").symlink_to(outside)
+    result = cli("verify", model, "--key", p256.public)
+    assert result.code == 1
+    assert "config.json: is a symbolic link" in result.err
