@@ -34,7 +34,6 @@ import hmac
 import io
 import itertools
 import os
-import stat
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Any, BinaryIO
 
 from omsign._verifying import VerificationResult
 from omsign.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
-from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher
+from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher, open_checked
 from omsign.manifest import split_shard_name
 
 __all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
@@ -313,20 +312,10 @@ class VerifiedModel:
 
 def _open_entry(entry: FileEntry) -> int:
     """Opens exactly the file that was looked up (no link swapped in, no FIFO)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not entry.via_link:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(entry.path, flags)
-    except OSError as exc:
-        raise IntegrityError(
-            f"{entry.path}: cannot open ({exc.strerror}); was it replaced?"
-        ) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (entry.device, entry.inode):
-        os.close(fd)
-        raise IntegrityError(f"{entry.path}: was replaced while it was opened")
-    return fd
+        return open_checked(entry)
+    except ModelError as exc:
+        raise IntegrityError(str(exc)) from None
 
 
 def open_verified(

@@ -10,6 +10,7 @@ from omsign.hashing._engine import (
     Progress,
     Unit,
     hash_units,
+    open_checked,
     plan_units,
     worker_count,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "hash_units",
     "new_hasher",
     "normalize_ignore",
+    "open_checked",
     "plan_units",
     "worker_count",
 ]

@@ -33,7 +33,14 @@ from omsign.errors import ModelError
 from omsign.hashing._algorithms import Hasher, hasher_factory
 from omsign.hashing._walk import FileEntry
 
-__all__ = ["ChangedWhileHashingError", "Unit", "hash_units", "plan_units", "worker_count"]
+__all__ = [
+    "ChangedWhileHashingError",
+    "Unit",
+    "hash_units",
+    "open_checked",
+    "plan_units",
+    "worker_count",
+]
 
 _CHUNK = 1 << 20  # bytes read per pread call
 _PIPE_CHUNK = 4 << 20  # bytes read ahead per call for a pipelined blake3 unit
@@ -118,7 +125,7 @@ def _parallel(units: Sequence[Unit], batches: int, threads: int) -> bool:
     return sum(u.end - u.start for u in units) >= _PARALLEL_MEAN * len(units)
 
 
-def _open_checked(entry: FileEntry) -> int:
+def open_checked(entry: FileEntry) -> int:
     """Opens the enumerated file and checks it is still the same regular file."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     if not entry.via_link:
@@ -216,7 +223,7 @@ class _Hashing:
                         os.close(fd)
                         fd = -1
                     current = unit.entry
-                    fd = _open_checked(current)
+                    fd = open_checked(current)
                 out.append(self.hash_unit(fd, unit))
             _check_unchanged(fd, current)
         finally:
