@@ -6,6 +6,7 @@ Everything runs against the local Sigstore instance (``local_sigstore`` fixture)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,28 @@ def test_omsign_verifies_model_signing_signature(
     assert result.returncode == 0, result.stderr
     wrong = verify(model, local_sigstore, "mallory@omsign.test", local_sigstore.issuer)
     assert wrong.returncode == 1
+
+
+def test_keyless_signing_without_token_or_terminal_fails_at_once(
+    local_sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    from helpers.fixtures import make_model, run_omsign_process
+
+    model = make_model(tmp_path / "m", {"w.bin": b"weights"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ACTIONS_", "GITHUB_", "SIGSTORE_", "GOOGLE_", "BUILDKITE"))
+    }
+    result = run_omsign_process(
+        "sign",
+        model,
+        "--trust-config",
+        local_sigstore.trust_config,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=60,
+    )
+    assert result.code == 2
+    assert "no identity token" in result.err
+    assert not (model / "model.sig").exists()

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,6 +315,12 @@ def verify_sigstore_bundle(
 # --- signing ----------------------------------------------------------------------
 
 
+_NO_TOKEN = (  # noqa: S105 - a message, not a secret
+    "no identity token for Sigstore signing: give --identity-token, run in CI with OIDC "
+    "credentials, run in a terminal to log in, or sign with --key"
+)
+
+
 class SigstoreBundleSigner:
     """Signs statements with a Fulcio certificate bound to an OIDC identity."""
 
@@ -334,6 +341,17 @@ class SigstoreBundleSigner:
         self._settings = settings
         self._token = identity_token
         self._out_of_band = oauth_out_of_band
+        if identity_token is None and not sys.stdin.isatty():
+            # Fail before the model is hashed, not after: without a terminal the only
+            # token source is the CI's (fetched again at signing time, as it expires).
+            from sigstore.oidc import detect_credential
+
+            try:
+                found = detect_credential()
+            except Exception:  # a CI provider that is present but misconfigured
+                found = None
+            if not found:
+                raise KeyLoadError(_NO_TOKEN)
 
     def _identity(self, trust: ClientTrustConfig) -> Any:
         from sigstore.errors import Error as SigstoreError
@@ -344,6 +362,8 @@ class SigstoreBundleSigner:
             raw = self._token or detect_credential()
             if raw:
                 return IdentityToken(raw)
+            if not sys.stdin.isatty():  # the browser flow would wait for a login forever
+                raise KeyLoadError(_NO_TOKEN)
             issuer = Issuer(trust.signing_config.get_oidc_url())
             return issuer.identity_token(force_oob=self._out_of_band)
         except OidcError as exc:
