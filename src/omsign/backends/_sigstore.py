@@ -315,7 +315,7 @@ def verify_sigstore_bundle(
 # --- signing ----------------------------------------------------------------------
 
 
-_NO_TOKEN = (  # noqa: S105 - a message, not a secret
+_NO_IDENTITY = (
     "no identity token for Sigstore signing: give --identity-token, run in CI with OIDC "
     "credentials, run in a terminal to log in, or sign with --key"
 )
@@ -351,7 +351,7 @@ class SigstoreBundleSigner:
             except Exception:  # a CI provider that is present but misconfigured
                 found = None
             if not found:
-                raise KeyLoadError(_NO_TOKEN)
+                raise KeyLoadError(_NO_IDENTITY)
 
     def _identity(self, trust: ClientTrustConfig) -> Any:
         from sigstore.errors import Error as SigstoreError
@@ -363,7 +363,7 @@ class SigstoreBundleSigner:
             if raw:
                 return IdentityToken(raw)
             if not sys.stdin.isatty():  # the browser flow would wait for a login forever
-                raise KeyLoadError(_NO_TOKEN)
+                raise KeyLoadError(_NO_IDENTITY)
             issuer = Issuer(trust.signing_config.get_oidc_url())
             return issuer.identity_token(force_oob=self._out_of_band)
         except OidcError as exc:
