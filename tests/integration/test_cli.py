@@ -392,3 +392,19 @@ def test_signed_file_replaced_by_a_link_outside_the_model_fails(
     result = cli("verify", model, "--key", p256.public)
     assert result.code == 1
     assert "config.json: is a symbolic link" in result.err
+
+
+def test_look_alike_names_are_reported_in_the_json_report(
+    cli: Cli, tmp_path: Path, p256: KeyPair
+) -> None:
+    m = make_model(
+        tmp_path / "m",
+        {"Model.bin": b"1", "model.bin": b"2", "caf\u00e9": b"3", "cafe\u0301": b"4"},
+    )
+    signed = cli("sign", m, "--key", p256.private)
+    assert signed.code == 0
+    assert "model.bin" in signed.err
+    report = json.loads(cli("verify", m, "--key", p256.public, "--json").out)
+    assert report["verified"] is True
+    assert any("Model.bin" in w and "model.bin" in w for w in report["warnings"])
+    assert any("caf" in w for w in report["warnings"]) and len(report["warnings"]) == 2

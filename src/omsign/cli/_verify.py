@@ -108,6 +108,20 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.set_defaults(handler=run)
 
 
+def _collect_warnings() -> list[str]:
+    """Also records the warnings logged during verification, for the JSON report."""
+    import logging
+
+    found: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append(record.getMessage())
+
+    logging.getLogger("omsign").addHandler(_Collect(logging.WARNING))
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Verifies; prints the result (or JSON)."""
     import omsign
@@ -128,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         staging=args.staging,
         trust_config=args.trust_config,
     )
+    warnings = _collect_warnings() if args.json else []
     try:
         result = omsign.verify(
             args.model,
@@ -148,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                     "verified": False,
                     "error": str(exc),
                     "kind": type(exc).__name__,
+                    "warnings": warnings,
                     "difference": None
                     if diff is None
                     else {
@@ -159,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             )
         raise
     if args.json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), "warnings": warnings})
         return 0
     if not args.quiet:
         n = len(result.verified)
