@@ -19,14 +19,14 @@ Cli = Callable[..., CliResult]
 
 @pytest.fixture
 def short_lived(tmp_path: Path) -> dict[str, Path]:
-    """A CA and a leaf certificate that expires three seconds from now."""
+    """A CA and a leaf certificate that expires six seconds from now."""
     root = make_ca("Timestamp Test Root").write(tmp_path / "pki", "root")
     now = dt.datetime.now(dt.timezone.utc)
     leaf = issue_leaf(
         root,
         make_ec_key("P-256"),
         not_before=now - dt.timedelta(minutes=1),
-        not_after=now + dt.timedelta(seconds=3),
+        not_after=now + dt.timedelta(seconds=6),
     ).write(tmp_path / "pki", "leaf")
     assert root.cert_path and leaf.cert_path and leaf.key_path
     return {"root": root.cert_path, "leaf": leaf.cert_path, "key": leaf.key_path}
