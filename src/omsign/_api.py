@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from omsign._paths import as_paths
 from omsign._signing import PathLike, ProgressCallback
 from omsign._verifying import VerificationResult, verify_with_policy
 from omsign.errors import UsageError
@@ -19,14 +19,14 @@ __all__ = ["make_policy", "verify"]
 def make_policy(
     *,
     key: PathLike | Sequence[PathLike] | None = None,
-    cert_chain: Sequence[PathLike] = (),
+    cert_chain: PathLike | Sequence[PathLike] = (),
     identity: str | None = None,
     identity_regexp: str | None = None,
     issuer: str | None = None,
     github_repository: str | None = None,
     github_ref: str | None = None,
     github_workflow_name: str | None = None,
-    tsa_certs: Sequence[PathLike] = (),
+    tsa_certs: PathLike | Sequence[PathLike] = (),
     offline: bool = False,
     staging: bool = False,
     trust_config: PathLike | None = None,
@@ -36,6 +36,7 @@ def make_policy(
     Raises:
         UsageError: no method or more than one method was chosen.
     """
+    cert_chain, tsa_certs = as_paths(cert_chain), as_paths(tsa_certs)
     chosen = [
         name
         for name, on in (
@@ -57,7 +58,7 @@ def make_policy(
         if trust_config is not None:
             tsa = (*tsa, *tsa_anchors_from_trust_config(trust_config))
     if key is not None:
-        keys: list[PathLike] = [key] if isinstance(key, (str, os.PathLike)) else list(key)
+        keys = as_paths(key)
         return replace(KeyPolicy.from_files(keys), tsa_anchors=tsa)
     if cert_chain:
         return replace(CertificatePolicy.from_files(cert_chain), tsa_anchors=tsa)
@@ -89,20 +90,20 @@ def verify(
     model: PathLike,
     *,
     key: PathLike | Sequence[PathLike] | None = None,
-    cert_chain: Sequence[PathLike] = (),
+    cert_chain: PathLike | Sequence[PathLike] = (),
     identity: str | None = None,
     identity_regexp: str | None = None,
     issuer: str | None = None,
-    tsa_certs: Sequence[PathLike] = (),
+    tsa_certs: PathLike | Sequence[PathLike] = (),
     offline: bool = False,
     staging: bool = False,
     trust_config: PathLike | None = None,
     policy: Policy | None = None,
     signature: PathLike | None = None,
-    ignore_paths: Sequence[PathLike] = (),
+    ignore_paths: PathLike | Sequence[PathLike] = (),
     ignore_unsigned_files: bool = False,
     allow_missing: bool = False,
-    files: Sequence[str] | None = None,
+    files: str | Sequence[str] | None = None,
     link_policy: LinkPolicy | None = None,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
@@ -158,10 +159,10 @@ def verify(
         model,
         policy,
         signature=signature,
-        ignore_paths=ignore_paths,
+        ignore_paths=as_paths(ignore_paths),
         ignore_unsigned_files=ignore_unsigned_files,
         allow_missing=allow_missing,
-        files=files,
+        files=[files] if isinstance(files, str) else files,
         link_policy=link_policy,
         workers=workers,
         progress=progress,

@@ -9,9 +9,26 @@ from pathlib import Path
 
 from omsign.hashing import normalize_ignore
 
-__all__ = ["default_signature", "model_relative", "signature_ignore", "subject_name"]
+__all__ = [
+    "as_paths",
+    "default_signature",
+    "model_relative",
+    "signature_ignore",
+    "subject_name",
+]
 
 logger = logging.getLogger("omsign")
+
+
+def as_paths(
+    value: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None,
+) -> list[str | os.PathLike[str]]:
+    """A list of paths from one path or several: a lone string is one path, not letters."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    return list(value)
 
 
 def default_signature(model: Path) -> Path:

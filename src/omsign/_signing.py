@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from omsign._paths import default_signature, model_relative, signature_ignore, subject_name
+from omsign._paths import (
+    as_paths,
+    default_signature,
+    model_relative,
+    signature_ignore,
+    subject_name,
+)
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
 from omsign.bundle import write_bundle
 from omsign.errors import KeyLoadError, UsageError
@@ -121,11 +127,15 @@ def digest(
     *,
     hash_algorithm: str = "sha256",
     shard_size: int | None = None,
-    ignore_paths: Sequence[PathLike] = (),
+    ignore_paths: PathLike | Sequence[PathLike] = (),
     allow_symlinks: bool = False,
     workers: int | None = None,
+    signature: PathLike | None = None,
 ) -> str:
     """Computes a model's root digest without signing it.
+
+    The signature file is left out as signing leaves it out, so the digest equals the
+    one a signature made with the same options records.
 
     Args:
         model: file or directory.
@@ -134,14 +144,15 @@ def digest(
         ignore_paths: paths to exclude (absolute or relative to the current directory).
         allow_symlinks: follow symbolic links.
         workers: hashing threads (default: every usable CPU).
+        signature: the signature path to leave out (default ``MODEL/model.sig``).
 
     Returns:
         The hex SHA-256 root digest, as recorded in a signature's subject.
     """
     path = Path(model)
-    ser = _serialization(
-        hash_algorithm, shard_size, allow_symlinks, model_relative(path, ignore_paths)
-    )
+    sig_path = Path(signature) if signature is not None else default_signature(path)
+    ignores = [*model_relative(path, as_paths(ignore_paths)), *signature_ignore(path, sig_path)]
+    ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
     return compute_manifest(path, ser, workers=workers).root_digest().hex()
 
 
@@ -149,7 +160,7 @@ def make_signer(
     *,
     key: PathLike | None = None,
     certificate: PathLike | None = None,
-    chain: Sequence[PathLike] = (),
+    chain: PathLike | Sequence[PathLike] = (),
     password: bytes | str | None = None,
     tsa_url: str | None = None,
     identity_token: str | None = None,
@@ -183,7 +194,7 @@ def make_signer(
     from omsign.backends._pem import load_certificates
 
     leaf, *rest = load_certificates(certificate)
-    intermediates = [*rest, *(c for p in chain for c in load_certificates(p))]
+    intermediates = [*rest, *(c for p in as_paths(chain) for c in load_certificates(p))]
     return CertificateBundleSigner(signing_key, leaf, intermediates, tsa_url)
 
 
@@ -192,7 +203,7 @@ def sign(
     *,
     key: PathLike | None = None,
     certificate: PathLike | None = None,
-    chain: Sequence[PathLike] = (),
+    chain: PathLike | Sequence[PathLike] = (),
     signer: BundleSigner | None = None,
     password: bytes | str | None = None,
     tsa_url: str | None = None,
@@ -202,7 +213,7 @@ def sign(
     signature: PathLike | None = None,
     hash_algorithm: Literal["sha256", "blake2b", "blake3"] | str = "sha256",
     shard_size: int | None = None,
-    ignore_paths: Sequence[PathLike] = (),
+    ignore_paths: PathLike | Sequence[PathLike] = (),
     allow_symlinks: bool = False,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
@@ -259,7 +270,7 @@ def sign(
             trust_config=trust_config,
             oauth_out_of_band=oauth_out_of_band,
         )
-    ignores = [*model_relative(path, ignore_paths), *signature_ignore(path, sig_path)]
+    ignores = [*model_relative(path, as_paths(ignore_paths)), *signature_ignore(path, sig_path)]
     ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
     manifest, hashed = _hash_model(
         path,

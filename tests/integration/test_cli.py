@@ -408,3 +408,37 @@ def test_look_alike_names_are_reported_in_the_json_report(
     assert report["verified"] is True
     assert any("Model.bin" in w and "model.bin" in w for w in report["warnings"])
     assert any("caf" in w for w in report["warnings"]) and len(report["warnings"]) == 2
+
+
+def test_digest_leaves_out_the_signature_as_signing_does(
+    cli: Cli, model: Path, p256: KeyPair
+) -> None:
+    signed = cli("sign", model, "--key", p256.private)
+    assert cli("digest", model).out == signed.out
+    custom = model / "release.sig"
+    again = cli(
+        "sign",
+        model,
+        "--key",
+        p256.private,
+        "--signature",
+        custom,
+        "--ignore-paths",
+        model / "model.sig",
+    )
+    assert (
+        cli("digest", model, "--signature", custom, "--ignore-paths", model / "model.sig").out
+        == again.out
+    )
+
+
+def test_library_takes_a_single_path_where_it_takes_several(model: Path, tmp_path: Path) -> None:
+    import omsign
+
+    root = make_ca("Root").write(tmp_path / "pki", "root")
+    inter = make_ca("Inter", parent=root).write(tmp_path / "pki", "inter")
+    leaf = issue_leaf(inter, make_ec_key()).write(tmp_path / "pki", "leaf")
+    omsign.sign(model, key=leaf.key_path, certificate=leaf.cert_path, chain=inter.cert_path)
+    result = omsign.verify(model, cert_chain=root.cert_path, files="config.json")
+    assert result.verified == ("config.json",)
+    assert omsign.digest(model, ignore_paths=str(model / "README.md")) != result.root_digest

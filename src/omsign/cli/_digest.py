@@ -20,6 +20,11 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "value a signature records for it.",
     )
     p.add_argument("model", metavar="MODEL", help="file or directory")
+    p.add_argument(
+        "--signature",
+        metavar="PATH",
+        help="signature file to leave out, as signing does (default MODEL/model.sig)",
+    )
     add_hashing_flags(p)
     add_ignore_flags(p)
     p.set_defaults(handler=run)
@@ -36,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         ignore_paths=args.ignore_paths,
         allow_symlinks=args.allow_symlinks,
         workers=args.workers,
+        signature=args.signature,
     )
     print(f"sha256:{root}")
     return 0
