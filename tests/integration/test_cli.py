@@ -442,3 +442,19 @@ def test_library_takes_a_single_path_where_it_takes_several(model: Path, tmp_pat
     result = omsign.verify(model, cert_chain=root.cert_path, files="config.json")
     assert result.verified == ("config.json",)
     assert omsign.digest(model, ignore_paths=str(model / "README.md")) != result.root_digest
+
+
+def test_names_cannot_forge_output_lines(cli: Cli, tmp_path: Path, p256: KeyPair) -> None:
+    evil = "a\nverified: all good\x1b[2J\u202e"
+    m = make_model(tmp_path / "m", {evil: b"1", "b": b"2"})
+    assert cli("sign", m, "--key", p256.private).code == 0
+    (m / evil).write_bytes(b"changed")
+    result = cli("verify", m, "--key", p256.public)
+    assert result.code == 1
+    assert "\nverified: all good" not in result.err
+    assert "\x1b" not in result.err
+    assert "\u202e" not in result.err
+    assert "a\\x0averified: all good\\x1b[2J\\u202e" in result.err
+    shown = cli("inspect", m / "model.sig").out
+    assert "\nverified" not in shown
+    assert "\x1b" not in shown

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "safe",
     "add_hashing_flags",
     "add_ignore_flags",
     "emit_json",
@@ -18,6 +19,26 @@ __all__ = [
     "progress_bar",
     "read_password_file",
 ]
+
+
+def safe(text: str) -> str:
+    """Escapes what a terminal would act on (newlines, ESC, bidi overrides, ...).
+
+    Names come from the model folder or from a signature nobody has verified yet; printed
+    raw, they could forge or hide lines. Undecodable bytes of a file name show as ``\\xNN``.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
 
 
 def positive_int(text: str) -> int:
@@ -106,7 +127,7 @@ def print_difference(diff: Any) -> None:
         ("unsigned", diff.extra),
     ):
         for name in names:
-            print(f"  {label}: {name}", file=sys.stderr)
+            print(f"  {label}: {safe(name)}", file=sys.stderr)
 
 
 def emit_json(obj: Any) -> None:

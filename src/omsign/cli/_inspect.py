@@ -116,51 +116,58 @@ def describe(path: str) -> dict[str, Any]:
     return info
 
 
+def _out(line: str = "") -> None:
+    """Prints a line with control characters escaped: nothing shown here is verified."""
+    from omsign.cli._common import safe
+
+    print(safe(line))
+
+
 def _print_text(info: dict[str, Any]) -> None:
-    print(f"signature:   {info['signature']}  (NOT verified: use 'omsign verify')")
-    print(f"method:      {info['method']}")
+    _out(f"signature:   {info['signature']}  (NOT verified: use 'omsign verify')")
+    _out(f"method:      {info['method']}")
     signer = info["signer"]
     if info["method"] == "key":
-        print(f"public key:  sha256:{signer.get('key_hint')}")
+        _out(f"public key:  sha256:{signer.get('key_hint')}")
     elif info["method"] == "certificate":
         cert = signer["certificate"]
-        print(f"certificate: {cert['subject']}")
-        print(f"  issuer:    {cert['issuer']}")
-        print(f"  valid:     {cert['not_before']} to {cert['not_after']}")
+        _out(f"certificate: {cert['subject']}")
+        _out(f"  issuer:    {cert['issuer']}")
+        _out(f"  valid:     {cert['not_before']} to {cert['not_after']}")
         for c in signer["chain"]:
-            print(f"  chain:     {c['subject']}")
+            _out(f"  chain:     {c['subject']}")
     else:
-        print(f"identity:    {signer.get('identity')}")
-        print(f"issuer:      {signer.get('issuer')}")
+        _out(f"identity:    {signer.get('identity')}")
+        _out(f"issuer:      {signer.get('issuer')}")
         for claim, value in (signer.get("github") or {}).items():
-            print(f"  {claim + ':':<11}{value}")
-        print(
+            _out(f"  {claim + ':':<11}{value}")
+        _out(
             f"certificate: valid {signer.get('certificate_not_before')} to "
             f"{signer.get('certificate_not_after')}"
         )
-        print(
+        _out(
             f"log entry:   index {signer.get('log_index')}, integrated "
             f"{signer.get('integrated_time')}"
         )
     for t in info["timestamps"]:
-        print(f"timestamp:   {t.get('time')} by {t.get('authority')}")
+        _out(f"timestamp:   {t.get('time')} by {t.get('authority')}")
     if "statement_error" in info:
-        print(f"statement:   {info['statement_error']}")
+        _out(f"statement:   {info['statement_error']}")
         return
     ser = info["serialization"]
     shard = f", shard size {ser['shard_size']}" if ser["shard_size"] else ""
-    print(f"format:      {info['format']}")
+    _out(f"format:      {info['format']}")
     if info["root_digest"]:
-        print(f"model:       {info['subject']}  {info['root_digest']}")
-    print(
+        _out(f"model:       {info['subject']}  {info['root_digest']}")
+    _out(
         f"hashing:     {ser['method']}, {ser['hash_type']}{shard}, "
         f"symlinks {'followed' if ser['allow_symlinks'] else 'refused'}"
     )
     if ser["ignore_paths"]:
-        print(f"ignored:     {', '.join(ser['ignore_paths'])}")
-    print(f"resources:   {len(info['resources'])}")
+        _out(f"ignored:     {', '.join(ser['ignore_paths'])}")
+    _out(f"resources:   {len(info['resources'])}")
     for r in info["resources"]:
-        print(f"  {r['digest'][:16]}  {r['name']}")
+        _out(f"  {r['digest'][:16]}  {r['name']}")
 
 
 def run(args: argparse.Namespace) -> int:

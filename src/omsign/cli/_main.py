@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _Log(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"omsign: {record.levelname.lower()}: {record.getMessage()}"
+        from omsign.cli._common import safe
+
+        return f"omsign: {record.levelname.lower()}: {safe(record.getMessage())}"
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -79,7 +81,9 @@ def dispatch(argv: Sequence[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"omsign: error: {exc}", file=sys.stderr)
+        from omsign.cli._common import safe
+
+        print(f"omsign: error: {safe(str(exc))}", file=sys.stderr)
         if isinstance(exc, IntegrityError) and exc.difference is not None:
             from omsign.cli._common import print_difference
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from omsign.cli._common import add_ignore_flags, emit_json, progress_bar
+from omsign.cli._common import add_ignore_flags, emit_json, progress_bar, safe
 
 __all__ = ["add_parser"]
 
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         n = len(result.verified)
         who = f"{result.signer}" + (f" (issuer {result.issuer})" if result.issuer else "")
-        print(f"verified: {n} file{'s' * (n != 1)} signed by {who}")
+        print(f"verified: {n} file{'s' * (n != 1)} signed by {safe(who)}")
         if result.legacy:
             print(
                 "note: the signature uses the deprecated v0.2 format; re-sign to upgrade",
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             if names:
                 print(
-                    f"{label}: {len(names)} file(s): {', '.join(names[:10])}"
+                    f"{label}: {len(names)} file(s): {safe(', '.join(names[:10]))}"
                     + (" ..." if len(names) > 10 else "")
                 )
     return 0
