@@ -458,3 +458,25 @@ def test_names_cannot_forge_output_lines(cli: Cli, tmp_path: Path, p256: KeyPair
     shown = cli("inspect", m / "model.sig").out
     assert "\nverified" not in shown
     assert "\x1b" not in shown
+
+
+def test_public_key_output_errors_are_one_line_and_never_overwrite_a_private_key(
+    cli: Cli, tmp_path: Path, p256: KeyPair
+) -> None:
+    missing_dir = cli("public-key", "--key", p256.private, "-o", tmp_path / "no" / "x.pem")
+    assert missing_dir.code == 2
+    assert "cannot write the public key" in missing_dir.err
+    private_copy = tmp_path / "priv.pem"
+    private_copy.write_bytes(p256.private.read_bytes())
+    refused = cli("public-key", "--key", p256.private, "-o", private_copy)
+    assert refused.code == 2
+    assert "holds a private key" in refused.err
+    assert private_copy.read_bytes() == p256.private.read_bytes()
+    assert cli("public-key", "--key", p256.private, "-o", tmp_path / "pub.pem").code == 0
+    assert (tmp_path / "pub.pem").read_bytes() == p256.public.read_bytes()
+
+
+def test_workers_is_a_positive_count(cli: Cli, model: Path) -> None:
+    assert cli("digest", model, "--workers", "0").code == 2
+    assert cli("digest", model, "--workers", "1K").code == 2
+    assert cli("digest", model, "--workers", "2").code == 0

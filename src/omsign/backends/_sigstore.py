@@ -178,7 +178,11 @@ def _load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
                 return ClientTrustConfig.staging(offline=settings.offline)
             return ClientTrustConfig.production(offline=settings.offline)
     except (SigstoreError, OSError, ValueError) as exc:
-        hint = "" if settings.offline else "; use --offline to use the cached trust root"
+        hint = (
+            ""
+            if settings.offline
+            else "; to verify without network, use verify --offline (the cached trust root)"
+        )
         raise BackendUnavailableError(
             f"cannot load the Sigstore {instance} trust root: {exc}{hint}"
         ) from exc

@@ -41,6 +41,13 @@ def safe(text: str) -> str:
     return "".join(out)
 
 
+def count(text: str) -> int:
+    """An argparse type for a positive count such as a number of threads (no suffixes)."""
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     """An argparse type for sizes: a positive integer, optionally with a K/M/G suffix (x1000)."""
     scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:].lower(), 1)
@@ -65,7 +72,7 @@ def add_hashing_flags(p: argparse.ArgumentParser) -> None:
         help="hash files in shards of BYTES (e.g. 1G) instead of whole files",
     )
     p.add_argument(
-        "--workers", type=positive_int, metavar="N", help="hashing threads (default: every CPU)"
+        "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
 
 

@@ -27,6 +27,32 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.set_defaults(handler=run)
 
 
+def _write(path: Path, pem: bytes) -> None:
+    """Writes the PEM atomically; never over a private key (a likely slip of -o)."""
+    import os
+    import tempfile
+
+    from omsign.errors import UsageError
+
+    try:
+        existing = path.read_bytes()[:8192]
+    except OSError:  # absent (the usual case) or unreadable: the write below will tell
+        existing = b""
+    if b"PRIVATE KEY" in existing:
+        raise UsageError(f"{path}: holds a private key; not overwriting it")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise UsageError(f"{path}: cannot write the public key ({exc.strerror})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Writes the PEM public key."""
     from omsign._signing import password_source
@@ -42,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         pem = public_pem(load_signing_key(args.key, password_source(password)).public_key())
     if args.output:
-        Path(args.output).write_bytes(pem)
+        _write(Path(args.output), pem)
     else:
         sys.stdout.write(pem.decode())
     return 0

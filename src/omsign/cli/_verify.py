@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from omsign.cli._common import add_ignore_flags, emit_json, progress_bar, safe
+from omsign.cli._common import add_ignore_flags, count, emit_json, progress_bar, safe
 
 __all__ = ["add_parser"]
 
@@ -103,7 +103,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     scope.add_argument(
         "--files", nargs="+", metavar="PATH", help="verify only these signed files (globs allowed)"
     )
-    scope.add_argument("--workers", type=int, metavar="N", help="hashing threads")
+    scope.add_argument(
+        "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 

@@ -158,7 +158,8 @@ class _Walker:
         permitted = self.link_policy is not None and self.link_policy(path, target)
         if not (self.allow_symlinks or permitted):
             raise ModelError(
-                f"{path}: is a symbolic link; links are not followed unless --allow-symlinks"
+                f"{path}: is a symbolic link; links are refused unless the model is signed "
+                "with --allow-symlinks"
             )
         try:
             st = os.stat(path)
