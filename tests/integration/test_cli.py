@@ -251,10 +251,38 @@ class TestCertificateMethod:
             _load_key(pki["dir"] / "root.key"),
         )
         leaf = issue_leaf(root, make_ec_key(), **kwargs).write(pki["dir"], "bad")  # type: ignore[arg-type]
-        assert cli("sign", model, "--key", leaf.key_path, "--cert", leaf.cert_path).code == 0
+        refused = cli("sign", model, "--key", leaf.key_path, "--cert", leaf.cert_path)
+        assert refused.code == 2
+        assert "cannot sign" in refused.err
+        assert message in refused.err
+        assert not (model / "model.sig").exists()
+        _write_certificate_bundle(model, leaf.key_path, leaf.cert_path)  # made all the same
         result = cli("verify", model, "--cert-chain", pki["root"])
         assert result.code == 1
         assert message in result.err
+
+
+def _write_certificate_bundle(model: Path, key_path: Path, cert_path: Path) -> None:
+    """Signs ``model`` with a certificate the signer would refuse, bypassing its checks."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from omsign.backends._dsse_sig import assemble_bundle
+    from omsign.backends._pem import load_pem_signing_key
+    from omsign.bundle import write_bundle
+    from omsign.dsse import PAYLOAD_TYPE, pae
+    from omsign.manifest import Serialization, compute_manifest
+    from omsign.statement import encode_statement
+
+    key = load_pem_signing_key(key_path, lambda _prompt: None)
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    payload = encode_statement(compute_manifest(model, Serialization()), model.name)
+    der = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    material = {"x509CertificateChain": {"certificates": [{"rawBytes": der}]}}
+    bundle = assemble_bundle(payload, key.sign(pae(PAYLOAD_TYPE, payload)), material)
+    write_bundle(model / "model.sig", bundle)
 
 
 def _load_key(path: Path):  # type: ignore[no-untyped-def]

@@ -56,7 +56,13 @@ class CertificateBundleSigner:
         tsa_url: str | None = None,
     ) -> None:
         if leaf.public_key() != key.public_key():
-            raise KeyLoadError("the certificate does not belong to the signing key")
+            raise KeyLoadError(
+                f"the certificate {describe_certificate(leaf)} does not belong to the signing key"
+            )
+        try:  # a signature no verifier would accept is refused now, not discovered later
+            _check_leaf(leaf, dt.datetime.now(dt.timezone.utc))
+        except IdentityError as exc:
+            raise KeyLoadError(f"cannot sign: {exc}") from None
         self._key, self._leaf, self._chain, self._tsa_url = key, leaf, tuple(chain), tsa_url
 
     def sign_payload(self, payload: bytes) -> dict[str, Any]:
