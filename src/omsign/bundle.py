@@ -233,6 +233,8 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
     """
     if len(data) > MAX_BUNDLE_BYTES:
         raise _bad(source, f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+    if not data.strip():
+        raise _bad(source, "the file is empty")
     _check_shape(data, source)
     try:
         raw = load_json(data)
@@ -242,6 +244,8 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
     if not isinstance(raw, dict):
         raise _bad(source, "not a JSON object")
     media = raw.get("mediaType")
+    if media is None:
+        raise _bad(source, "not a Sigstore bundle (no mediaType)")
     if not isinstance(media, str) or media not in _MEDIA_TYPES:
         raise _bad(source, f"unsupported mediaType {brief(media)}")
     vm = _obj(raw, "verificationMaterial", source, "")

@@ -90,7 +90,7 @@ def test_escaped_quotes_do_not_make_the_shape_check_slow(
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
-        (b"", "not valid UTF-8 JSON"),
+        (b"", "the file is empty"),
         (b"\xff\xfe{}", "not valid UTF-8 JSON"),
         (b'{"mediaType": ', "not valid UTF-8 JSON"),
         (b"[]", "not a JSON object"),

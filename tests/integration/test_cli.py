@@ -508,3 +508,22 @@ def test_workers_is_a_positive_count(cli: Cli, model: Path) -> None:
     assert cli("digest", model, "--workers", "0").code == 2
     assert cli("digest", model, "--workers", "1K").code == 2
     assert cli("digest", model, "--workers", "2").code == 0
+
+
+def test_common_mistakes_get_messages_that_say_what_to_do(
+    cli: Cli, model: Path, p256: KeyPair, tmp_path: Path
+) -> None:
+    cli("sign", model, "--key", p256.private)
+    private_as_public = cli("verify", model, "--key", p256.private)
+    assert private_as_public.code == 2
+    assert "is a private key; verify with its public key" in private_as_public.err
+    not_a_uri = cli("sign", model, "--pkcs11-uri", "token-label")
+    assert not_a_uri.code == 2
+    assert "not a 'pkcs11:' URI" in not_a_uri.err
+    mixed = cli("sign", model, "--key", p256.private, "--identity-token", "x")
+    assert mixed.code == 2
+    assert "--identity-token is for Sigstore keyless signing" in mixed.err
+    (tmp_path / "config.json").write_text("{}")
+    not_a_bundle = cli("inspect", tmp_path / "config.json")
+    assert not_a_bundle.code == 1
+    assert "not a Sigstore bundle (no mediaType)" in not_a_bundle.err

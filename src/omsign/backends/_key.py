@@ -67,7 +67,10 @@ def verify_key_bundle(bundle: Bundle, keys: Sequence[ec.EllipticCurvePublicKey])
         _raw_key_matches(bundle.key_raw, k) for k in keys
     )
     if named or raw_other:
-        which = f" (sha256:{bundle.key_hint[:16]}...)" if bundle.key_hint else ""
-        raise SignatureError(f"the model was signed with a different key{which}")
+        which = f" sha256:{bundle.key_hint}" if bundle.key_hint else ""
+        given = ", ".join(f"sha256:{key_hint(k)}" for k in keys)
+        raise SignatureError(
+            f"the model was signed with a different key{which}, not the given {given}"
+        )
     assert last is not None
     raise last

@@ -87,6 +87,11 @@ def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
     data = _read(path, "public key")
     start = data.find(b"-----BEGIN PUBLIC KEY-----")
     if start < 0:
+        if b"PRIVATE KEY-----" in data:
+            raise KeyLoadError(
+                f"{path}: is a private key; verify with its public key "
+                f"(omsign public-key --key {path} -o public.pem)"
+            )
         raise KeyLoadError(f"{path}: no PEM public key ('BEGIN PUBLIC KEY') found")
     try:
         key = serialization.load_pem_public_key(data[start:])

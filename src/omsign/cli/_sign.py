@@ -101,6 +101,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.key and args.pkcs11_uri:
         raise UsageError("give either --key or --pkcs11-uri, not both")
+    if args.pkcs11_uri and not args.pkcs11_uri.startswith("pkcs11:"):
+        raise UsageError(f"--pkcs11-uri {args.pkcs11_uri!r} is not a 'pkcs11:' URI (RFC 7512)")
+    keyless_only = [
+        flag
+        for flag, on in (
+            ("--identity-token", args.identity_token),
+            ("--oauth-out-of-band", args.oauth_out_of_band),
+            ("--staging", args.staging),
+            ("--trust-config", args.trust_config),
+        )
+        if on
+    ]
+    if (args.key or args.pkcs11_uri) and keyless_only:
+        raise UsageError(
+            f"{', '.join(keyless_only)} is for Sigstore keyless signing, "
+            "not with --key or --pkcs11-uri"
+        )
     password = read_password_file(args.password_file) if args.password_file else None
     result = omsign.sign(
         args.model,
