@@ -527,3 +527,12 @@ def test_common_mistakes_get_messages_that_say_what_to_do(
     not_a_bundle = cli("inspect", tmp_path / "config.json")
     assert not_a_bundle.code == 1
     assert "not a Sigstore bundle (no mediaType)" in not_a_bundle.err
+
+
+def test_output_flags_work_after_the_command_and_flags_are_not_abbreviated(
+    cli: Cli, model: Path, p256: KeyPair
+) -> None:
+    assert cli("sign", model, "--key", p256.private, "-q").err == ""
+    quiet = cli("verify", model, "--key", p256.public, "--quiet")
+    assert (quiet.code, quiet.out) == (0, "")
+    assert cli("verify", model, "--key", p256.public, "--ignore-unsigned").code == 2

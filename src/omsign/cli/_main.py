@@ -35,17 +35,30 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The full ``omsign`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="omsign", description=_DESCRIPTION, formatter_class=_Formatter
+        prog="omsign", description=_DESCRIPTION, formatter_class=_Formatter, allow_abbrev=False
     )
     parser.add_argument("-V", "--version", action="version", version=f"omsign {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show debug logs and tracebacks"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
+    _add_output_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (_sign, _verify, _digest, _inspect, _pubkey):
         module.add_parser(sub, _Formatter)
+    for command in sub.choices.values():  # also after the command, where people type them
+        command.allow_abbrev = False  # a flag added later must not change what scripts mean
+        _add_output_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="show debug logs and tracebacks",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only print errors"
+    )
 
 
 class _Log(logging.Formatter):

@@ -101,7 +101,11 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="verify the files present; report signed files that are absent",
     )
     scope.add_argument(
-        "--files", nargs="+", metavar="PATH", help="verify only these signed files (globs allowed)"
+        "--files",
+        nargs="+",
+        metavar="NAME",
+        help="verify only these signed files, named as in the signature (relative to the "
+        "model, globs allowed); put MODEL before this option",
     )
     scope.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
