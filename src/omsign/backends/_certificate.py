@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from omsign.backends import SigningKey
 from omsign.backends._dsse_sig import assemble_bundle, sign_dsse, verify_dsse
@@ -118,6 +118,55 @@ def _check_leaf(leaf: x509.Certificate, at: dt.datetime) -> None:
         raise IdentityError(f"signing certificate {who} does not allow code signing")
 
 
+# Extensions this validation understands; any other critical one makes a certificate unusable.
+_UNDERSTOOD = frozenset(
+    {
+        ExtensionOID.BASIC_CONSTRAINTS,
+        ExtensionOID.KEY_USAGE,
+        ExtensionOID.EXTENDED_KEY_USAGE,
+        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+        ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+    }
+)
+_MAX_SIGNATURE_CHECKS = 64  # bounds the path search, whatever the bundle holds
+
+
+def _unsupported(cert: x509.Certificate) -> str | None:
+    """Why this validation cannot vouch for a certificate, or None."""
+    for ext in cert.extensions:
+        if ext.oid == ExtensionOID.NAME_CONSTRAINTS:
+            return "has name constraints, which omsign does not evaluate"
+        if ext.critical and ext.oid not in _UNDERSTOOD:
+            return f"has an unrecognised critical extension {ext.oid.dotted_string}"
+    return None
+
+
+def _path_length_ok(candidate: x509.Certificate, path: Sequence[x509.Certificate]) -> bool:
+    """RFC 5280 6.1.4: a CA's pathLenConstraint bounds the intermediates below it."""
+    bc = _ext(candidate, x509.BasicConstraints)
+    if bc is None or bc.path_length is None:
+        return True
+    below = sum(1 for c in path[1:] if c.subject != c.issuer)
+    return bool(bc.path_length >= below)
+
+
+def _distinct(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """Drops certificates that repeat a subject and key already listed (first one wins)."""
+    seen, out = set(), []
+    for cert in certs:
+        key = (
+            cert.subject.public_bytes(),
+            cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+        if key not in seen:
+            seen.add(key)
+            out.append(cert)
+    return out
+
+
 def validate_chain(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
@@ -125,6 +174,10 @@ def validate_chain(
     at: dt.datetime,
 ) -> list[x509.Certificate]:
     """Finds a valid path from ``leaf`` to one of ``anchors``.
+
+    The search is bounded: candidates repeating a subject and key are dropped, a
+    certificate that led nowhere is not tried again, and at most 64 signatures are
+    checked, so a bundle stuffed with look-alike CA certificates cannot stall it.
 
     Args:
         leaf: the signing certificate.
@@ -139,7 +192,13 @@ def validate_chain(
         IdentityError: the leaf is unusable or no valid path reaches an anchor.
     """
     _check_leaf(leaf, at)
+    who = describe_certificate(leaf)
+    if (why := _unsupported(leaf)) is not None:
+        raise IdentityError(f"signing certificate {who} {why}")
     anchor_set = set(anchors)
+    candidates = _distinct([*anchors, *intermediates])
+    dead: set[x509.Certificate] = set()
+    budget = [_MAX_SIGNATURE_CHECKS]
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         current = path[-1]
@@ -147,22 +206,28 @@ def validate_chain(
             return path
         if len(path) > _MAX_DEPTH:
             return None
-        for candidate in (*anchors, *intermediates):
-            if candidate in path or candidate.subject != current.issuer:
+        for candidate in candidates:
+            if candidate in path or candidate in dead or candidate.subject != current.issuer:
                 continue
             if not (_can_issue(candidate) and _within(candidate, at)):
                 continue
+            if _unsupported(candidate) is not None or not _path_length_ok(candidate, path):
+                continue
+            if budget[0] <= 0:
+                raise IdentityError(f"the certificate chain of {who} is too complex to validate")
+            budget[0] -= 1
             if _issued_by(current, candidate):
                 found = extend([*path, candidate])
                 if found is not None:
                     return found
+                dead.add(candidate)  # fail closed: a longer path through it is not tried
         return None
 
     path = extend([leaf])
     if path is None:
         raise IdentityError(
-            f"signing certificate {describe_certificate(leaf)} does not chain to a trusted "
-            "certificate given with --cert-chain"
+            f"signing certificate {who} does not chain to a trusted certificate given "
+            "with --cert-chain"
         )
     return path
 
