@@ -200,6 +200,17 @@ def verify_timestamp(
         SignatureError: the timestamp is malformed, untrusted, or does not cover
             ``signature``.
     """
+    try:
+        return _verify_timestamp(token, signature, anchors)
+    except SignatureError:
+        raise
+    except Exception as exc:  # a hostile token must end as a failed check, never a crash
+        raise SignatureError(f"timestamp is malformed: {exc}") from exc
+
+
+def _verify_timestamp(
+    token: bytes, signature: bytes, anchors: Sequence[x509.Certificate]
+) -> datetime.datetime:
     from rfc3161_client import VerificationError as TimestampVerificationError
     from rfc3161_client import VerifierBuilder
 

@@ -230,3 +230,18 @@ def test_only_http_urls_are_accepted() -> None:
 def test_tsa_fixture_writes_its_root_as_pem(tsa: RunningTSA) -> None:
     loaded = x509.load_pem_x509_certificates(tsa.root_path.read_bytes())
     assert loaded == [tsa.root.cert]
+
+
+def test_any_corrupted_byte_is_a_signature_error_or_changes_nothing(
+    tsa: RunningTSA, token: bytes
+) -> None:
+    """Found by mutation: damaged embedded certificates raised ValueError and KeyError."""
+    proven = verify_timestamp(token, SIGNATURE, [tsa.root.cert])
+    for i in range(0, len(token), 3):
+        bad = bytearray(token)
+        bad[i] ^= 0x01
+        try:
+            when = verify_timestamp(bytes(bad), SIGNATURE, [tsa.root.cert])
+        except SignatureError:
+            continue
+        assert when == proven  # only unsigned fields can change without failing

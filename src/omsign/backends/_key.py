@@ -39,7 +39,7 @@ def _raw_key_matches(raw: bytes, key: ec.EllipticCurvePublicKey) -> bool:
             if start >= 0
             else serialization.load_der_public_key(raw)
         )
-    except ValueError:
+    except Exception:  # malformed or unsupported key material: it is not the given key
         return False
     return other == key
 

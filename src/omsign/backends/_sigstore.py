@@ -306,13 +306,17 @@ def verify_sigstore_bundle(
         identities[0] if identities else "",
     )
     entry = tlog_entry(raw)
+    # integratedTime is only signed by the log's promise; without one it proves nothing.
+    promised = isinstance(entry.get("inclusionPromise"), dict) and bool(
+        entry["inclusionPromise"].get("signedEntryTimestamp")
+    )
     return SigstoreVerified(
         payload_type=payload_type,
         payload=payload,
         identity=identity,
         issuer=cert_issuer(cert) or policy.issuer,
         log_index=optional_int(entry.get("logIndex")),
-        integrated_time=optional_int(entry.get("integratedTime")),
+        integrated_time=optional_int(entry.get("integratedTime")) if promised else None,
     )
 
 

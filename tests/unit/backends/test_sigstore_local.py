@@ -275,3 +275,17 @@ def test_bundle_verifies_with_model_signing_sigstore(
         check=False,
     )
     assert wrong.returncode != 0
+
+
+def test_an_unpromised_integration_time_is_not_reported_as_proven(
+    local_sigstore: LocalSigstore, signed: dict[str, Any]
+) -> None:
+    """Only the log's signed promise covers integratedTime; anyone can edit it otherwise."""
+    bundle = json.loads(json.dumps(signed))
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    del entry["inclusionPromise"]
+    entry["integratedTime"] = "946684800"  # 2000-01-01, before the certificate existed
+    result = verify_sigstore_bundle(
+        json.dumps(bundle), policy_for(local_sigstore), settings_for(local_sigstore)
+    )
+    assert result.integrated_time is None
