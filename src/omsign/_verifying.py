@@ -26,7 +26,7 @@ from omsign._signing import PathLike, ProgressCallback, _progress_adapter
 from omsign.bundle import read_bundle
 from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
-from omsign.manifest import Difference, Manifest, Serialization, compute_manifest
+from omsign.manifest import Difference, Manifest, Serialization, compute_manifest, split_shard_name
 from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.statement import SignedStatement, parse_statement
 
@@ -124,8 +124,13 @@ def _local_manifest(
     link_policy: LinkPolicy | None,
     workers: int | None,
     progress: ProgressCallback | None,
-) -> tuple[Manifest, tuple[str, ...], list[FileEntry]]:
-    """Hashes the model with the signed settings; returns it, the unsigned files, the entries."""
+) -> tuple[Manifest, tuple[str, ...], list[FileEntry], tuple[str, ...]]:
+    """Hashes the model with the signed settings.
+
+    Returns:
+        The local manifest, the unsigned files, the entries hashed, and the files whose
+        size differs from what the signed shards cover (changed, and never read).
+    """
     ser = signed.manifest.serialization
     local_ser = Serialization(
         ser.method, ser.hash_type, ser.shard_size, ser.allow_symlinks, tuple(ignores)
@@ -149,7 +154,16 @@ def _local_manifest(
     if not model.is_dir() and signed_files == {"."}:  # single file named "." (model_signing)
         entries = [dataclasses.replace(e, name=".") for e in entries]
     unsigned = tuple(e.name for e in entries if e.name not in signed_files)
-    keep = signed_files if wanted is None else wanted
+    resized: tuple[str, ...] = ()
+    if ser.method == "shards":
+        # OMS 6.3.2 leaves empty files out of the shards: such a file is not unsigned.
+        empty = {e.name for e in entries if e.size == 0}
+        unsigned = tuple(n for n in unsigned if n not in empty)
+        # The signed ranges give each file's size: a file of another size has changed, and
+        # is not read (it may be a huge sparse file grown to stall the verifier).
+        sizes = _signed_sizes(signed.manifest)
+        resized = tuple(e.name for e in entries if e.name in sizes and e.size != sizes[e.name])
+    keep = (signed_files if wanted is None else wanted) - set(resized)
     entries = [e for e in entries if e.name in keep]
     advance, start = _progress_adapter(progress)
     start(sum(e.size for e in entries))
@@ -164,7 +178,16 @@ def _local_manifest(
         )
     except ModelError as exc:
         raise IntegrityError(str(exc)) from None
-    return local, unsigned, entries
+    return local, unsigned, entries, resized
+
+
+def _signed_sizes(manifest: Manifest) -> dict[str, int]:
+    """Each file's size as its signed shards cover it (the largest end offset)."""
+    sizes: dict[str, int] = {}
+    for item in manifest.items:
+        path, _, end = split_shard_name(item.name)
+        sizes[path] = max(sizes.get(path, 0), end)
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -267,7 +290,7 @@ def verify_with_policy(
     )
     signed_files = set(signed.manifest.by_file())
     wanted = _select(signed_files, files) if files else None
-    local, unsigned, entries = _local_manifest(  # 8.4
+    local, unsigned, entries, resized = _local_manifest(  # 8.4
         path,
         signed,
         ignores=ignores,
@@ -277,8 +300,13 @@ def verify_with_policy(
         progress=progress,
     )
     diff = signed.manifest.diff(local)
-    # Unsigned files are not hashed, only listed: they are the difference's extras.
-    diff = Difference(diff.missing, tuple(sorted({*diff.extra, *unsigned})), diff.changed)
+    # Unsigned files are not hashed, only listed: they are the difference's extras; files
+    # whose size differs from the signed shards were not hashed either: they changed.
+    diff = Difference(
+        tuple(m for m in diff.missing if m not in resized),
+        tuple(sorted({*diff.extra, *unsigned})),
+        tuple(sorted({*diff.changed, *resized})),
+    )
     absent: tuple[str, ...] = ()
     unchecked: tuple[str, ...] = ()
     if wanted is not None:

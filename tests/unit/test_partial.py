@@ -120,3 +120,25 @@ def test_allow_missing_in_shards_mode(tmp_path: Path, p256: KeyPair) -> None:
         f.write(b"X")
     with pytest.raises(IntegrityError, match=re.escape("changed: part-1/weights-1.bin")):
         omsign.verify(model, key=p256.public, allow_missing=True)
+
+
+def test_shards_sizes_are_checked_before_reading(tmp_path: Path, p256: KeyPair) -> None:
+    """A signed file grown to a huge sparse file is reported at once, not hashed for hours;
+    an emptied one is changed (not absent); an empty file is covered, not unsigned."""
+    import time
+
+    model = make_model(tmp_path / "m", {"w.bin": b"A" * 100, "config.json": b"{}", "empty": b""})
+    omsign.sign(model, key=p256.private, shard_size=16)
+    assert omsign.verify(model, key=p256.public).verified == ("config.json", "w.bin")
+    with (model / "w.bin").open("r+b") as f:
+        f.truncate(1 << 40)  # 1 TiB, sparse
+    start = time.monotonic()
+    with pytest.raises(IntegrityError) as caught:
+        omsign.verify(model, key=p256.public)
+    assert time.monotonic() - start < 5
+    assert caught.value.difference.changed == ("w.bin",)
+    (model / "w.bin").write_bytes(b"A" * 100)
+    (model / "config.json").write_bytes(b"")
+    with pytest.raises(IntegrityError) as caught:
+        omsign.verify(model, key=p256.public, allow_missing=True)
+    assert caught.value.difference.changed == ("config.json",)
