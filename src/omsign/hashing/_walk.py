@@ -38,6 +38,10 @@ LinkPolicy = Callable[[Path, Path], bool]
 
 # Deeper trees are refused rather than walked (real models nest a few levels).
 MAX_DEPTH = 256
+# Directory links followed in one walk. Links may legitimately reach a folder twice (each
+# path is its own resource), so visits are not deduplicated; chained links could then
+# multiply them exponentially, and this bound stops that.
+MAX_LINKED_DIRECTORIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,7 @@ class _Walker:
         self.allow_symlinks = allow_symlinks
         self.link_policy = link_policy
         self.entries: list[FileEntry] = []
+        self.linked_directories = 0
 
     def _ignored(self, rel: str) -> bool:
         if rel in self.ignores:
@@ -163,8 +168,13 @@ class _Walker:
             )
         try:
             st = os.stat(path)
+            resolved = os.stat(target)
         except OSError as exc:
             raise ModelError(f"{path}: broken symbolic link ({exc.strerror})") from None
+        if (st.st_dev, st.st_ino) != (resolved.st_dev, resolved.st_ino):
+            # The link changed between resolving and following it: what was checked
+            # against the policy is not what would be read.
+            raise ModelError(f"{path}: symbolic link changed while the model was read")
         if not permitted:
             inside = str(target) == self.real_root or str(target).startswith(
                 self.real_root.rstrip("/") + "/"
@@ -237,6 +247,13 @@ class _Walker:
                 if key in ancestors:
                     logger.warning("symbolic link cycle at %s; not followed", rel)
                     continue
+                if linked:
+                    self.linked_directories += 1
+                    if self.linked_directories > MAX_LINKED_DIRECTORIES:
+                        raise ModelError(
+                            f"{self.root}: more than {MAX_LINKED_DIRECTORIES} links to "
+                            "directories; refusing a link structure this large"
+                        )
                 self.walk(child.path, rel + "/", ancestors | {key}, st, linked)
             elif stat.S_ISREG(st.st_mode):
                 self.entries.append(_entry(rel, str(child.path), st, linked))

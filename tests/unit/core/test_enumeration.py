@@ -97,3 +97,34 @@ def test_non_utf8_name_is_rejected(tmp_path: Path) -> None:
         f.write(b"x")
     with pytest.raises(ModelError, match="not valid UTF-8"):
         enumerate_model(m)
+
+
+def test_a_link_swapped_after_its_target_was_checked_is_refused(tmp_path: Path) -> None:
+    m = make_model(tmp_path / "m", {"inside.bin": b"same"})
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"same")
+    (m / "x").symlink_to("inside.bin")
+
+    def policy_then_swap(link: Path, target: Path) -> bool:
+        allowed = target.parent == m.resolve()
+        link.unlink()
+        link.symlink_to(outside)  # the race: after the check, before the read
+        return allowed
+
+    with pytest.raises(ModelError, match="changed while the model was read"):
+        enumerate_model(m, link_policy=policy_then_swap)
+
+
+def test_chained_directory_links_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omsign.hashing import _walk
+
+    monkeypatch.setattr(_walk, "MAX_LINKED_DIRECTORIES", 100)
+    m = make_model(tmp_path / "m", {"d0/f": b"f"})
+    for level in range(1, 12):  # each level links twice to the one below: 2^11 walks
+        (m / f"d{level}").mkdir()
+        (m / f"d{level}" / "a").symlink_to(f"../d{level - 1}")
+        (m / f"d{level}" / "b").symlink_to(f"../d{level - 1}")
+    with pytest.raises(ModelError, match="more than 100 links to directories"):
+        enumerate_model(m, allow_symlinks=True)
