@@ -54,6 +54,7 @@ class VerificationResult:
         legacy: the signature uses the deprecated v0.2 format.
         manifest: the signed manifest.
         identities: ``(device, inode)`` of each verified file as it was read.
+        sizes: the size of each verified file as it was read.
         link_policy: the links that were followed besides the signed settings.
     """
 
@@ -73,6 +74,7 @@ class VerificationResult:
     legacy: bool = False
     manifest: Manifest = field(default=None, repr=False)  # type: ignore[assignment]
     identities: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    sizes: Mapping[str, int] = field(default_factory=dict, repr=False)
     link_policy: LinkPolicy | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -325,4 +327,5 @@ def verify_with_policy(
         unchecked=unchecked,
         unsigned=unsigned if ignore_unsigned_files else (),
         identities={e.name: (e.device, e.inode) for e in entries},
+        sizes={e.name: e.size for e in entries},
     )

@@ -260,6 +260,9 @@ class VerifiedModel:
             seen = self.result.identities.get(name)
             if seen is not None and seen != (st.st_dev, st.st_ino):
                 raise IntegrityError(f"{name}: was replaced after it was verified")
+            verified_size = self.result.sizes.get(name)
+            if verified_size is not None and verified_size != st.st_size:  # before any read
+                raise IntegrityError(f"{name}: size changed after it was verified")
             pieces = self._pieces(name, st.st_size)
             if pieces[-1].end != st.st_size:
                 raise IntegrityError(

@@ -119,8 +119,11 @@ def test_size_changes_are_caught(
 
 def test_empty_read_of_a_truncated_file_still_fails(files_model: Path, p256: KeyPair) -> None:
     vm = open_verified(files_model, key=p256.public)
+    lazy = open_verified(files_model, key=p256.public, verify_content=False)
     (files_model / "big.bin").open("r+b").truncate(0)
-    with vm.open("big.bin") as f, pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="size changed"):  # known size: caught at open
+        vm.open("big.bin")
+    with lazy.open("big.bin") as f, pytest.raises(IntegrityError):  # else at the read
         f.read()
 
 
@@ -225,3 +228,15 @@ def test_safetensors_unknown_framework(st_model: Path, p256: KeyPair) -> None:
     vm: VerifiedModel = omsign.open_verified(st_model, key=p256.public)
     with pytest.raises(omsign.errors.UsageError):
         omsign.load_safetensors(vm, "model.safetensors", framework="jax")
+
+
+def test_a_file_grown_after_verification_is_refused_before_it_is_read(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    model = make_model(tmp_path / "m", {"w.bin": os.urandom(100)})
+    omsign.sign(model, key=p256.private)
+    verified = omsign.open_verified(model, key=p256.public)
+    with (model / "w.bin").open("r+b") as f:
+        f.truncate(300 << 20)  # same inode, 300 MiB (sparse)
+    with pytest.raises(IntegrityError, match="size changed after it was verified"):
+        verified.read_bytes("w.bin")
