@@ -81,7 +81,8 @@ def resolve_hf_name(name: str) -> Path:
     commit = revision
     ref = folder / "refs" / revision
     if ref.is_file():
-        commit = ref.read_text(encoding="ascii", errors="replace").strip()
+        with ref.open("rb") as f:  # a commit hash: never read more than a few bytes
+            commit = f.read(128).decode("ascii", errors="replace").strip()
     if not _COMMIT.fullmatch(commit):
         raise ModelError(f"{name}: revision {revision!r} is not a cached branch, tag or commit")
     snapshot = folder / "snapshots" / commit
