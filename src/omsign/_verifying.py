@@ -314,7 +314,7 @@ def verify_with_policy(
     if wanted is not None:
         unchecked = tuple(sorted(signed_files - wanted))
         diff = Difference(tuple(m for m in diff.missing if m in wanted), (), diff.changed)
-    elif allow_missing:
+    if allow_missing:  # with --files too: absent matches are reported, not failed
         absent, diff = diff.missing, Difference((), diff.extra, diff.changed)
     if ignore_unsigned_files or wanted is not None:  # 8.5
         diff = Difference(diff.missing, (), diff.changed)

@@ -49,10 +49,10 @@ class KeyPolicy:
         paths: Sequence[str | os.PathLike[str]],
         tsa_certs: Sequence[str | os.PathLike[str]] = (),
     ) -> KeyPolicy:
-        """Loads PEM public keys (and optional timestamp authority anchors)."""
-        from omsign.backends._pem import load_public_key
+        """Loads every PEM public key in the files (and optional timestamp authority anchors)."""
+        from omsign.backends._pem import load_public_keys
 
-        return cls(tuple(load_public_key(p) for p in paths), _load_all(tsa_certs))
+        return cls(tuple(k for p in paths for k in load_public_keys(p)), _load_all(tsa_certs))
 
 
 @dataclass(frozen=True)

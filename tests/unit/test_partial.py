@@ -142,3 +142,28 @@ def test_shards_sizes_are_checked_before_reading(tmp_path: Path, p256: KeyPair) 
     with pytest.raises(IntegrityError) as caught:
         omsign.verify(model, key=p256.public, allow_missing=True)
     assert caught.value.difference.changed == ("config.json",)
+
+
+def test_files_with_allow_missing_reports_absent_matches(tmp_path: Path, p256: KeyPair) -> None:
+    model = make_model(tmp_path / "m", {"a.bin": b"a", "b.bin": b"b", "c.json": b"{}"})
+    omsign.sign(model, key=p256.private)
+    (model / "b.bin").unlink()
+    with pytest.raises(IntegrityError):
+        omsign.verify(model, key=p256.public, files=["*.bin"])
+    result = omsign.verify(model, key=p256.public, files=["*.bin"], allow_missing=True)
+    assert (result.verified, result.absent, result.unchecked) == (
+        ("a.bin",),
+        ("b.bin",),
+        ("c.json",),
+    )
+
+
+def test_a_key_file_with_several_keys_trusts_each(tmp_path: Path, p256: KeyPair) -> None:
+    from helpers.pki import make_ec_key, write_public_key
+
+    write_public_key(tmp_path / "other.pem", make_ec_key("P-384"))
+    both = tmp_path / "both.pem"
+    both.write_bytes((tmp_path / "other.pem").read_bytes() + p256.public.read_bytes())
+    model = make_model(tmp_path / "m", {"a.bin": b"a"})
+    omsign.sign(model, key=p256.private)
+    assert omsign.verify(model, key=both).verified == ("a.bin",)

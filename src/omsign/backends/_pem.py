@@ -16,7 +16,13 @@ from omsign.errors import KeyLoadError
 if TYPE_CHECKING:
     from cryptography import x509
 
-__all__ = ["PemSigningKey", "load_certificates", "load_pem_signing_key", "load_public_key"]
+__all__ = [
+    "PemSigningKey",
+    "load_certificates",
+    "load_pem_signing_key",
+    "load_public_key",
+    "load_public_keys",
+]
 
 
 def _read(path: str | os.PathLike[str], what: str) -> bytes:
@@ -78,26 +84,39 @@ def load_pem_signing_key(
     return PemSigningKey(key)
 
 
-def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
-    """Loads a PEM public key, skipping any text before the PEM block.
+def load_public_keys(path: str | os.PathLike[str]) -> list[ec.EllipticCurvePublicKey]:
+    """Loads every PEM public key in a file, skipping any text around the PEM blocks.
 
     Raises:
         KeyLoadError: missing file, no PEM public key, unsupported key type.
     """
     data = _read(path, "public key")
-    start = data.find(b"-----BEGIN PUBLIC KEY-----")
-    if start < 0:
+    marker, end_marker = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
+    if marker not in data:
         if b"PRIVATE KEY-----" in data:
             raise KeyLoadError(
                 f"{path}: is a private key; verify with its public key "
                 f"(omsign public-key --key {path} -o public.pem)"
             )
         raise KeyLoadError(f"{path}: no PEM public key ('BEGIN PUBLIC KEY') found")
-    try:
-        key = serialization.load_pem_public_key(data[start:])
-    except ValueError:
-        raise KeyLoadError(f"{path}: malformed PEM public key") from None
-    return check_ec_key(key, str(path))
+    keys = []
+    start = data.find(marker)
+    while start >= 0:
+        end = data.find(end_marker, start)
+        if end < 0:
+            raise KeyLoadError(f"{path}: malformed PEM public key (no END line)")
+        try:
+            key = serialization.load_pem_public_key(data[start : end + len(end_marker)])
+        except ValueError:
+            raise KeyLoadError(f"{path}: malformed PEM public key") from None
+        keys.append(check_ec_key(key, str(path)))
+        start = data.find(marker, end)
+    return keys
+
+
+def load_public_key(path: str | os.PathLike[str]) -> ec.EllipticCurvePublicKey:
+    """Loads the first PEM public key of a file (see :func:`load_public_keys`)."""
+    return load_public_keys(path)[0]
 
 
 def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:

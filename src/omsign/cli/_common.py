@@ -69,7 +69,8 @@ def add_hashing_flags(p: argparse.ArgumentParser) -> None:
         "--shard-size",
         type=positive_int,
         metavar="BYTES",
-        help="hash files in shards of BYTES (e.g. 1G) instead of whole files",
+        help="hash files in shards of BYTES instead of whole files (K, M, G suffixes are "
+        "powers of 1000: 1G = 10^9 bytes, the OMS default)",
     )
     p.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"

@@ -177,4 +177,4 @@ def run(args: argparse.Namespace) -> int:
         emit_json(info)
     else:
         _print_text(info)
-    return 0
+    return 1 if "statement_error" in info else 0  # malformed, as verify would say
