@@ -14,16 +14,15 @@ metadata, so a file whose modification or change time lies less than
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omsign._atomic import write_atomic
 from omsign.hashing import FileEntry, plan_units
 
 __all__ = ["RACY_WINDOW_NS", "DigestCache", "cache_dir"]
@@ -132,16 +131,8 @@ class DigestCache:
             "key": [_VERSION, self.model, self.hash_type, self.shard_size],
             "files": self._files,
         }
-        directory = self.path.parent
-        tmp = None
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, separators=(",", ":"))
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(self.path, json.dumps(data, separators=(",", ":")).encode(), 0o600)
         except OSError as exc:
             logger.warning("could not write the digest cache %s (%s)", self.path, exc)
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)

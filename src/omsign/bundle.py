@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import os
 import re
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from omsign._atomic import write_atomic
 from omsign.dsse import PAYLOAD_TYPE
 from omsign.errors import MalformedSignatureError, ModelError
 from omsign.statement import brief, load_json
@@ -330,21 +329,7 @@ def write_bundle(path: Path, bundle: dict[str, Any]) -> None:
         ModelError: the directory cannot be written.
     """
     data = json.dumps(bundle, indent=2, sort_keys=True).encode() + b"\n"
-    directory = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomic(path, data)
     except OSError as exc:
         raise ModelError(f"{path}: cannot write signature ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ModelError(f"{path}: cannot write signature ({exc.strerror})") from None
-        raise

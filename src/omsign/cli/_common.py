@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -142,9 +141,3 @@ def emit_json(obj: Any) -> None:
     """Prints a JSON document on stdout."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
-
-
-def env_flag(name: str) -> str | None:
-    """An environment variable's value, or None when unset or empty."""
-    value = os.environ.get(name)
-    return value or None

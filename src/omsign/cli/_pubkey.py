@@ -29,9 +29,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
 def _write(path: Path, pem: bytes) -> None:
     """Writes the PEM atomically; never over a private key (a likely slip of -o)."""
-    import os
-    import tempfile
-
+    from omsign._atomic import write_atomic
     from omsign.errors import UsageError
 
     try:
@@ -40,16 +38,9 @@ def _write(path: Path, pem: bytes) -> None:
         existing = b""
     if b"PRIVATE KEY" in existing:
         raise UsageError(f"{path}: holds a private key; not overwriting it")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomic(path, pem)
     except OSError as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         raise UsageError(f"{path}: cannot write the public key ({exc.strerror})") from None
 
 
