@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from omsign._paths import as_paths
@@ -11,7 +10,13 @@ from omsign._signing import PathLike, ProgressCallback
 from omsign._verifying import VerificationResult, verify_with_policy
 from omsign.errors import UsageError
 from omsign.hashing import LinkPolicy
-from omsign.policy import CertificatePolicy, KeyPolicy, Policy, SigstorePolicy
+from omsign.policy import (
+    CertificatePolicy,
+    KeyPolicy,
+    Policy,
+    SigstorePolicy,
+    load_tsa_anchors,
+)
 
 __all__ = ["make_policy", "verify"]
 
@@ -51,17 +56,10 @@ def make_policy(
             "choose exactly one way to trust the signer: --key PUBLIC.pem, --cert-chain CA.pem, "
             "or --identity ID --issuer URL" + (f" (got {', '.join(chosen)})" if chosen else "")
         )
-    if key is not None or cert_chain:
-        from omsign.policy import tsa_anchors_from_trust_config
-
-        tsa = CertificatePolicy.load_anchors(tsa_certs)
-        if trust_config is not None:
-            tsa = (*tsa, *tsa_anchors_from_trust_config(trust_config))
     if key is not None:
-        keys = as_paths(key)
-        return replace(KeyPolicy.from_files(keys), tsa_anchors=tsa)
+        return KeyPolicy.from_files(as_paths(key), load_tsa_anchors(tsa_certs, trust_config))
     if cert_chain:
-        return replace(CertificatePolicy.from_files(cert_chain), tsa_anchors=tsa)
+        return CertificatePolicy.from_files(cert_chain, load_tsa_anchors(tsa_certs, trust_config))
     if not issuer or not (identity or identity_regexp) or (identity and identity_regexp):
         raise UsageError(
             "Sigstore verification needs --issuer URL and one of --identity ID "

@@ -30,6 +30,8 @@ __all__ = [
     "Policy",
     "SigstorePolicy",
     "VerifiedSignature",
+    "load_tsa_anchors",
+    "tsa_anchors_from_trust_config",
     "verify_signature",
 ]
 
@@ -47,12 +49,12 @@ class KeyPolicy:
     def from_files(
         cls,
         paths: Sequence[str | os.PathLike[str]],
-        tsa_certs: Sequence[str | os.PathLike[str]] = (),
+        tsa_anchors: Sequence[x509.Certificate] = (),
     ) -> KeyPolicy:
-        """Loads every PEM public key in the files (and optional timestamp authority anchors)."""
+        """Loads every PEM public key in the files (TSA anchors: :func:`load_tsa_anchors`)."""
         from omsign.backends._pem import load_public_keys
 
-        return cls(tuple(k for p in paths for k in load_public_keys(p)), _load_all(tsa_certs))
+        return cls(tuple(k for p in paths for k in load_public_keys(p)), tuple(tsa_anchors))
 
 
 @dataclass(frozen=True)
@@ -72,18 +74,13 @@ class CertificatePolicy:
     def from_files(
         cls,
         paths: Sequence[str | os.PathLike[str]],
-        tsa_certs: Sequence[str | os.PathLike[str]] = (),
+        tsa_anchors: Sequence[x509.Certificate] = (),
     ) -> CertificatePolicy:
         """Loads every PEM certificate in the files as a trust anchor."""
         anchors = _load_all(paths)
         if not anchors:
             raise UsageError("no trust anchor given (--cert-chain)")
-        return cls(anchors, _load_all(tsa_certs))
-
-    @staticmethod
-    def load_anchors(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate, ...]:
-        """Loads every PEM certificate in the files."""
-        return _load_all(paths)
+        return cls(anchors, tuple(tsa_anchors))
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,17 @@ def _load_all(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate
     from omsign.backends._pem import load_certificates
 
     return tuple(c for p in paths for c in load_certificates(p))
+
+
+def load_tsa_anchors(
+    tsa_certs: Sequence[str | os.PathLike[str]] = (),
+    trust_config: str | os.PathLike[str] | None = None,
+) -> tuple[x509.Certificate, ...]:
+    """Timestamp authority anchors from PEM files and, optionally, a Sigstore trust config."""
+    anchors = _load_all(tsa_certs)
+    if trust_config is not None:
+        anchors = (*anchors, *tsa_anchors_from_trust_config(trust_config))
+    return anchors
 
 
 def tsa_anchors_from_trust_config(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
