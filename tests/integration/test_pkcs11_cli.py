@@ -1,13 +1,11 @@
-"""``omsign sign --pkcs11-uri`` end to end: SoftHSM2 keys, omsign and model_signing verify.
+"""``omsign sign --pkcs11-uri`` end to end with SoftHSM2 keys.
 
 Runs the installed ``omsign`` command as a subprocess (``SOFTHSM2_CONF`` comes from
-the ``softhsm_token`` fixture) and the reference ``model_signing`` 1.1.1 from its
-own virtual environment.
+the ``softhsm_token`` fixture).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,31 +22,12 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["services.softhsm"]
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_SIGNING = REPO / ".venv-ms" / "bin" / "model_signing"
-
 
 def omsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("omsign")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "omsign"]
     return subprocess.run(
         [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
-def model_signing(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    if not MODEL_SIGNING.exists():
-        message = f"model_signing 1.1.1 is not installed at {MODEL_SIGNING} (run make reference)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return subprocess.run(
-        [str(MODEL_SIGNING), *map(str, args)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -86,19 +65,6 @@ def export(softhsm_token: SoftHsm, name: str, directory: Path) -> Path:
     return path
 
 
-@pytest.mark.interop
-@pytest.mark.parametrize("name", ["p256", "p384", "p521"])
-def test_sign_with_token_key_then_verify_with_both_tools(
-    softhsm_token: SoftHsm, model: Path, tmp_path: Path, name: str
-) -> None:
-    ok(omsign("sign", model, "--pkcs11-uri", softhsm_token.uri(f"object={name}")))
-    signature = model / "model.sig"
-    assert signature.is_file()
-    public = export(softhsm_token, name, tmp_path)
-    ok(omsign("verify", model, "--key", public))
-    ok(model_signing("verify", "key", model, "--signature", signature, "--public_key", public))
-
-
 def test_signature_from_token_rejected_with_another_key_or_changed_model(
     softhsm_token: SoftHsm, model: Path, tmp_path: Path
 ) -> None:
@@ -107,28 +73,6 @@ def test_signature_from_token_rejected_with_another_key_or_changed_model(
     (model / "config.json").write_text('{"layers": 3}\n')
     public = export(softhsm_token, "p256", tmp_path)
     assert omsign("verify", model, "--key", public).returncode == 1
-
-
-@pytest.mark.interop
-def test_sign_with_token_key_and_certificate_then_verify_the_chain(
-    softhsm_token: SoftHsm, model: Path, tmp_path: Path
-) -> None:
-    from services.softhsm import issue_token_certificate
-
-    public = serialization.load_pem_public_key(export(softhsm_token, "p256", tmp_path).read_bytes())
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    issue_token_certificate(public, tmp_path, "leaf")
-    leaf, ca = tmp_path / "leaf.crt", tmp_path / "leaf-ca.crt"
-    uri = softhsm_token.uri("object=p256")
-    ok(omsign("sign", model, "--pkcs11-uri", uri, "--cert", leaf, "--cert-chain", ca))
-    signature = model / "model.sig"
-    ok(omsign("verify", model, "--cert-chain", ca))
-    ok(
-        model_signing(
-            *("verify", "certificate", model, "--signature", signature),
-            *("--certificate_chain", ca),
-        )
-    )
 
 
 def test_certificate_for_another_key_is_refused(

@@ -1,4 +1,4 @@
-"""Sigstore keyless signing end to end through the ``omsign`` command, and with model_signing.
+"""Sigstore keyless signing end to end through the ``omsign`` command.
 
 Everything runs against the local Sigstore instance (``local_sigstore`` fixture).
 """
@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.fixtures import REFERENCE_BIN
 from services.sigstore_local import LocalSigstore
 
 OMSIGN = Path(sys.executable).parent / "omsign"
-MODEL_SIGNING = REFERENCE_BIN / "model_signing"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -28,12 +26,6 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def omsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return run(OMSIGN, *args)
-
-
-def model_signing(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    if not MODEL_SIGNING.exists():
-        pytest.fail(f"model_signing's virtual environment is missing: {MODEL_SIGNING}")
-    return run(MODEL_SIGNING, *args)
 
 
 @pytest.fixture
@@ -128,49 +120,6 @@ def test_inspect_shows_the_signer(model: Path, local_sigstore: LocalSigstore) ->
     assert result.returncode == 0, result.stderr
     assert local_sigstore.identity in result.stdout
     assert local_sigstore.issuer in result.stdout
-
-
-@pytest.mark.interop
-def test_model_signing_verifies_omsign_signature(
-    model: Path, local_sigstore: LocalSigstore
-) -> None:
-    sign(model, local_sigstore)
-    result = model_signing(
-        "verify",
-        "sigstore",
-        model,
-        "--signature",
-        model / "model.sig",
-        "--identity",
-        local_sigstore.identity,
-        "--identity_provider",
-        local_sigstore.issuer,
-        "--trust_config",
-        local_sigstore.trust_config,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.interop
-def test_omsign_verifies_model_signing_signature(
-    model: Path, local_sigstore: LocalSigstore
-) -> None:
-    signed = model_signing(
-        "sign",
-        "sigstore",
-        model,
-        "--signature",
-        model / "model.sig",
-        "--identity_token",
-        local_sigstore.identity_token,
-        "--trust_config",
-        local_sigstore.trust_config,
-    )
-    assert signed.returncode == 0, signed.stdout + signed.stderr
-    result = verify(model, local_sigstore, local_sigstore.identity, local_sigstore.issuer)
-    assert result.returncode == 0, result.stderr
-    wrong = verify(model, local_sigstore, "mallory@omsign.test", local_sigstore.issuer)
-    assert wrong.returncode == 1
 
 
 def test_keyless_signing_without_token_or_terminal_fails_at_once(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers.fixtures import REFERENCE_BIN
 from omsign.backends import BundleSigner
 from omsign.backends._sigstore import (
     SigstoreBundleSigner,
@@ -29,8 +27,6 @@ from omsign.errors import (
     UsageError,
 )
 from services.sigstore_local import GITHUB_CLAIMS, GITHUB_WORKFLOW_IDENTITY, LocalSigstore
-
-MS_PYTHON = REFERENCE_BIN / "python"
 
 STATEMENT = json.dumps(
     {
@@ -240,41 +236,6 @@ def test_unreachable_instance_is_backend_unavailable(
     )
     with pytest.raises(BackendUnavailableError, match="cannot reach"):
         signer.sign_payload(STATEMENT)
-
-
-@pytest.mark.interop
-def test_bundle_verifies_with_model_signing_sigstore(
-    local_sigstore: LocalSigstore, signed: dict[str, Any], tmp_path: Path
-) -> None:
-    if not MS_PYTHON.exists():
-        pytest.fail(f"model_signing's virtual environment is missing: {MS_PYTHON}")
-    bundle_path = tmp_path / "bundle.json"
-    bundle_path.write_text(json.dumps(signed))
-    script = (
-        "import sys\n"
-        "from sigstore.models import Bundle, ClientTrustConfig\n"
-        "from sigstore.verify import Verifier\n"
-        "from sigstore.verify.policy import Identity\n"
-        "trust = ClientTrustConfig.from_json(open(sys.argv[1]).read())\n"
-        "bundle = Bundle.from_json(open(sys.argv[2]).read())\n"
-        "policy = Identity(identity=sys.argv[3], issuer=sys.argv[4])\n"
-        "kind, payload = Verifier(trusted_root=trust.trusted_root).verify_dsse(bundle, policy)\n"
-        "sys.stdout.buffer.write(payload)\n"
-    )
-    args = [str(local_sigstore.trust_config), str(bundle_path)]
-    ok = subprocess.run(
-        [str(MS_PYTHON), "-c", script, *args, local_sigstore.identity, local_sigstore.issuer],
-        capture_output=True,
-        check=False,
-    )
-    assert ok.returncode == 0, ok.stderr.decode()
-    assert ok.stdout == STATEMENT
-    wrong = subprocess.run(
-        [str(MS_PYTHON), "-c", script, *args, "other@omsign.test", local_sigstore.issuer],
-        capture_output=True,
-        check=False,
-    )
-    assert wrong.returncode != 0
 
 
 def test_an_unpromised_integration_time_is_not_reported_as_proven(
