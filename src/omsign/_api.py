@@ -45,16 +45,19 @@ def make_policy(
     chosen = [
         name
         for name, on in (
-            ("--key", key is not None),
-            ("--cert-chain", bool(cert_chain)),
-            ("--identity", bool(identity or identity_regexp or issuer)),
+            ("key", key is not None),
+            ("cert_chain", bool(cert_chain)),
+            ("identity", bool(identity or identity_regexp or issuer)),
         )
         if on
     ]
     if len(chosen) != 1:
+        got = ", ".join(f"{{option{i}}}" for i in range(4, 4 + len(chosen)))
         raise UsageError(
-            "choose exactly one way to trust the signer: --key PUBLIC.pem, --cert-chain CA.pem, "
-            "or --identity ID --issuer URL" + (f" (got {', '.join(chosen)})" if chosen else "")
+            "choose exactly one way to trust the signer",
+            options=("key", "cert_chain", "identity", "issuer", *chosen),
+            hint="give {option0} PUBLIC.pem, {option1} CA.pem, or {option2} ID with "
+            "{option3} URL" + (f" (got {got})" if chosen else ""),
         )
     if key is not None:
         return KeyPolicy.from_files(as_paths(key), load_tsa_anchors(tsa_certs, trust_config))
@@ -62,8 +65,9 @@ def make_policy(
         return CertificatePolicy.from_files(cert_chain, load_tsa_anchors(tsa_certs, trust_config))
     if not issuer or not (identity or identity_regexp) or (identity and identity_regexp):
         raise UsageError(
-            "Sigstore verification needs --issuer URL and one of --identity ID "
-            "or --identity-regexp PATTERN"
+            "Sigstore verification needs an issuer and one identity (or identity pattern)",
+            options=("issuer", "identity", "identity_regexp"),
+            hint="give {option0} URL and one of {option1} ID or {option2} PATTERN",
         )
     from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
 

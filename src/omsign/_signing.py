@@ -78,8 +78,9 @@ def password_source(
             return getpass.getpass(prompt).encode()
         except (EOFError, OSError):
             raise KeyLoadError(
-                f"{prompt.rstrip(': ')} is needed and cannot be prompted for; "
-                f"use --password-file or ${env}"
+                f"{prompt.rstrip(': ')} is needed and cannot be prompted for",
+                option="password",
+                hint=f"give it with {{option}} or ${env}",
             ) from None
 
     return source
@@ -171,11 +172,17 @@ def make_signer(
     """Builds the signer the options describe (see :func:`sign`)."""
     if key is None:
         if certificate is not None or chain:
-            raise UsageError("--cert needs a private key (--key or --pkcs11-uri)")
+            raise UsageError(
+                "a signing certificate needs its private key",
+                options=("certificate", "key"),
+                hint="give {option1} (a PEM file or a pkcs11: URI) with {option0}",
+            )
         if tsa_url:
             raise UsageError(
-                "--tsa-url is for key and certificate signing; Sigstore "
-                "timestamps come from the trust config"
+                "an RFC 3161 timestamp authority is for key and certificate signing; "
+                "Sigstore timestamps come from the trust config",
+                option="tsa_url",
+                hint="leave out {option}",
             )
         from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
 
@@ -186,7 +193,11 @@ def make_signer(
     signing_key = load_signing_key(os.fspath(key), password_source(password))
     if certificate is None:
         if chain:
-            raise UsageError("--cert-chain needs --cert when signing")
+            raise UsageError(
+                "intermediate certificates need the signing certificate they lead to",
+                options=("chain", "certificate"),
+                hint="{option0} needs {option1} when signing",
+            )
         from omsign.backends._key import KeyBundleSigner
 
         return KeyBundleSigner(signing_key, tsa_url)

@@ -30,7 +30,13 @@ from omsign.manifest import Difference, Manifest, Serialization, compute_manifes
 from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.statement import SignedStatement, parse_statement
 
-__all__ = ["VerificationResult", "resolve_model", "verify_signature_only", "verify_with_policy"]
+__all__ = [
+    "VerificationResult",
+    "as_integrity",
+    "resolve_model",
+    "verify_signature_only",
+    "verify_with_policy",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,11 @@ class VerificationResult:
         }
 
 
+def as_integrity(exc: ModelError) -> IntegrityError:
+    """A model problem met while verifying: the model does not match its signature."""
+    return IntegrityError(exc.message, hint=exc.hint, options=exc.options)
+
+
 def _select(signed: set[str], patterns: Sequence[str]) -> set[str]:
     chosen: set[str] = set()
     for pattern in patterns:
@@ -152,7 +163,7 @@ def _local_manifest(
                 link_policy=link_policy,
             )
     except ModelError as exc:
-        raise IntegrityError(str(exc)) from None
+        raise as_integrity(exc) from None
     if not model.is_dir() and signed_files == {"."}:  # single file named "." (model_signing)
         entries = [dataclasses.replace(e, name=".") for e in entries]
     unsigned = tuple(e.name for e in entries if e.name not in signed_files)
@@ -179,7 +190,7 @@ def _local_manifest(
             progress=advance,
         )
     except ModelError as exc:
-        raise IntegrityError(str(exc)) from None
+        raise as_integrity(exc) from None
     return local, unsigned, entries, resized
 
 

@@ -39,7 +39,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from omsign._verifying import VerificationResult
+from omsign._verifying import VerificationResult, as_integrity
 from omsign.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
 from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher, open_checked
 from omsign.manifest import split_shard_name
@@ -294,7 +294,7 @@ class VerifiedModel:
                     model, allow_symlinks=ser.allow_symlinks, link_policy=self.result.link_policy
                 )
         except ModelError as exc:
-            raise IntegrityError(str(exc)) from None
+            raise as_integrity(exc) from None
         if not found:
             raise ModelError(f"{name}: signed file is absent from {model}")
         return found[0]
@@ -318,7 +318,7 @@ def _open_entry(entry: FileEntry) -> int:
     try:
         return open_checked(entry)
     except ModelError as exc:
-        raise IntegrityError(str(exc)) from None
+        raise as_integrity(exc) from None
 
 
 def open_verified(

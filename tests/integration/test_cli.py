@@ -162,6 +162,8 @@ def test_usage_and_environment_errors_exit_2(cli: Cli, model: Path, p256: KeyPai
     both = cli("verify", model, "--key", p256.public, "--cert-chain", p256.public)
     assert both.code == 2
     assert "exactly one way" in both.err
+    assert "(got --key, --cert-chain)" in both.err  # the CLI names its own flags
+    assert "key=" not in both.err
     assert cli("sign", model, "--key", p256.private, "--hash", "md5").code == 2
 
 

@@ -95,7 +95,9 @@ def describe(path: str) -> dict[str, Any]:
     try:
         st = parse_statement(bundle.payload, str(sig))
     except MalformedSignatureError as exc:
-        info["statement_error"] = str(exc)
+        from omsign.cli._flags import OPTION_FLAGS
+
+        info["statement_error"] = exc.render(OPTION_FLAGS)
         return info
     ser = st.manifest.serialization
     info.update(

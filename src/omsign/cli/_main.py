@@ -95,8 +95,9 @@ def dispatch(argv: Sequence[str]) -> int:
 
             traceback.print_exc()
         from omsign.cli._common import safe
+        from omsign.cli._flags import OPTION_FLAGS
 
-        print(f"omsign: error: {safe(str(exc))}", file=sys.stderr)
+        print(f"omsign: error: {safe(exc.render(OPTION_FLAGS))}", file=sys.stderr)
         if isinstance(exc, IntegrityError) and exc.difference is not None:
             from omsign.cli._common import print_difference
 

@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     """Verifies; prints the result (or JSON)."""
     import omsign
     from omsign._api import make_policy
+    from omsign.cli._flags import OPTION_FLAGS
     from omsign.errors import VerificationError
 
     policy = make_policy(
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             emit_json(
                 {
                     "verified": False,
-                    "error": str(exc),
+                    "error": exc.render(OPTION_FLAGS),
                     "kind": type(exc).__name__,
                     "warnings": warnings,
                     "difference": None

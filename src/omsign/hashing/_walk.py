@@ -163,8 +163,9 @@ class _Walker:
         permitted = self.link_policy is not None and self.link_policy(path, target)
         if not (self.allow_symlinks or permitted):
             raise ModelError(
-                f"{path}: is a symbolic link; links are refused unless the model is signed "
-                "with --allow-symlinks"
+                f"{path}: is a symbolic link; links are refused unless the signature allows them",
+                option="allow_symlinks",
+                hint="sign with {option} to follow links",
             )
         try:
             st = os.stat(path)
