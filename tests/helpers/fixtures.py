@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -45,12 +46,18 @@ def run_cli(*args: str | os.PathLike[str]) -> CliResult:
     """Runs ``omsign`` in-process and captures its exit code and output."""
     from omsign.cli import run
 
+    # The CLI configures the "omsign" logger (own handler, no propagation): put it back, so
+    # tests run later in this process still see log records (caplog).
+    logger = logging.getLogger("omsign")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = run([str(a) for a in args])
         except SystemExit as exc:  # argparse usage errors
             code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            logger.handlers[:], logger.level, logger.propagate = saved
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
