@@ -20,7 +20,7 @@ from omsign._paths import (
     subject_name,
 )
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
-from omsign.bundle import write_bundle
+from omsign.bundle import build_bundle, write_bundle
 from omsign.errors import KeyLoadError, UsageError
 from omsign.manifest import (
     Manifest,
@@ -291,7 +291,8 @@ def sign(
         progress=progress,
         reuse_digests=reuse_digests,
     )
-    bundle = signer.sign_payload(encode_statement(manifest, subject_name(path)))
+    payload = encode_statement(manifest, subject_name(path))
+    bundle = build_bundle(payload, *signer.sign_statement(payload))
     write_bundle(sig_path, bundle)
     return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)
 

@@ -1,32 +1,38 @@
-"""Sigstore bundle v0.3 JSON: reading with strict checks, writing atomically.
+"""Sigstore bundle v0.3 JSON: the one place that builds, reads and writes bundles.
 
-:func:`parse_bundle` bounds size and nesting before parsing, checks the type of
-every field it uses, and tells which signing method the bundle uses from its
-verification material (OMS 4.1). Nothing here verifies a signature.
+Backends sign and hand back the signature and its :class:`Material`;
+:func:`build_bundle` puts them into a bundle. :func:`parse_bundle` bounds size and
+nesting before parsing, checks the type of every field it uses, and tells which
+signing method the bundle uses from its verification material (OMS 4.1). Nothing
+here verifies a signature.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
-import re
 import stat
-import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from omsign._atomic import write_atomic
-from omsign.dsse import PAYLOAD_TYPE
-from omsign.errors import MalformedSignatureError, ModelError
-from omsign.statement import brief, load_json
+from omsign._bundle_fields import b64 as _b64
+from omsign._bundle_fields import bad as _bad
+from omsign._bundle_fields import certificate as _certificate
+from omsign._json import ShapeError, brief, check_shape, load_json
+from omsign.dsse import PAYLOAD_TYPE, envelope
+from omsign.errors import ModelError
 
 __all__ = [
     "MEDIA_TYPE",
     "MAX_BUNDLE_BYTES",
     "Bundle",
+    "Material",
+    "Signed",
+    "build_bundle",
     "parse_bundle",
     "read_bundle",
     "write_bundle",
@@ -45,12 +51,40 @@ MAX_DEPTH = 32
 # Arrays, objects and commas outside strings. A bundle holds a few dozen (the statement
 # is one base64 string); the bound keeps a flat million-element array from being built.
 MAX_TOKENS = 100_000
-_STRINGS = re.compile(rb'"[^"]*"?')  # an unterminated string runs to the end
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKETS = bytes.maketrans(b"{}", b"[]")
-_URLSAFE = str.maketrans("-_", "+/")
+
 
 Method = Literal["key", "certificate", "sigstore"]
+
+
+@dataclass(frozen=True)
+class Material:
+    """A signature's verification material: what a verifier needs besides the signature.
+
+    Attributes:
+        method: ``key``, ``certificate`` or ``sigstore``.
+        key_hint: ``publicKey.hint`` (key method): hex SHA-256 of the PEM public key.
+        key_raw: ``publicKey.rawBytes`` decoded (older key bundles), when read.
+        key_details: ``publicKey.keyDetails`` (older key bundles), when read.
+        certificates: DER certificates: the chain, leaf first (certificate method), or
+            the Fulcio certificate (sigstore).
+        timestamps: DER RFC 3161 timestamp tokens over the signature.
+        tlog_entries: transparency log entries as JSON objects (sigstore).
+    """
+
+    method: Method
+    key_hint: str | None = None
+    key_raw: bytes | None = None
+    key_details: str | None = None
+    certificates: tuple[bytes, ...] = ()
+    timestamps: tuple[bytes, ...] = ()
+    tlog_entries: tuple[dict[str, Any], ...] = ()
+
+
+class Signed(NamedTuple):
+    """What a signer returns: the DSSE signature and its verification material."""
+
+    signature: bytes
+    material: Material
 
 
 @dataclass(frozen=True)
@@ -58,76 +92,94 @@ class Bundle:
     """The parts of an OMS bundle that verification uses.
 
     Attributes:
-        method: ``key``, ``certificate`` or ``sigstore``.
         payload_type: the DSSE payload type.
         payload: the decoded DSSE payload (the in-toto statement bytes).
         signature: the decoded DSSE signature.
-        key_hint: ``publicKey.hint`` (key method), if present.
-        key_raw: ``publicKey.rawBytes`` decoded (older key bundles), if present.
-        certificates: DER certificates: the chain (certificate method) or the
-            Fulcio certificate (sigstore).
-        timestamps: DER RFC 3161 timestamps from ``timestampVerificationData``.
-        tlog_entries: the transparency log entries as JSON objects.
-        raw: the whole bundle as parsed JSON.
-        text: the bundle's original text (sigstore verification re-reads it).
+        material: the verification material.
+        text: the bundle's original text (Sigstore verification hands it to
+            sigstore-python, which parses it itself).
     """
 
-    method: Method
     payload_type: str
     payload: bytes
     signature: bytes
-    key_hint: str | None
-    key_raw: bytes | None
-    certificates: tuple[bytes, ...]
-    timestamps: tuple[bytes, ...]
-    tlog_entries: tuple[dict[str, Any], ...]
-    raw: dict[str, Any]
+    material: Material
     text: str
 
+    @property
+    def method(self) -> Method:
+        """``key``, ``certificate`` or ``sigstore``."""
+        return self.material.method
 
-def _bad(source: str, what: str) -> MalformedSignatureError:
-    return MalformedSignatureError(f"{source}: malformed signature: {what}")
+    @property
+    def key_hint(self) -> str | None:
+        """``publicKey.hint`` (key method), if present."""
+        return self.material.key_hint
+
+    @property
+    def key_raw(self) -> bytes | None:
+        """``publicKey.rawBytes`` decoded (older key bundles), if present."""
+        return self.material.key_raw
+
+    @property
+    def certificates(self) -> tuple[bytes, ...]:
+        """DER certificates: the chain (certificate method) or the Fulcio certificate."""
+        return self.material.certificates
+
+    @property
+    def timestamps(self) -> tuple[bytes, ...]:
+        """DER RFC 3161 timestamps from ``timestampVerificationData``."""
+        return self.material.timestamps
+
+    @property
+    def tlog_entries(self) -> tuple[dict[str, Any], ...]:
+        """The transparency log entries as JSON objects."""
+        return self.material.tlog_entries
 
 
-def _check_shape(data: bytes, source: str) -> None:
-    """Bounds the number of JSON values and the nesting depth, in linear time, unparsed."""
-    # Escapes go first (pairs of backslashes, then escaped quotes), so strings hold no
-    # quote and one C-speed pass removes them; brackets in strings are not structure.
-    bare = _STRINGS.sub(b"", data.replace(b"\\\\", b"").replace(b'\\"', b""))
-    brackets = bare.translate(_BRACKETS, _NOT_BRACKETS)
-    if len(brackets) + bare.count(b",") > MAX_TOKENS:
-        raise _bad(source, f"more than {MAX_TOKENS} JSON values")
-    depth = 0
-    for byte in brackets:  # at most MAX_TOKENS
-        depth += 1 if byte == 0x5B else -1
-        if depth > MAX_DEPTH:
-            raise _bad(source, f"JSON nested deeper than {MAX_DEPTH} levels")
-        if depth < 0:
-            raise _bad(source, "not valid UTF-8 JSON")
+def _b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
-def _b64(value: Any, source: str, where: str) -> bytes:
-    """Decodes canonical base64, standard or URL-safe alphabet, padded or not.
+def _material_json(material: Material) -> dict[str, Any]:
+    vm: dict[str, Any] = {}
+    if material.method == "key":
+        key: dict[str, Any] = {}
+        if material.key_hint is not None:
+            key["hint"] = material.key_hint
+        if material.key_raw is not None:
+            key["rawBytes"] = _b64encode(material.key_raw)
+        if material.key_details is not None:
+            key["keyDetails"] = material.key_details
+        vm["publicKey"] = key
+    elif material.method == "certificate":
+        certs = [{"rawBytes": _b64encode(der)} for der in material.certificates]
+        vm["x509CertificateChain"] = {"certificates": certs}
+    else:
+        vm["certificate"] = {"rawBytes": _b64encode(material.certificates[0])}
+    vm["tlogEntries"] = [dict(entry) for entry in material.tlog_entries]
+    if material.timestamps:
+        stamps = [{"signedTimestamp": _b64encode(t)} for t in material.timestamps]
+        vm["timestampVerificationData"] = {"rfc3161Timestamps": stamps}
+    return vm
 
-    Anything else fails: characters outside the alphabet, partial padding, and set
-    bits after the last byte, so each decoded value has exactly one accepted spelling.
+
+def build_bundle(payload: bytes, signature: bytes, material: Material) -> dict[str, Any]:
+    """A Sigstore bundle v0.3 (OMS 4.1): a DSSE envelope and its verification material.
+
+    Args:
+        payload: the signed in-toto statement bytes.
+        signature: the DSSE signature over the payload's PAE.
+        material: what a verifier needs to check the signature.
+
+    Returns:
+        The bundle as a JSON object (:func:`write_bundle` writes it).
     """
-    if not isinstance(value, str) or not value:
-        raise _bad(source, f"{where} is not a base64 string")
-    body = value.rstrip("=")
-    padding = len(value) - len(body)
-    urlsafe = "-" in body or "_" in body
-    text = body.translate(_URLSAFE) if urlsafe else body
-    mixed = urlsafe and ("+" in body or "/" in body)
-    if padding not in (0, -len(body) % 4) or not text.isascii() or mixed:
-        raise _bad(source, f"{where} is not valid base64")
-    try:
-        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise _bad(source, f"{where} is not valid base64") from None
-    if base64.b64encode(decoded).decode().rstrip("=") != text:
-        raise _bad(source, f"{where} is not canonical base64")
-    return decoded
+    return {
+        "mediaType": MEDIA_TYPE,
+        "verificationMaterial": _material_json(material),
+        "dsseEnvelope": envelope(payload, signature),
+    }
 
 
 def _obj(parent: dict[str, Any], key: str, source: str, where: str) -> dict[str, Any]:
@@ -151,34 +203,6 @@ def _method(vm: dict[str, Any], source: str) -> Method:
         "certificate": "sigstore",
     }
     return methods[present[0]]
-
-
-def _certificate(value: Any, source: str, where: str) -> bytes:
-    """Decodes a DER certificate and parses every part that verification reads.
-
-    The X.509 parser is lazy: a certificate that loads may still fail when its
-    subject or extensions are first read. Reading them here turns any such failure
-    into a malformed signature instead of an error deep inside chain validation.
-    """
-    der = _b64(value, source, where)
-    from cryptography import x509
-
-    try:
-        with warnings.catch_warnings():  # a non-positive serial number warns, then fails below
-            warnings.simplefilter("ignore")
-            cert = x509.load_der_x509_certificate(der)
-            positive = cert.serial_number > 0
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
-        for extension in cert.extensions:
-            repr(extension.value)
-        cert.public_key()
-        cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
-    except Exception:  # any parse failure of untrusted DER, whatever its class
-        raise _bad(source, f"{where} is not a valid X.509 certificate") from None
-    if not positive:
-        raise _bad(source, f"{where} has a serial number that is not positive (RFC 5280)")
-    return der
 
 
 def _certificates(vm: dict[str, Any], method: Method, source: str) -> tuple[bytes, ...]:
@@ -234,9 +258,12 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
         raise _bad(source, f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
     if not data.strip():
         raise _bad(source, "the file is empty")
-    _check_shape(data, source)
     try:
-        raw = load_json(data)
+        check_shape(data, max_values=MAX_TOKENS, max_depth=MAX_DEPTH)
+        text = data.decode("utf-8")
+        raw = load_json(text)
+    except ShapeError as exc:
+        raise _bad(source, str(exc)) from None
     except (ValueError, RecursionError) as exc:
         detail = str(exc) if str(exc).startswith("duplicate key") else "not valid UTF-8 JSON"
         raise _bad(source, detail) from None
@@ -258,32 +285,35 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
     if keyid is not None and not isinstance(keyid, str):
         raise _bad(source, "DSSE keyid is not a string")
     method = _method(vm, source)
-    key_hint = key_raw = None
-    if method == "key":
-        pk = _obj(vm, "publicKey", source, "verificationMaterial.")
-        key_hint = pk.get("hint")
-        if key_hint is not None and not isinstance(key_hint, str):
-            raise _bad(source, "publicKey.hint is not a string")
-        if "rawBytes" in pk:
-            key_raw = _b64(pk["rawBytes"], source, "publicKey.rawBytes")
+    key = _key(vm, source) if method == "key" else Material(method)
     entries = vm.get("tlogEntries", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise _bad(source, "tlogEntries is not a list of objects")
     if method == "sigstore" and not entries:
         raise _bad(source, "a Sigstore bundle must have at least one transparency log entry")
-    return Bundle(
+    payload = _b64(env.get("payload"), source, "dsseEnvelope.payload")
+    signature = _b64(sigs[0].get("sig"), source, "DSSE signature")
+    material = Material(
         method=method,
-        payload_type=PAYLOAD_TYPE,
-        payload=_b64(env.get("payload"), source, "dsseEnvelope.payload"),
-        signature=_b64(sigs[0].get("sig"), source, "DSSE signature"),
-        key_hint=key_hint,
-        key_raw=key_raw,
+        key_hint=key.key_hint,
+        key_raw=key.key_raw,
+        key_details=key.key_details,
         certificates=_certificates(vm, method, source),
         timestamps=_timestamps(vm, source),
         tlog_entries=tuple(entries),
-        raw=raw,
-        text=data.decode(),
     )
+    return Bundle(PAYLOAD_TYPE, payload, signature, material, text)
+
+
+def _key(vm: dict[str, Any], source: str) -> Material:
+    """The key method's ``publicKey``: a hint, or (older bundles) the key itself."""
+    pk = _obj(vm, "publicKey", source, "verificationMaterial.")
+    hint = pk.get("hint")
+    if hint is not None and not isinstance(hint, str):
+        raise _bad(source, "publicKey.hint is not a string")
+    raw = _b64(pk["rawBytes"], source, "publicKey.rawBytes") if "rawBytes" in pk else None
+    details = pk.get("keyDetails")
+    return Material("key", hint, raw, details if isinstance(details, str) else None)
 
 
 def read_bundle(path: Path) -> Bundle:
@@ -322,7 +352,7 @@ def read_bundle(path: Path) -> Bundle:
     return parse_bundle(data, str(path))
 
 
-def write_bundle(path: Path, bundle: dict[str, Any]) -> None:
+def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
     """Writes a bundle atomically: a temporary file beside it, then a rename.
 
     Raises:

@@ -222,9 +222,7 @@ def verify_signature(bundle: Bundle, policy: Policy) -> VerifiedSignature:
         )
     from omsign.backends._sigstore import SigstoreSettings, verify_sigstore_bundle
 
-    result = verify_sigstore_bundle(
-        bundle.text, policy.identity, policy.settings or SigstoreSettings()
-    )
+    result = verify_sigstore_bundle(bundle, policy.identity, policy.settings or SigstoreSettings())
     if result.payload != bundle.payload:  # pragma: no cover - defensive
         raise IdentityError("the verified Sigstore payload differs from the bundle's")
     signed_at = (

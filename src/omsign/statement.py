@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from omsign._json import brief, load_json
 from omsign.errors import MalformedSignatureError, ModelError
 from omsign.hashing import ALGORITHMS
 from omsign.manifest import Manifest, ManifestItem, Serialization, split_shard_name
@@ -52,46 +53,6 @@ class SignedStatement:
     subject_name: str
     root_digest: bytes
     legacy: bool = False
-
-
-def brief(value: Any) -> str:
-    """A short repr of an untrusted value, for one-line messages."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKeyError(key)
-            seen.add(key)
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def load_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no duplicate keys, no ``NaN`` or ``Infinity``.
-
-    Raises:
-        ValueError: not such JSON; the message names a duplicated key.
-        RecursionError: nested too deeply for the parser.
-    """
-    try:
-        return json.loads(
-            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-        )
-    except _DuplicateKeyError as exc:
-        raise ValueError(f"duplicate key {brief(exc.args[0])}") from None
 
 
 def encode_statement(manifest: Manifest, subject_name: str) -> bytes:

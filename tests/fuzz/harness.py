@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers.pki import make_ec_key
 from omsign.backends._key import KeyBundleSigner
 from omsign.backends._pem import PemSigningKey
-from omsign.bundle import parse_bundle
+from omsign.bundle import build_bundle, parse_bundle
 from omsign.errors import Error
 from omsign.manifest import Manifest, Serialization, compute_manifest
 from omsign.policy import KeyPolicy, verify_signature
@@ -98,7 +98,7 @@ class Target:
         A signed statement may be accepted only if it describes the model truly: safe,
         unique names, and the digests an independent computation gives.
         """
-        data = json.dumps(self.signer.sign_payload(payload)).encode()
+        data = json.dumps(build_bundle(payload, *self.signer.sign_statement(payload))).encode()
         try:
             bundle = parse_bundle(data, "fuzz.sig")
             signed = parse_statement(verify_signature(bundle, self.policy).payload)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from fuzz.harness import Target, make_target
-from omsign.bundle import parse_bundle
+from omsign.bundle import build_bundle, parse_bundle
 from omsign.errors import Error, VerificationError
 from omsign.policy import verify_signature
 from omsign.statement import parse_statement
@@ -64,7 +64,7 @@ def _bundle(case: dict[str, Any], target: Target) -> bytes:
         payload = case["text_utf16"].encode("utf-16")
     else:
         payload = case["text"].encode()
-    return json.dumps(target.signer.sign_payload(payload)).encode()
+    return json.dumps(build_bundle(payload, *target.signer.sign_statement(payload))).encode()
 
 
 def _verify(data: bytes, target: Target) -> None:

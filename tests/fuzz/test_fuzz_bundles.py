@@ -28,8 +28,8 @@ from fuzz.harness import (
     mutate_structure,
 )
 from helpers.pki import make_ec_key
-from omsign.backends._dsse_sig import assemble_bundle
 from omsign.backends._ec import key_hint
+from omsign.bundle import Material, build_bundle
 from omsign.dsse import PAYLOAD_TYPE, pae
 
 SEED = int(os.environ.get("OMSIGN_FUZZ_SEED", "20261125"))
@@ -83,8 +83,8 @@ def _mutation(rng: random.Random, t: Target) -> tuple[str, bytes]:
     if kind == 5:  # a changed payload, properly signed by a key that is not trusted
         payload = mutate_bytes(rng, t.payload)
         sig = _ATTACKER.sign(pae(PAYLOAD_TYPE, payload), _ecdsa())
-        material = {"publicKey": {"hint": key_hint(t.key.public_key())}}  # type: ignore[arg-type]
-        return "attacker-key", json.dumps(assemble_bundle(payload, sig, material)).encode()
+        material = Material("key", key_hint=key_hint(t.key.public_key()))  # type: ignore[arg-type]
+        return "attacker-key", json.dumps(build_bundle(payload, sig, material)).encode()
     if kind == 6:  # the same payload and signature, re-spelled: must still verify
         env = t.bundle["dsseEnvelope"]
         bundle = _with(

@@ -21,7 +21,7 @@ from fuzz.harness import SLOW, mutate_bytes, mutate_structure
 from helpers.pki import Issued, issue_leaf, make_ca
 from omsign.backends._certificate import CertificateBundleSigner
 from omsign.backends._pem import PemSigningKey
-from omsign.bundle import parse_bundle
+from omsign.bundle import build_bundle, parse_bundle
 from omsign.errors import Error
 from omsign.policy import CertificatePolicy, verify_signature
 
@@ -41,7 +41,11 @@ def chain() -> tuple[dict[str, Any], CertificatePolicy, Issued]:
         leaf.cert,
         [intermediate.cert],
     )
-    return signer.sign_payload(PAYLOAD), CertificatePolicy((root.cert,)), leaf
+    return (
+        build_bundle(PAYLOAD, *signer.sign_statement(PAYLOAD)),
+        CertificatePolicy((root.cert,)),
+        leaf,
+    )
 
 
 def _mutate(rng: random.Random, bundle: dict[str, Any]) -> tuple[str, dict[str, Any]]:

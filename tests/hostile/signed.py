@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from omsign.backends._key import KeyBundleSigner
 from omsign.backends._pem import PemSigningKey
+from omsign.bundle import build_bundle
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
@@ -33,7 +34,7 @@ def load_signer(private_pem: Path) -> KeyBundleSigner:
 
 def sign_payload(private_pem: Path, payload: bytes) -> dict[str, Any]:
     """A key-method bundle over arbitrary payload bytes."""
-    return load_signer(private_pem).sign_payload(payload)
+    return build_bundle(payload, *load_signer(private_pem).sign_statement(payload))
 
 
 def statement(

@@ -12,6 +12,7 @@ import pytest
 
 import omsign
 from helpers.fixtures import CliResult, KeyPair, make_model
+from omsign.bundle import Signed
 from omsign.errors import ModelError
 
 Cli = Callable[..., CliResult]
@@ -20,7 +21,7 @@ Cli = Callable[..., CliResult]
 class _FailingSigner:
     """A signer that fails (a token expired, a hardware key was unplugged)."""
 
-    def sign_payload(self, payload: bytes) -> dict[str, Any]:
+    def sign_statement(self, payload: bytes) -> Signed:
         raise ModelError("the signer failed")
 
 

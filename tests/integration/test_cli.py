@@ -266,14 +266,12 @@ class TestCertificateMethod:
 
 def _write_certificate_bundle(model: Path, key_path: Path, cert_path: Path) -> None:
     """Signs ``model`` with a certificate the signer would refuse, bypassing its checks."""
-    import base64
 
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from omsign.backends._dsse_sig import assemble_bundle
     from omsign.backends._pem import load_pem_signing_key
-    from omsign.bundle import write_bundle
+    from omsign.bundle import Material, build_bundle, write_bundle
     from omsign.dsse import PAYLOAD_TYPE, pae
     from omsign.manifest import Serialization, compute_manifest
     from omsign.statement import encode_statement
@@ -281,9 +279,8 @@ def _write_certificate_bundle(model: Path, key_path: Path, cert_path: Path) -> N
     key = load_pem_signing_key(key_path, lambda _prompt: None)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     payload = encode_statement(compute_manifest(model, Serialization()), model.name)
-    der = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
-    material = {"x509CertificateChain": {"certificates": [{"rawBytes": der}]}}
-    bundle = assemble_bundle(payload, key.sign(pae(PAYLOAD_TYPE, payload)), material)
+    material = Material("certificate", certificates=(cert.public_bytes(Encoding.DER),))
+    bundle = build_bundle(payload, key.sign(pae(PAYLOAD_TYPE, payload)), material)
     write_bundle(model / "model.sig", bundle)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from helpers.fixtures import REFERENCE_BIN
 from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
+from omsign.bundle import build_bundle
 from services.sigstore_local import LocalSigstore
 
 OMSIGN = Path(sys.executable).parent / "omsign"
@@ -64,7 +65,7 @@ def signed(local_sigstore: LocalSigstore) -> dict[str, Any]:
         SigstoreSettings(trust_config=local_sigstore.trust_config),
         identity_token=local_sigstore.identity_token,
     )
-    return signer.sign_payload(STATEMENT)
+    return build_bundle(STATEMENT, *signer.sign_statement(STATEMENT))
 
 
 def sign(model: Path, sigstore: LocalSigstore, token: str | None = None) -> None:

@@ -6,8 +6,9 @@ Two protocols cover every way omsign signs:
   file, a PKCS#11 token, a cloud key service. It knows its public key and signs
   bytes (ECDSA, DER, hash chosen by curve). The key and certificate methods are
   built on it, so a new key store is one module that returns a ``SigningKey``.
-* :class:`BundleSigner` turns a DSSE payload into a complete Sigstore bundle.
-  Key, certificate and Sigstore keyless signing each provide one.
+* :class:`BundleSigner` signs a DSSE payload and returns the signature with its
+  verification material (``omsign.bundle`` puts them into a bundle). Key,
+  certificate and Sigstore keyless signing each provide one.
 
 :func:`load_signing_key` picks the key store from the reference's form: a
 ``scheme:`` URI whose scheme is registered in ``_SCHEMES`` or else a PEM file.
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from omsign.errors import UsageError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    from omsign.bundle import Signed
 
 __all__ = ["BundleSigner", "PasswordSource", "SigningKey", "load_signing_key"]
 
@@ -43,10 +46,10 @@ class SigningKey(Protocol):
 
 
 class BundleSigner(Protocol):
-    """Something that turns a DSSE payload into a signed Sigstore bundle."""
+    """Something that signs a DSSE payload for a Sigstore bundle."""
 
-    def sign_payload(self, payload: bytes) -> dict[str, Any]:
-        """Signs the in-toto statement bytes; returns the bundle as a JSON object."""
+    def sign_statement(self, payload: bytes) -> Signed:
+        """Signs the in-toto statement bytes; returns the signature and its material."""
         ...
 
 

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from omsign.backends import SigningKey
-from omsign.backends._dsse_sig import assemble_bundle, sign_dsse, verify_dsse
+from omsign.backends._dsse_sig import sign_dsse, verify_dsse
 from omsign.backends._ec import check_ec_key
-from omsign.bundle import Bundle
+from omsign.bundle import Bundle, Material, Signed
 from omsign.errors import IdentityError, KeyLoadError, MalformedSignatureError, SignatureError
 
 __all__ = [
@@ -65,17 +65,13 @@ class CertificateBundleSigner:
             raise KeyLoadError(f"cannot sign: {exc}") from None
         self._key, self._leaf, self._chain, self._tsa_url = key, leaf, tuple(chain), tsa_url
 
-    def sign_payload(self, payload: bytes) -> dict[str, Any]:
-        """Signs the statement bytes; returns the bundle."""
-        import base64
-
+    def sign_statement(self, payload: bytes) -> Signed:
+        """Signs the statement bytes; returns the signature and the certificate chain."""
         signature, stamps = sign_dsse(self._key, payload, self._tsa_url)
-        certs = [
-            {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
-            for c in (self._leaf, *self._chain)
-        ]
-        material = {"x509CertificateChain": {"certificates": certs}}
-        return assemble_bundle(payload, signature, material, stamps)
+        certs = tuple(
+            c.public_bytes(serialization.Encoding.DER) for c in (self._leaf, *self._chain)
+        )
+        return Signed(signature, Material("certificate", certificates=certs, timestamps=stamps))
 
 
 def _within(cert: x509.Certificate, at: dt.datetime) -> bool:

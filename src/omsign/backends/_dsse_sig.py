@@ -2,54 +2,34 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Sequence
-from typing import Any
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import SigningKey
 from omsign.backends._ec import hash_for
-from omsign.bundle import MEDIA_TYPE, Bundle
-from omsign.dsse import PAYLOAD_TYPE, envelope, legacy_pae, pae
+from omsign.bundle import Bundle
+from omsign.dsse import PAYLOAD_TYPE, legacy_pae, pae
 from omsign.errors import SignatureError
 from omsign.statement import LEGACY_PREDICATE_TYPE, predicate_type_of
 
-__all__ = ["assemble_bundle", "sign_dsse", "verify_dsse"]
+__all__ = ["sign_dsse", "verify_dsse"]
 
 
-def sign_dsse(key: SigningKey, payload: bytes, tsa_url: str | None) -> tuple[bytes, list[bytes]]:
-    """Signs the PAE of ``payload``; with ``tsa_url``, timestamps the signature (RFC 3161)."""
+def sign_dsse(
+    key: SigningKey, payload: bytes, tsa_url: str | None
+) -> tuple[bytes, tuple[bytes, ...]]:
+    """Signs the PAE of ``payload``; with ``tsa_url``, timestamps the signature (RFC 3161).
+
+    Returns:
+        The DER signature and the timestamp tokens over it (none without ``tsa_url``).
+    """
     signature = key.sign(pae(PAYLOAD_TYPE, payload))
-    stamps: list[bytes] = []
-    if tsa_url:
-        from omsign._timestamp import request_timestamp
+    if not tsa_url:
+        return signature, ()
+    from omsign._timestamp import request_timestamp
 
-        stamps.append(request_timestamp(tsa_url, signature))
-    return signature, stamps
-
-
-def assemble_bundle(
-    payload: bytes,
-    signature: bytes,
-    material: dict[str, Any],
-    timestamps: Sequence[bytes] = (),
-) -> dict[str, Any]:
-    """A Sigstore bundle v0.3 with the given verification material."""
-    vm: dict[str, Any] = {**material, "tlogEntries": []}
-    if timestamps:
-        vm["timestampVerificationData"] = {
-            "rfc3161Timestamps": [
-                {"signedTimestamp": base64.b64encode(t).decode()} for t in timestamps
-            ]
-        }
-    return {
-        "mediaType": MEDIA_TYPE,
-        "verificationMaterial": vm,
-        "dsseEnvelope": envelope(payload, signature),
-    }
+    return signature, (request_timestamp(tsa_url, signature),)
 
 
 def verify_dsse(bundle: Bundle, public_key: ec.EllipticCurvePublicKey, signer: str) -> None:

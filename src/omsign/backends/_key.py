@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import SigningKey
-from omsign.backends._dsse_sig import assemble_bundle, sign_dsse, verify_dsse
+from omsign.backends._dsse_sig import sign_dsse, verify_dsse
 from omsign.backends._ec import key_hint
-from omsign.bundle import Bundle
+from omsign.bundle import Bundle, Material, Signed
 from omsign.errors import SignatureError
 
 __all__ = ["KeyBundleSigner", "verify_key_bundle"]
@@ -24,11 +23,11 @@ class KeyBundleSigner:
         self._key = key
         self._tsa_url = tsa_url
 
-    def sign_payload(self, payload: bytes) -> dict[str, Any]:
-        """Signs the statement bytes; returns the bundle."""
+    def sign_statement(self, payload: bytes) -> Signed:
+        """Signs the statement bytes; returns the signature and the key's fingerprint."""
         signature, stamps = sign_dsse(self._key, payload, self._tsa_url)
-        material = {"publicKey": {"hint": key_hint(self._key.public_key())}}
-        return assemble_bundle(payload, signature, material, stamps)
+        hint = key_hint(self._key.public_key())
+        return Signed(signature, Material("key", key_hint=hint, timestamps=stamps))
 
 
 def _raw_key_matches(raw: bytes, key: ec.EllipticCurvePublicKey) -> bool:

@@ -13,7 +13,6 @@ sigstore-python is imported only inside the functions that need it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import sys
@@ -31,6 +30,7 @@ from omsign.backends._sigstore_cert import (
     optional_int,
     tlog_entry,
 )
+from omsign.bundle import Signed
 from omsign.errors import (
     BackendUnavailableError,
     IdentityError,
@@ -43,6 +43,8 @@ from omsign.errors import (
 if TYPE_CHECKING:
     from cryptography import x509
     from sigstore.models import ClientTrustConfig
+
+    from omsign.bundle import Bundle
 
 __all__ = [
     "SigstoreBundleSigner",
@@ -260,12 +262,15 @@ def _identity_error(policy: SigstoreIdentityPolicy, cert: x509.Certificate) -> I
 
 
 def verify_sigstore_bundle(
-    bundle_json: str, policy: SigstoreIdentityPolicy, settings: SigstoreSettings
+    bundle: Bundle, policy: SigstoreIdentityPolicy, settings: SigstoreSettings
 ) -> SigstoreVerified:
     """Verifies a Sigstore DSSE bundle and the identity of its signer.
 
+    sigstore-python verifies the bundle's original text; what it does not return
+    (the log entry's index and time) is read from the parsed bundle.
+
     Args:
-        bundle_json: the bundle file's text.
+        bundle: the parsed bundle.
         policy: who must have signed.
         settings: which Sigstore instance's trust root to verify against.
 
@@ -279,12 +284,11 @@ def verify_sigstore_bundle(
         BackendUnavailableError: the trust root cannot be loaded.
         KeyLoadError: the trust config file is unreadable.
     """
-    from sigstore.models import Bundle
+    from sigstore.models import Bundle as SigstoreBundle
     from sigstore.verify import Verifier
 
     try:
-        bundle = Bundle.from_json(bundle_json)
-        raw = json.loads(bundle_json)
+        parsed = SigstoreBundle.from_json(bundle.text)
     except Exception as exc:  # any parse failure of hostile input (x509, pydantic, ...)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MalformedSignatureError(f"malformed Sigstore bundle: {first}") from exc
@@ -292,20 +296,20 @@ def verify_sigstore_bundle(
     recorder = _RecordingPolicy(_sigstore_policy(policy))
     try:
         verifier = Verifier(trusted_root=trust.trusted_root)
-        payload_type, payload = verifier.verify_dsse(bundle, recorder)
+        payload_type, payload = verifier.verify_dsse(parsed, recorder)
     except Exception as exc:  # hostile input must end as a verification failure
         if recorder.failed_cert is not None:
             raise _identity_error(policy, recorder.failed_cert) from exc
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SignatureError(f"Sigstore signature does not verify: {detail}") from exc
-    cert = bundle.signing_certificate
+    cert = parsed.signing_certificate
     identities = cert_identities(cert)
     pattern = re.compile(policy.identity_regexp) if policy.identity_regexp else None
     identity = next(
         (n for n in identities if n == policy.identity or (pattern and pattern.fullmatch(n))),
         identities[0] if identities else "",
     )
-    entry = tlog_entry(raw)
+    entry = tlog_entry(bundle)
     # integratedTime is only signed by the log's promise; without one it proves nothing.
     promised = isinstance(entry.get("inclusionPromise"), dict) and bool(
         entry["inclusionPromise"].get("signedEntryTimestamp")
@@ -379,8 +383,8 @@ class SigstoreBundleSigner:
         except (SigstoreError, OSError) as exc:
             raise BackendUnavailableError(f"cannot get an identity token: {exc}") from exc
 
-    def sign_payload(self, payload: bytes) -> dict[str, Any]:
-        """Signs the in-toto statement bytes as DSSE; returns the bundle JSON object.
+    def sign_statement(self, payload: bytes) -> Signed:
+        """Signs the in-toto statement bytes as DSSE; returns the signature and its material.
 
         Raises:
             KeyLoadError: no usable identity token (missing, malformed, expired).
@@ -421,5 +425,7 @@ class SigstoreBundleSigner:
             ) from exc
         except SigstoreError as exc:
             raise BackendUnavailableError(f"Sigstore signing failed: {exc}") from exc
-        result: dict[str, Any] = json.loads(bundle.to_json())
-        return result
+        from omsign.bundle import parse_bundle
+
+        signed = parse_bundle(bundle.to_json().encode(), "the bundle from sigstore-python")
+        return Signed(signed.signature, signed.material)

@@ -16,6 +16,8 @@ from omsign.errors import MalformedSignatureError
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from omsign.bundle import Bundle
+
 __all__ = [
     "GITHUB_CLAIMS",
     "ISSUER_V1",
@@ -92,22 +94,15 @@ def cert_identities(cert: x509.Certificate) -> list[str]:
     return names
 
 
-def _leaf_certificate(bundle: dict[str, Any]) -> x509.Certificate:
+def _leaf_certificate(bundle: Bundle) -> x509.Certificate:
     from cryptography import x509
 
-    material = bundle["verificationMaterial"]
-    if "certificate" in material:
-        raw = material["certificate"]["rawBytes"]
-    else:
-        raw = material["x509CertificateChain"]["certificates"][0]["rawBytes"]
-    return x509.load_der_x509_certificate(base64.b64decode(raw))
+    return x509.load_der_x509_certificate(bundle.certificates[0])
 
 
-def tlog_entry(bundle: dict[str, Any]) -> dict[str, Any]:
+def tlog_entry(bundle: Bundle) -> dict[str, Any]:
     """The first transparency log entry of a bundle (an empty dict if there is none)."""
-    entries = bundle["verificationMaterial"].get("tlogEntries") or [{}]
-    entry: dict[str, Any] = entries[0]
-    return entry
+    return bundle.tlog_entries[0] if bundle.tlog_entries else {}
 
 
 def optional_int(value: object) -> int | None:
@@ -115,11 +110,11 @@ def optional_int(value: object) -> int | None:
     return None if value is None else int(str(value))
 
 
-def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
+def describe_sigstore_material(bundle: Bundle) -> dict[str, Any]:
     """Describes who signed a Sigstore bundle and when, without verifying it.
 
     Args:
-        bundle: the bundle as a JSON object.
+        bundle: the parsed bundle.
 
     Returns:
         ``identity`` (the certificate's identities, comma-separated), ``issuer``,

@@ -62,14 +62,14 @@ def _signer(bundle: Any) -> dict[str, Any]:
                 out["key_hint"] = key_hint(key)  # type: ignore[arg-type]
             except (ValueError, TypeError, AttributeError):
                 out["key_raw"] = "unreadable"
-            out["key_details"] = bundle.raw["verificationMaterial"]["publicKey"].get("keyDetails")
+            out["key_details"] = bundle.material.key_details
         return out
     if bundle.method == "certificate":
         chain = [_certificate(der) for der in bundle.certificates]
         return {"certificate": chain[0], "chain": chain[1:]}
     from omsign.backends._sigstore_cert import describe_sigstore_material
 
-    return describe_sigstore_material(bundle.raw)
+    return describe_sigstore_material(bundle)
 
 
 def describe(path: str) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from helpers.fixtures import COMPAT
 from omsign.backends._sigstore import (
     SigstoreIdentityPolicy,
     SigstoreSettings,
-    describe_sigstore_material,
-    verify_sigstore_bundle,
+    SigstoreVerified,
 )
+from omsign.backends._sigstore import describe_sigstore_material as _describe
+from omsign.backends._sigstore import verify_sigstore_bundle as _verify_bundle
+from omsign.bundle import parse_bundle
 from omsign.errors import (
     BackendUnavailableError,
     IdentityError,
@@ -36,6 +38,16 @@ if not VECTOR.exists():
 IDENTITY = "stefanb@us.ibm.com"
 ISSUER = "https://sigstore.verify.ibm.com/oauth2"
 OFFLINE = SigstoreSettings(offline=True)
+
+
+def verify_sigstore_bundle(text: str, *args: Any) -> SigstoreVerified:
+    """Parses the bundle text as verification does, then verifies it."""
+    return _verify_bundle(parse_bundle(text.encode()), *args)
+
+
+def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Parses the bundle object as verification does, then describes it."""
+    return _describe(parse_bundle(json.dumps(bundle).encode()))
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,11 @@ from omsign.backends._sigstore import (
     SigstoreBundleSigner,
     SigstoreIdentityPolicy,
     SigstoreSettings,
-    describe_sigstore_material,
-    verify_sigstore_bundle,
+    SigstoreVerified,
 )
+from omsign.backends._sigstore import describe_sigstore_material as _describe
+from omsign.backends._sigstore import verify_sigstore_bundle as _verify_bundle
+from omsign.bundle import build_bundle, parse_bundle
 from omsign.errors import (
     BackendUnavailableError,
     IdentityError,
@@ -39,6 +41,21 @@ STATEMENT = json.dumps(
 ).encode()
 
 
+def verify_sigstore_bundle(text: str, *args: Any) -> SigstoreVerified:
+    """Parses the bundle text as verification does, then verifies it."""
+    return _verify_bundle(parse_bundle(text.encode()), *args)
+
+
+def describe_sigstore_material(bundle: dict[str, Any]) -> dict[str, Any]:
+    """Parses the bundle object as verification does, then describes it."""
+    return _describe(parse_bundle(json.dumps(bundle).encode()))
+
+
+def sign(signer: SigstoreBundleSigner, payload: bytes = STATEMENT) -> dict[str, Any]:
+    """Signs ``payload`` and builds the bundle, as ``omsign.sign`` does."""
+    return build_bundle(payload, *signer.sign_statement(payload))
+
+
 def settings_for(instance: LocalSigstore, **kwargs: Any) -> SigstoreSettings:
     return SigstoreSettings(trust_config=instance.trust_config, **kwargs)
 
@@ -53,12 +70,12 @@ def signed(local_sigstore: LocalSigstore) -> dict[str, Any]:
     signer = SigstoreBundleSigner(
         settings_for(local_sigstore), identity_token=local_sigstore.identity_token
     )
-    return signer.sign_payload(STATEMENT)
+    return sign(signer)
 
 
 def test_signer_implements_the_bundle_signer_protocol(local_sigstore: LocalSigstore) -> None:
     signer: BundleSigner = SigstoreBundleSigner(settings_for(local_sigstore), "token")
-    assert callable(signer.sign_payload)
+    assert callable(signer.sign_statement)
 
 
 def test_bundle_carries_exact_payload_log_entry_and_timestamp(signed: dict[str, Any]) -> None:
@@ -153,9 +170,7 @@ def test_github_actions_claims_are_checked(local_sigstore: LocalSigstore) -> Non
         event_name="push",
         sha="f" * 40,
     )
-    bundle = json.dumps(
-        SigstoreBundleSigner(settings_for(local_sigstore), token).sign_payload(STATEMENT)
-    )
+    bundle = json.dumps(sign(SigstoreBundleSigner(settings_for(local_sigstore), token)))
     good = policy_for(
         local_sigstore,
         identity="ci@omsign.test",
@@ -186,7 +201,7 @@ def test_ambient_github_actions_credential_is_used(
 ) -> None:
     for name, value in local_sigstore.github_actions_env().items():
         monkeypatch.setenv(name, value)
-    bundle = SigstoreBundleSigner(settings_for(local_sigstore)).sign_payload(STATEMENT)
+    bundle = sign(SigstoreBundleSigner(settings_for(local_sigstore)))
     policy = policy_for(
         local_sigstore,
         identity=None,
@@ -200,7 +215,7 @@ def test_ambient_github_actions_credential_is_used(
 def test_expired_token_is_a_load_error(local_sigstore: LocalSigstore) -> None:
     token = local_sigstore.mint_token(lifetime=-60)
     with pytest.raises(KeyLoadError, match="identity token"):
-        SigstoreBundleSigner(settings_for(local_sigstore), token).sign_payload(STATEMENT)
+        sign(SigstoreBundleSigner(settings_for(local_sigstore), token))
 
 
 def test_forged_token_is_refused_by_fulcio(local_sigstore: LocalSigstore) -> None:
@@ -211,13 +226,13 @@ def test_forged_token_is_refused_by_fulcio(local_sigstore: LocalSigstore) -> Non
     with pytest.raises(BackendUnavailableError, match="Fulcio refused"):
         SigstoreBundleSigner(
             settings_for(local_sigstore), f"{header}.{forged_claims}.{signature}"
-        ).sign_payload(STATEMENT)
+        ).sign_statement(STATEMENT)
 
 
 def test_payload_that_is_not_a_statement_is_refused(local_sigstore: LocalSigstore) -> None:
     signer = SigstoreBundleSigner(settings_for(local_sigstore), local_sigstore.identity_token)
     with pytest.raises(UsageError):
-        signer.sign_payload(b'{"not": "a statement"}')
+        signer.sign_statement(b'{"not": "a statement"}')
 
 
 def test_unreachable_instance_is_backend_unavailable(
@@ -235,7 +250,7 @@ def test_unreachable_instance_is_backend_unavailable(
         SigstoreSettings(trust_config=path), local_sigstore.identity_token
     )
     with pytest.raises(BackendUnavailableError, match="cannot reach"):
-        signer.sign_payload(STATEMENT)
+        signer.sign_statement(STATEMENT)
 
 
 def test_an_unpromised_integration_time_is_not_reported_as_proven(
