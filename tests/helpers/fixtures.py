@@ -1,4 +1,4 @@
-"""Fixtures shared by omsign's tests: keys per curve, small models, the CLI, model_signing."""
+"""Fixtures shared by omsign's tests: keys per curve, small models, the CLI."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 from helpers.pki import make_ec_key, write_private_key, write_public_key
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE_BIN = REPO / ".venv-ms" / "bin"
 ASSETS = REPO / "tests" / "assets"
 COMPAT = ASSETS / "compat-vectors"
 SPEC = ASSETS / "oms-spec"
@@ -124,21 +123,6 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required under CI: {reason}")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def reference() -> Callable[..., CliResult]:
-    """Runs model_signing 1.1.1's CLI from its own virtual environment."""
-    exe = REFERENCE_BIN / "model_signing"
-    require(exe.exists(), f"model_signing 1.1.1 not installed at {exe} (run 'make reference')")
-
-    def run(*args: str | os.PathLike[str]) -> CliResult:
-        proc = subprocess.run(
-            [str(exe), *map(str, args)], capture_output=True, text=True, check=False
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr)
-
-    return run
 
 
 @pytest.fixture

@@ -65,6 +65,29 @@ def export(softhsm_token: SoftHsm, name: str, directory: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("name", ["p256", "p384", "p521"])
+def test_sign_with_token_key_then_verify(
+    softhsm_token: SoftHsm, model: Path, tmp_path: Path, name: str
+) -> None:
+    ok(omsign("sign", model, "--pkcs11-uri", softhsm_token.uri(f"object={name}")))
+    assert (model / "model.sig").is_file()
+    ok(omsign("verify", model, "--key", export(softhsm_token, name, tmp_path)))
+
+
+def test_sign_with_token_key_and_certificate_then_verify_the_chain(
+    softhsm_token: SoftHsm, model: Path, tmp_path: Path
+) -> None:
+    from services.softhsm import issue_token_certificate
+
+    public = serialization.load_pem_public_key(export(softhsm_token, "p256", tmp_path).read_bytes())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    issue_token_certificate(public, tmp_path, "leaf")
+    leaf, ca = tmp_path / "leaf.crt", tmp_path / "leaf-ca.crt"
+    uri = softhsm_token.uri("object=p256")
+    ok(omsign("sign", model, "--pkcs11-uri", uri, "--cert", leaf, "--cert-chain", ca))
+    ok(omsign("verify", model, "--cert-chain", ca))
+
+
 def test_signature_from_token_rejected_with_another_key_or_changed_model(
     softhsm_token: SoftHsm, model: Path, tmp_path: Path
 ) -> None:

@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.fixtures import REFERENCE_BIN, REPO, require
+from helpers.fixtures import REPO
 
 
-def test_quick_benchmark_runs_every_scenario(tmp_path: Path) -> None:
-    require((REFERENCE_BIN / "python").exists(), "model_signing venv missing (make reference)")
+def test_quick_benchmark_runs_every_scenario(tmp_path: Path, reference_bin: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
@@ -21,6 +20,8 @@ def test_quick_benchmark_runs_every_scenario(tmp_path: Path) -> None:
             "1",
             "--workdir",
             str(tmp_path),
+            "--ref-venv",
+            str(reference_bin.parent),
         ],
         capture_output=True,
         text=True,

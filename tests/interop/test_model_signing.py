@@ -15,8 +15,6 @@ import pytest
 from helpers.fixtures import CliResult, KeyPair, make_model
 from helpers.pki import issue_leaf, make_ca, make_ec_key
 
-pytestmark = pytest.mark.interop
-
 Run = Callable[..., CliResult]
 
 

@@ -1,15 +1,13 @@
 """``omsign sign --pkcs11-uri`` with SoftHSM2 keys, verified by model_signing 1.1.1.
 
 Runs the installed ``omsign`` command as a subprocess (``SOFTHSM2_CONF`` comes from
-the ``softhsm_token`` fixture) and the reference ``model_signing`` 1.1.1 from its
-own virtual environment.
+the ``softhsm_token`` fixture) and the reference from its own virtual environment.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,46 +15,21 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from helpers.fixtures import CliResult, run_omsign_process
 from omsign.backends._pkcs11 import export_public_key_pem
 
 if TYPE_CHECKING:
     from services.softhsm import SoftHsm
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_SIGNING = REPO / ".venv-ms" / "bin" / "model_signing"
+Run = Callable[..., CliResult]
 
 
-def omsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("omsign")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "omsign"]
-    return subprocess.run(
-        [*command, *map(str, args)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
+def omsign(*args: str | Path) -> CliResult:
+    return run_omsign_process(*args, stdin=subprocess.DEVNULL, timeout=300)
 
 
-def model_signing(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    if not MODEL_SIGNING.exists():
-        message = f"model_signing 1.1.1 is not installed at {MODEL_SIGNING} (run make reference)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return subprocess.run(
-        [str(MODEL_SIGNING), *map(str, args)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+def ok(result: CliResult) -> CliResult:
+    assert result.code == 0, f"exit {result.code}\n{result.out}\n{result.err}"
     return result
 
 
@@ -76,22 +49,20 @@ def export(softhsm_token: SoftHsm, name: str, directory: Path) -> Path:
     return path
 
 
-@pytest.mark.interop
 @pytest.mark.parametrize("name", ["p256", "p384", "p521"])
 def test_sign_with_token_key_then_verify_with_both_tools(
-    softhsm_token: SoftHsm, model: Path, tmp_path: Path, name: str
+    softhsm_token: SoftHsm, model: Path, tmp_path: Path, name: str, reference: Run
 ) -> None:
     ok(omsign("sign", model, "--pkcs11-uri", softhsm_token.uri(f"object={name}")))
     signature = model / "model.sig"
     assert signature.is_file()
     public = export(softhsm_token, name, tmp_path)
     ok(omsign("verify", model, "--key", public))
-    ok(model_signing("verify", "key", model, "--signature", signature, "--public_key", public))
+    ok(reference("verify", "key", model, "--signature", signature, "--public_key", public))
 
 
-@pytest.mark.interop
 def test_sign_with_token_key_and_certificate_then_verify_the_chain(
-    softhsm_token: SoftHsm, model: Path, tmp_path: Path
+    softhsm_token: SoftHsm, model: Path, tmp_path: Path, reference: Run
 ) -> None:
     from services.softhsm import issue_token_certificate
 
@@ -104,7 +75,7 @@ def test_sign_with_token_key_and_certificate_then_verify_the_chain(
     signature = model / "model.sig"
     ok(omsign("verify", model, "--cert-chain", ca))
     ok(
-        model_signing(
+        reference(
             *("verify", "certificate", model, "--signature", signature),
             *("--certificate_chain", ca),
         )

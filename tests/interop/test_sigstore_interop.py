@@ -8,19 +8,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers.fixtures import REFERENCE_BIN
+from helpers.fixtures import CliResult
 from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
 from omsign.bundle import build_bundle
 from services.sigstore_local import LocalSigstore
 
+Run = Callable[..., CliResult]
 OMSIGN = Path(sys.executable).parent / "omsign"
-MODEL_SIGNING = REFERENCE_BIN / "model_signing"
-MS_PYTHON = REFERENCE_BIN / "python"
 
 STATEMENT = json.dumps(
     {
@@ -41,12 +41,6 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def omsign(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return run(OMSIGN, *args)
-
-
-def model_signing(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    if not MODEL_SIGNING.exists():
-        pytest.fail(f"model_signing's virtual environment is missing: {MODEL_SIGNING}")
-    return run(MODEL_SIGNING, *args)
 
 
 @pytest.fixture
@@ -96,12 +90,11 @@ def verify(
     )
 
 
-@pytest.mark.interop
 def test_model_signing_verifies_omsign_signature(
-    model: Path, local_sigstore: LocalSigstore
+    model: Path, local_sigstore: LocalSigstore, reference: Run
 ) -> None:
     sign(model, local_sigstore)
-    result = model_signing(
+    result = reference(
         "verify",
         "sigstore",
         model,
@@ -114,14 +107,13 @@ def test_model_signing_verifies_omsign_signature(
         "--trust_config",
         local_sigstore.trust_config,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.code == 0, result.out + result.err
 
 
-@pytest.mark.interop
 def test_omsign_verifies_model_signing_signature(
-    model: Path, local_sigstore: LocalSigstore
+    model: Path, local_sigstore: LocalSigstore, reference: Run
 ) -> None:
-    signed = model_signing(
+    signed = reference(
         "sign",
         "sigstore",
         model,
@@ -132,19 +124,16 @@ def test_omsign_verifies_model_signing_signature(
         "--trust_config",
         local_sigstore.trust_config,
     )
-    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert signed.code == 0, signed.out + signed.err
     result = verify(model, local_sigstore, local_sigstore.identity, local_sigstore.issuer)
     assert result.returncode == 0, result.stderr
     wrong = verify(model, local_sigstore, "mallory@omsign.test", local_sigstore.issuer)
     assert wrong.returncode == 1
 
 
-@pytest.mark.interop
 def test_bundle_verifies_with_model_signing_sigstore(
-    local_sigstore: LocalSigstore, signed: dict[str, Any], tmp_path: Path
+    local_sigstore: LocalSigstore, signed: dict[str, Any], tmp_path: Path, reference_python: Path
 ) -> None:
-    if not MS_PYTHON.exists():
-        pytest.fail(f"model_signing's virtual environment is missing: {MS_PYTHON}")
     bundle_path = tmp_path / "bundle.json"
     bundle_path.write_text(json.dumps(signed))
     script = (
@@ -158,16 +147,14 @@ def test_bundle_verifies_with_model_signing_sigstore(
         "kind, payload = Verifier(trusted_root=trust.trusted_root).verify_dsse(bundle, policy)\n"
         "sys.stdout.buffer.write(payload)\n"
     )
-    args = [str(local_sigstore.trust_config), str(bundle_path)]
+    args = [str(reference_python), "-c", script, str(local_sigstore.trust_config), str(bundle_path)]
     ok = subprocess.run(
-        [str(MS_PYTHON), "-c", script, *args, local_sigstore.identity, local_sigstore.issuer],
-        capture_output=True,
-        check=False,
+        [*args, local_sigstore.identity, local_sigstore.issuer], capture_output=True, check=False
     )
     assert ok.returncode == 0, ok.stderr.decode()
     assert ok.stdout == STATEMENT
     wrong = subprocess.run(
-        [str(MS_PYTHON), "-c", script, *args, "other@omsign.test", local_sigstore.issuer],
+        [*args, "other@omsign.test", local_sigstore.issuer],
         capture_output=True,
         check=False,
     )
