@@ -16,6 +16,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1,
@@ -111,7 +113,7 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm | None:
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -123,27 +125,25 @@ def _hash_for(key: PrivateKey) -> hashes.HashAlgorithm | None:
     return hashes.SHA256()
 
 
-def _build(
+def _certificate(
     *,
-    subject: str,
-    key: PrivateKey,
-    issuer: Issued | None,
+    subject: x509.Name,
+    public_key: PublicKey,
+    signer_key: PrivateKey,
+    issuer_name: x509.Name,
     not_before: datetime.datetime | None,
     not_after: datetime.datetime | None,
     extensions: Iterable[tuple[x509.ExtensionType, bool]],
-) -> Issued:
-    """Sign a certificate for ``key``: by ``issuer``, or self-signed when it is None."""
-    signer_key = issuer.key if issuer else key
-    issuer_name = issuer.cert.subject if issuer else _name(subject)
+) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(subject))
+        .subject_name(subject)
         .issuer_name(issuer_name)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or now() - days(1))
         .not_valid_after(not_after or now() + days(365))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
             critical=False,
@@ -151,12 +151,47 @@ def _build(
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
-    cert = builder.sign(signer_key, _hash_for(signer_key))
-    chain = issuer.full_chain if issuer else ()
-    return Issued(cert=cert, key=key, chain=chain)
+    return builder.sign(signer_key, _hash_for(signer_key))
 
 
-def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
+def build_certificate(
+    *,
+    subject: str,
+    key: PrivateKey,
+    issuer: Issued | None,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
+) -> Issued:
+    """A certificate for ``key`` with exactly ``extensions`` (plus key identifiers).
+
+    For shapes that :func:`make_ca` and :func:`issue_leaf` do not make (name constraints,
+    unknown critical extensions...).
+
+    Args:
+        subject: common name of the subject.
+        key: the subject's private key.
+        issuer: the issuing CA, or None for a self-signed certificate.
+        not_before: start of validity (default: a day ago).
+        not_after: end of validity (default: in a year).
+        extensions: (extension, critical) pairs, added in order.
+    """
+    cert = _certificate(
+        subject=_name(subject),
+        public_key=key.public_key(),
+        signer_key=issuer.key if issuer else key,
+        issuer_name=issuer.cert.subject if issuer else _name(subject),
+        not_before=not_before,
+        not_after=not_after,
+        extensions=extensions,
+    )
+    return Issued(cert=cert, key=key, chain=issuer.full_chain if issuer else ())
+
+
+def key_usage_extension(
+    *, digital_signature: bool = False, cert_sign: bool = False
+) -> x509.KeyUsage:
+    """A keyUsage extension with digitalSignature and/or keyCertSign (with cRLSign)."""
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
@@ -190,7 +225,7 @@ def make_ca(
         path_length: basicConstraints pathLenConstraint.
     """
     key = key or make_ec_key()
-    return _build(
+    return build_certificate(
         subject=name,
         key=key,
         issuer=parent,
@@ -198,9 +233,39 @@ def make_ca(
         not_after=not_after,
         extensions=[
             (x509.BasicConstraints(ca=True, path_length=path_length), True),
-            (_key_usage(cert_sign=True), True),
+            (key_usage_extension(cert_sign=True), True),
         ],
     )
+
+
+def leaf_extensions(
+    *,
+    key_usage_digital_signature: bool = True,
+    key_usage: bool = True,
+    eku_code_signing: bool = True,
+    extra_ekus: Sequence[x509.ObjectIdentifier] = (),
+    critical_eku: bool = False,
+    is_ca: bool = False,
+    emails: Sequence[str] = (),
+    uris: Sequence[str] = (),
+) -> list[tuple[x509.ExtensionType, bool]]:
+    """The (extension, critical) pairs of a signing certificate; see :func:`issue_leaf`."""
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=is_ca, path_length=None), True),
+    ]
+    if key_usage:
+        extensions.append(
+            (key_usage_extension(digital_signature=key_usage_digital_signature), True)
+        )
+    ekus = [ExtendedKeyUsageOID.CODE_SIGNING] if eku_code_signing else []
+    ekus += list(extra_ekus)
+    if ekus:
+        extensions.append((x509.ExtendedKeyUsage(ekus), critical_eku))
+    sans: list[x509.GeneralName] = [x509.RFC822Name(e) for e in emails]
+    sans += [x509.UniformResourceIdentifier(u) for u in uris]
+    if sans:
+        extensions.append((x509.SubjectAlternativeName(sans), False))
+    return extensions
 
 
 def issue_leaf(
@@ -210,14 +275,7 @@ def issue_leaf(
     name: str = "omsign test signer",
     not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
-    key_usage_digital_signature: bool = True,
-    key_usage: bool = True,
-    eku_code_signing: bool = True,
-    extra_ekus: Sequence[x509.ObjectIdentifier] = (),
-    critical_eku: bool = False,
-    is_ca: bool = False,
-    emails: Sequence[str] = (),
-    uris: Sequence[str] = (),
+    **usage: Any,
 ) -> Issued:
     """An end-entity (signing) certificate issued by ``ca``.
 
@@ -227,36 +285,46 @@ def issue_leaf(
         name: common name of the subject.
         not_before: start of validity (default: a day ago).
         not_after: end of validity (default: in a year).
-        key_usage_digital_signature: set digitalSignature in keyUsage.
-        key_usage: include a keyUsage extension at all.
-        eku_code_signing: include codeSigning in extendedKeyUsage.
-        extra_ekus: further extendedKeyUsage purposes.
-        critical_eku: mark extendedKeyUsage critical.
-        is_ca: basicConstraints cA flag (a leaf that claims to be a CA).
-        emails: rfc822Name subject alternative names.
-        uris: URI subject alternative names.
+        **usage: keyword arguments of :func:`leaf_extensions`:
+            ``key_usage_digital_signature`` (set digitalSignature in keyUsage),
+            ``key_usage`` (include a keyUsage extension at all), ``eku_code_signing``
+            (include codeSigning in extendedKeyUsage), ``extra_ekus`` (further purposes),
+            ``critical_eku`` (mark extendedKeyUsage critical), ``is_ca`` (basicConstraints
+            cA flag: a leaf that claims to be a CA), ``emails`` and ``uris`` (subject
+            alternative names).
     """
-    key = key or make_ec_key()
-    extensions: list[tuple[x509.ExtensionType, bool]] = [
-        (x509.BasicConstraints(ca=is_ca, path_length=None), True),
-    ]
-    if key_usage:
-        extensions.append((_key_usage(digital_signature=key_usage_digital_signature), True))
-    ekus = [ExtendedKeyUsageOID.CODE_SIGNING] if eku_code_signing else []
-    ekus += list(extra_ekus)
-    if ekus:
-        extensions.append((x509.ExtendedKeyUsage(ekus), critical_eku))
-    sans: list[x509.GeneralName] = [x509.RFC822Name(e) for e in emails]
-    sans += [x509.UniformResourceIdentifier(u) for u in uris]
-    if sans:
-        extensions.append((x509.SubjectAlternativeName(sans), False))
-    return _build(
+    return build_certificate(
         subject=name,
-        key=key,
+        key=key or make_ec_key(),
         issuer=ca,
         not_before=not_before,
         not_after=not_after,
-        extensions=extensions,
+        extensions=leaf_extensions(**usage),
+    )
+
+
+def certify_public_key(
+    ca: Issued,
+    public_key: PublicKey,
+    *,
+    name: str = "omsign test signer",
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+    **usage: Any,
+) -> x509.Certificate:
+    """A signing certificate from ``ca`` for a key held elsewhere (a token, a CSR).
+
+    Takes the same arguments as :func:`issue_leaf`, with a public key instead of a
+    private one.
+    """
+    return _certificate(
+        subject=_name(name),
+        public_key=public_key,
+        signer_key=ca.key,
+        issuer_name=ca.cert.subject,
+        not_before=not_before,
+        not_after=not_after,
+        extensions=leaf_extensions(**usage),
     )
 
 
@@ -285,7 +353,7 @@ def issue_tsa_cert(
     purpose = (
         ExtendedKeyUsageOID.TIME_STAMPING if eku_time_stamping else ExtendedKeyUsageOID.CODE_SIGNING
     )
-    return _build(
+    return build_certificate(
         subject=name,
         key=key,
         issuer=ca,
@@ -293,7 +361,7 @@ def issue_tsa_cert(
         not_after=not_after,
         extensions=[
             (x509.BasicConstraints(ca=False, path_length=None), True),
-            (_key_usage(digital_signature=True), True),
+            (key_usage_extension(digital_signature=True), True),
             (x509.ExtendedKeyUsage([purpose]), critical_eku),
         ],
     )

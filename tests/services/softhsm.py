@@ -20,7 +20,6 @@ When SoftHSM2 is missing the fixture skips, except under ``CI=true`` where it fa
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import subprocess
@@ -32,11 +31,10 @@ from urllib.parse import quote
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from helpers.pki import Issued, make_ca, write_certs
+from helpers.pki import Issued, certify_public_key, days, make_ca, now, write_certs
 
 USER_PIN = "246810"
 SO_PIN = "13579111"
@@ -286,30 +284,7 @@ def issue_token_certificate(
     Writes ``<stem>.crt`` (the leaf) and ``<stem>-ca.crt`` (the CA) under ``directory``.
     """
     ca = token_ca()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "omsign token key")]))
-        .issuer_name(ca.cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca.cert.public_key()  # type: ignore[arg-type]
-            ),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
-    )
+    cert = certify_public_key(ca, public_key, name="omsign token key", not_after=now() + days(30))
     directory.mkdir(parents=True, exist_ok=True)
     write_certs(directory / f"{stem}.crt", [cert])
     write_certs(directory / f"{stem}-ca.crt", [ca.cert])

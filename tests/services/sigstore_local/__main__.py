@@ -1,6 +1,6 @@
 """Runs the local Sigstore instance until interrupted, for manual use.
 
-python -m tests.services.sigstore_local --workdir DIR
+PYTHONPATH=tests python -m services.sigstore_local --workdir DIR
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from . import start_local_sigstore
 
 def main() -> None:
     """Starts the instance and prints how to use it."""
-    parser = argparse.ArgumentParser(prog="python -m tests.services.sigstore_local")
+    parser = argparse.ArgumentParser(prog="python -m services.sigstore_local")
     parser.add_argument("--workdir", type=Path, required=True, help="directory for keys and config")
     args = parser.parse_args()
     instance = start_local_sigstore(args.workdir)

@@ -22,7 +22,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+from helpers.pki import (
+    days,
+    issue_tsa_cert,
+    key_usage_extension,
+    make_ca,
+    make_ec_key,
+    now,
+)
 
 OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -83,58 +92,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _ca_cert(
-    name: str, key: ec.EllipticCurvePrivateKey, lifetime: dt.timedelta
-) -> x509.Certificate:
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "omsign-test"),
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-        ]
-    )
-    now = _now()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def _leaf_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 @dataclass
 class Authority:
     """The local instance's keys and CA certificates."""
@@ -152,51 +109,21 @@ class Authority:
     @classmethod
     def generate(cls) -> Authority:
         """Creates fresh keys and certificates."""
-        curve = ec.SECP256R1()
-        fulcio_key = ec.generate_private_key(curve)
-        tsa_root_key = ec.generate_private_key(curve)
-        tsa_key = ec.generate_private_key(curve)
-        tsa_root = _ca_cert("local-tsa-root", tsa_root_key, dt.timedelta(days=30))
-        now = _now()
-        tsa_cert = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name(
-                    [
-                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "omsign-test"),
-                        x509.NameAttribute(NameOID.COMMON_NAME, "local-tsa"),
-                    ]
-                )
-            )
-            .issuer_name(tsa_root.subject)
-            .public_key(tsa_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_key_usage(), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(tsa_key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(tsa_root_key.public_key()),
-                critical=False,
-            )
-            .sign(tsa_root_key, hashes.SHA256())
-        )
+        fulcio_key, tsa_root_key, tsa_key = make_ec_key(), make_ec_key(), make_ec_key()
+        until = now() + days(30)
+        fulcio = make_ca("local-fulcio-root", fulcio_key, not_after=until, path_length=1)
+        tsa_root = make_ca("local-tsa-root", tsa_root_key, not_after=until, path_length=1)
+        tsa = issue_tsa_cert(tsa_root, tsa_key, name="local-tsa", not_after=until)
         return cls(
             fulcio_key=fulcio_key,
-            fulcio_root=_ca_cert("local-fulcio-root", fulcio_key, dt.timedelta(days=30)),
-            ct_key=ec.generate_private_key(curve),
-            rekor_key=ec.generate_private_key(curve),
-            oidc_key=ec.generate_private_key(curve),
+            fulcio_root=fulcio.cert,
+            ct_key=make_ec_key(),
+            rekor_key=make_ec_key(),
+            oidc_key=make_ec_key(),
             tsa_root_key=tsa_root_key,
-            tsa_root=tsa_root,
+            tsa_root=tsa_root.cert,
             tsa_key=tsa_key,
-            tsa_cert=tsa_cert,
+            tsa_cert=tsa.cert,
         )
 
     # --- OIDC -----------------------------------------------------------------
@@ -278,7 +205,7 @@ class Authority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now)
             .not_valid_after(now + CERT_LIFETIME)
-            .add_extension(_leaf_key_usage(), critical=True)
+            .add_extension(key_usage_extension(digital_signature=True), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
             )

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from helpers.pki import _build, _key_usage, issue_leaf, make_ca, make_ec_key
+from helpers.pki import build_certificate, issue_leaf, key_usage_extension, make_ca, make_ec_key
 from omsign.backends._certificate import validate_chain
 from omsign.errors import IdentityError
 
@@ -39,7 +39,7 @@ def test_path_length_constraint_is_enforced() -> None:
 
 def test_a_ca_with_name_constraints_is_not_vouched_for() -> None:
     root = make_ca("Root")
-    constrained = _build(
+    constrained = build_certificate(
         subject="Constrained",
         key=make_ec_key(),
         issuer=root,
@@ -47,7 +47,7 @@ def test_a_ca_with_name_constraints_is_not_vouched_for() -> None:
         not_after=None,
         extensions=[
             (x509.BasicConstraints(ca=True, path_length=None), True),
-            (_key_usage(cert_sign=True), True),
+            (key_usage_extension(cert_sign=True), True),
             (
                 x509.NameConstraints(
                     permitted_subtrees=[x509.RFC822Name("example.org")], excluded_subtrees=None
@@ -63,7 +63,7 @@ def test_a_ca_with_name_constraints_is_not_vouched_for() -> None:
 
 def test_an_unrecognised_critical_extension_is_rejected() -> None:
     root = make_ca("Root")
-    leaf = _build(
+    leaf = build_certificate(
         subject="crit",
         key=make_ec_key(),
         issuer=root,
@@ -71,7 +71,7 @@ def test_an_unrecognised_critical_extension_is_rejected() -> None:
         not_after=None,
         extensions=[
             (x509.BasicConstraints(ca=False, path_length=None), True),
-            (_key_usage(digital_signature=True), True),
+            (key_usage_extension(digital_signature=True), True),
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False),
             (
                 x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
