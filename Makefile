@@ -38,6 +38,7 @@ demo: env
 lint: env
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: env
 	$(BIN)/mypy
