@@ -1,7 +1,9 @@
 """The ``omsign`` command line: parse flags, call one library function, map errors to exit codes.
 
 Exit codes: 0 success; 1 verification failed; 2 usage or environment error.
-Results go to stdout; status, warnings and errors to stderr.
+Results go to stdout; status, warnings and errors to stderr. The exit code reports the
+command's outcome even when the reader of stdout stops early (``| head``): what a closed
+pipe no longer accepts is dropped, never turned into success.
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO, cast
 
 from omsign._version import __version__
 from omsign.cli import _digest, _inspect, _pubkey, _sign, _verify
@@ -80,12 +83,29 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def dispatch(argv: Sequence[str]) -> int:
-    """Parses ``argv``, runs the command, and turns omsign errors into exit codes."""
-    from omsign.errors import Error, IntegrityError
+    """Parses ``argv``, runs the command, and turns omsign errors into exit codes.
 
+    A reader that stops early (``omsign verify --json | head``) never changes the exit
+    code: output to a closed pipe is dropped and the command finishes, so a failed
+    verification still exits 1; a success whose output was cut still exits 0.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    stdout = sys.stdout
+    guard = _PipeGuard(stdout)
+    sys.stdout = wrapped = cast("TextIO", guard)
+    try:
+        return _run(args)
+    finally:
+        guard.flush()
+        if sys.stdout is wrapped:
+            sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace) -> int:
+    from omsign.errors import Error, IntegrityError
+
     try:
         code: int = args.handler(args)
         return code
@@ -106,8 +126,54 @@ def dispatch(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("omsign: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into a program that stopped reading (head, less)
-        import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+
+class _PipeGuard(io.TextIOBase):
+    """Standard output that drops what a closed pipe no longer accepts.
+
+    The command's outcome, not the reader's patience, decides the exit code: once the
+    reader is gone, later writes (and the final flush) go nowhere instead of raising.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.cut = False
+
+    def write(self, text: str) -> int:
+        if not self.cut:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.cut:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.cut = True
+        try:  # what the stream still buffers must not fail again at exit
+            fd = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(fd, self._stream.fileno())
+            os.close(fd)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
