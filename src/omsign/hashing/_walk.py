@@ -42,6 +42,12 @@ MAX_DEPTH = 256
 # path is its own resource), so visits are not deduplicated; chained links could then
 # multiply them exponentially, and this bound stops that.
 MAX_LINKED_DIRECTORIES = 10_000
+# Links reaching one folder through many paths would multiply the walk's work and its
+# result far beyond what the model holds on disk (2,000 files and 200 links can make 20
+# million entries). A directory is listed at most this many times in one walk ...
+MAX_DIRECTORY_VISITS = 16
+# ... and all repeated listings together list at most this many entries.
+MAX_RELISTED_ENTRIES = 250_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,8 @@ class _Walker:
         self.link_policy = link_policy
         self.entries: list[FileEntry] = []
         self.linked_directories = 0
+        self.visits: dict[tuple[int, int], int] = {}
+        self.relisted_entries = 0
 
     def _ignored(self, rel: str) -> bool:
         if rel in self.ignores:
@@ -184,7 +192,9 @@ class _Walker:
                 logger.warning("symbolic link %s points outside the model: %s", rel, target)
         return st
 
-    def _list(self, directory: Path, seen: os.stat_result, via_link: bool) -> list[_Child]:
+    def _list(
+        self, directory: Path, seen: os.stat_result, via_link: bool, relisted: bool = False
+    ) -> list[_Child]:
         """Lists a directory and stats its children through a descriptor of that very directory.
 
         The directory is opened without following links (unless it was reached through
@@ -206,6 +216,8 @@ class _Walker:
                 raise _replaced(directory)
             with os.scandir(fd) as it:
                 names = [entry.name for entry in it]
+            if relisted:
+                self._count_relisted(directory, len(names))
             children = []
             for name in names:
                 rel_path = directory / name
@@ -222,6 +234,28 @@ class _Walker:
         finally:
             os.close(fd)
 
+    def _visit(self, directory: Path, seen: os.stat_result) -> bool:
+        """Counts a listing of ``directory``; True when it was listed before in this walk."""
+        key = (seen.st_dev, seen.st_ino)
+        visits = self.visits.get(key, 0) + 1
+        if visits > MAX_DIRECTORY_VISITS:
+            raise ModelError(
+                f"{directory}: the same directory is reached through more than "
+                f"{MAX_DIRECTORY_VISITS} paths of symbolic links; refusing a link structure "
+                "this large"
+            )
+        self.visits[key] = visits
+        return visits > 1
+
+    def _count_relisted(self, directory: Path, size: int) -> None:
+        self.relisted_entries += size
+        if self.relisted_entries > MAX_RELISTED_ENTRIES:
+            raise ModelError(
+                f"{directory}: symbolic links reach the same directories so often that more "
+                f"than {MAX_RELISTED_ENTRIES} entries would be listed again; refusing a link "
+                "structure this large"
+            )
+
     def walk(
         self,
         directory: Path,
@@ -232,7 +266,8 @@ class _Walker:
     ) -> None:
         if len(ancestors) > MAX_DEPTH:
             raise ModelError(f"{directory}: directories nested deeper than {MAX_DEPTH} levels")
-        for child in self._list(directory, seen, via_link):
+        relisted = self._visit(directory, seen)
+        for child in self._list(directory, seen, via_link, relisted):
             rel = prefix + child.name
             if self._ignored(rel):
                 continue

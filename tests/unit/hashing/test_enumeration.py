@@ -121,6 +121,7 @@ def test_chained_directory_links_are_bounded(
     from omsign.hashing import _walk
 
     monkeypatch.setattr(_walk, "MAX_LINKED_DIRECTORIES", 100)
+    monkeypatch.setattr(_walk, "MAX_DIRECTORY_VISITS", 10**6)  # this bound alone
     m = make_model(tmp_path / "m", {"d0/f": b"f"})
     for level in range(1, 12):  # each level links twice to the one below: 2^11 walks
         (m / f"d{level}").mkdir()
