@@ -3,6 +3,7 @@
 pytest_plugins = [
     "services.tsa",
     "services.softhsm",
+    "services.awskms",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]

@@ -56,7 +56,29 @@ class BundleSigner(Protocol):
 # URI scheme -> "module:function"; the function takes (uri, password_source).
 _SCHEMES: dict[str, str] = {
     "pkcs11": "omsign.backends._pkcs11:load_signing_key",
+    "awskms": "omsign.backends._awskms:load_signing_key",
+    "gcpkms": "omsign.backends._gcpkms:load_signing_key",
+    "azurekms": "omsign.backends._azurekms:load_signing_key",
 }
+# Other packages add schemes without editing omsign: an entry point in this group whose
+# name is the scheme and whose value is "module:function" with the signature above.
+ENTRY_POINT_GROUP = "omsign.key_schemes"
+
+
+def _scheme_loader(scheme: str) -> Callable[[str, PasswordSource], SigningKey] | None:
+    """A scheme's key loader: built in first, then installed entry points."""
+    if scheme in _SCHEMES:
+        module_name, func_name = _SCHEMES[scheme].split(":")
+        loader: Callable[[str, PasswordSource], SigningKey]
+        loader = getattr(importlib.import_module(module_name), func_name)
+        return loader
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name.lower() == scheme:
+            loaded: Callable[[str, PasswordSource], SigningKey] = entry.load()
+            return loaded
+    return None
 
 
 def load_signing_key(reference: str, password_source: PasswordSource) -> SigningKey:
@@ -76,13 +98,10 @@ def load_signing_key(reference: str, password_source: PasswordSource) -> Signing
     """
     scheme, sep, _ = reference.partition(":")
     if sep and scheme.isalnum() and len(scheme) > 1:
-        target = _SCHEMES.get(scheme.lower())
-        if target is None:
+        loader = _scheme_loader(scheme.lower())
+        if loader is None:
             raise UsageError(f"unknown key URI scheme {scheme!r}; known: {', '.join(_SCHEMES)}")
-        module_name, func_name = target.split(":")
-        loader = getattr(importlib.import_module(module_name), func_name)
-        key: SigningKey = loader(reference, password_source)
-        return key
+        return loader(reference, password_source)
     from omsign.backends._pem import load_pem_signing_key
 
     return load_pem_signing_key(reference, password_source)
