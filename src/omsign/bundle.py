@@ -319,26 +319,17 @@ def _key(vm: dict[str, Any], source: str) -> Material:
 def read_bundle(path: Path) -> Bundle:
     """Reads and parses a bundle file.
 
-    The file is opened without blocking and must be a regular file: a FIFO or a device
-    put where the signature belongs is refused, not read. At most the size limit is read.
+    The file must be a regular file, and its type is checked (through any links) before
+    it is opened: a FIFO or a device put where the signature belongs is refused, never
+    opened (opening some devices has side effects). At most the size limit is read.
 
     Raises:
         ModelError: the file is missing or unreadable (exit code 2).
         MalformedSignatureError: not a regular file, or not a well-formed bundle.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: signature file not found") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read signature ({exc.strerror})") from None
+    fd = _open_regular(path)
     try:
         st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise ModelError(f"{path}: signature path is a directory")
-        if not stat.S_ISREG(st.st_mode):
-            raise _bad(str(path), "not a regular file (a FIFO, socket or device)")
         if st.st_size > MAX_BUNDLE_BYTES:
             raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
         with os.fdopen(fd, "rb", closefd=False) as f:
@@ -350,6 +341,52 @@ def read_bundle(path: Path) -> Bundle:
     if len(data) > MAX_BUNDLE_BYTES:
         raise _bad(str(path), f"larger than {MAX_BUNDLE_BYTES >> 20} MiB")
     return parse_bundle(data, str(path))
+
+
+def _refuse_kind(path: Path, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"{path}: signature path is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise _bad(str(path), "not a regular file (a FIFO, socket or device)")
+
+
+def _open_regular(path: Path) -> int:
+    """Opens a signature file for reading only once its target is known to be regular.
+
+    Where the system can name a file without opening it (``O_PATH``), the very file
+    checked is then reopened through its descriptor, so nothing can be swapped in
+    between. Elsewhere the type is checked by path, and the opened file must be the
+    one checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_NOCTTY", 0)
+    o_path = getattr(os, "O_PATH", 0)
+    try:
+        if o_path:
+            handle = os.open(path, o_path | getattr(os, "O_CLOEXEC", 0))
+            try:
+                seen = os.fstat(handle)
+                _refuse_kind(path, seen)
+                try:
+                    fd = os.open(f"/proc/self/fd/{handle}", flags)
+                except FileNotFoundError:  # no /proc: check by path below
+                    fd = -1
+            finally:
+                os.close(handle)
+            if fd >= 0:
+                return fd
+        seen = os.stat(path)
+        _refuse_kind(path, seen)
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: signature file not found") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read signature ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+        os.close(fd)
+        raise _bad(str(path), "was replaced while it was read")
+    return fd
 
 
 def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
