@@ -17,22 +17,27 @@ from omsign._version import __version__
 
 if TYPE_CHECKING:
     from omsign._api import make_policy, verify
-    from omsign._signing import SignResult, digest, make_signer, sign
-    from omsign._verifying import VerificationResult
+    from omsign._sign import digest, make_signer, sign
     from omsign.loading import VerifiedModel, load_safetensors, open_verified
     from omsign.manifest import Difference, Manifest, Serialization
+    from omsign.options import HashOptions, Runtime, VerifyScope
     from omsign.policy import CertificatePolicy, KeyPolicy, SigstorePolicy
+    from omsign.results import SignResult, VerificationResult, VerifiedSigner
 
 __all__ = [
     "CertificatePolicy",
     "Difference",
+    "HashOptions",
     "KeyPolicy",
     "Manifest",
     "Serialization",
+    "Runtime",
     "SignResult",
     "SigstorePolicy",
     "VerificationResult",
     "VerifiedModel",
+    "VerifiedSigner",
+    "VerifyScope",
     "__version__",
     "digest",
     "load_safetensors",
@@ -44,13 +49,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "sign": "omsign._signing",
-    "digest": "omsign._signing",
-    "make_signer": "omsign._signing",
-    "SignResult": "omsign._signing",
+    "sign": "omsign._sign",
+    "digest": "omsign._sign",
+    "make_signer": "omsign._sign",
+    "SignResult": "omsign.results",
     "verify": "omsign._api",
     "make_policy": "omsign._api",
-    "VerificationResult": "omsign._verifying",
+    "VerificationResult": "omsign.results",
+    "VerifiedSigner": "omsign.results",
+    "HashOptions": "omsign.options",
+    "VerifyScope": "omsign.options",
+    "Runtime": "omsign.options",
     "VerifiedModel": "omsign.loading",
     "open_verified": "omsign.loading",
     "load_safetensors": "omsign.loading",

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from omsign._keywords import (
+    TrustOptions,
+    VerifyKeywords,
+    check_keywords,
+    pick,
+    verify_scope,
+)
+from omsign._keywords import runtime as _runtime
 from omsign._paths import as_paths
-from omsign._signing import PathLike, ProgressCallback
-from omsign._verifying import VerificationResult, verify_with_policy
+from omsign._verify import verify_with_policy
 from omsign.errors import UsageError
-from omsign.hashing import LinkPolicy
+from omsign.options import PathLike, Runtime, VerifyScope
 from omsign.policy import (
     CertificatePolicy,
     KeyPolicy,
@@ -18,30 +26,32 @@ from omsign.policy import (
     load_tsa_anchors,
 )
 
-__all__ = ["make_policy", "verify"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from omsign.results import VerificationResult
+
+__all__ = ["make_policy", "resolve_policy", "verify"]
 
 
-def make_policy(
-    *,
-    key: PathLike | Sequence[PathLike] | None = None,
-    cert_chain: PathLike | Sequence[PathLike] = (),
-    identity: str | None = None,
-    identity_regexp: str | None = None,
-    issuer: str | None = None,
-    github_repository: str | None = None,
-    github_ref: str | None = None,
-    github_workflow_name: str | None = None,
-    tsa_certs: PathLike | Sequence[PathLike] = (),
-    offline: bool = False,
-    staging: bool = False,
-    trust_config: PathLike | None = None,
-) -> Policy:
+def make_policy(**options: Unpack[TrustOptions]) -> Policy:
     """Builds the trust policy the options describe (exactly one method).
+
+    Args:
+        **options: see :class:`~omsign._keywords.TrustOptions`: ``key``; or
+            ``cert_chain``; or ``identity`` (or ``identity_regexp``) with ``issuer`` and
+            the optional GitHub claims; plus ``tsa_certs``, ``offline``, ``staging``,
+            ``trust_config``.
 
     Raises:
         UsageError: no method or more than one method was chosen.
     """
-    cert_chain, tsa_certs = as_paths(cert_chain), as_paths(tsa_certs)
+    check_keywords("make_policy", options, TrustOptions)
+    key = options.get("key")
+    identity, identity_regexp = options.get("identity"), options.get("identity_regexp")
+    issuer, trust_config = options.get("issuer"), options.get("trust_config")
+    cert_chain = as_paths(options.get("cert_chain", ()))
+    tsa_certs = as_paths(options.get("tsa_certs", ()))
     chosen = [
         name
         for name, on in (
@@ -76,39 +86,42 @@ def make_policy(
             issuer=issuer,
             identity=identity,
             identity_regexp=identity_regexp,
-            github_repository=github_repository,
-            github_ref=github_ref,
-            github_workflow_name=github_workflow_name,
+            github_repository=options.get("github_repository"),
+            github_ref=options.get("github_ref"),
+            github_workflow_name=options.get("github_workflow_name"),
         ),
         SigstoreSettings(
-            staging=staging,
+            staging=options.get("staging", False),
             trust_config=Path(trust_config) if trust_config else None,
-            offline=offline,
+            offline=options.get("offline", False),
         ),
     )
+
+
+def resolve_policy(policy: Policy | None, options: Mapping[str, Any]) -> Policy:
+    """The ready ``policy``, or the one the trust keywords describe (not both)."""
+    trust = pick(options, TrustOptions)
+    if policy is None:
+        return make_policy(**trust)
+    if trust:
+        raise UsageError(
+            "a ready policy replaces the trust options",
+            options=("policy", *sorted(trust)),
+            hint="give {option0} or "
+            + ", ".join(f"{{option{i}}}" for i in range(1, len(trust) + 1))
+            + ", not both",
+        )
+    return policy
 
 
 def verify(
     model: PathLike,
     *,
-    key: PathLike | Sequence[PathLike] | None = None,
-    cert_chain: PathLike | Sequence[PathLike] = (),
-    identity: str | None = None,
-    identity_regexp: str | None = None,
-    issuer: str | None = None,
-    tsa_certs: PathLike | Sequence[PathLike] = (),
-    offline: bool = False,
-    staging: bool = False,
-    trust_config: PathLike | None = None,
     policy: Policy | None = None,
     signature: PathLike | None = None,
-    ignore_paths: PathLike | Sequence[PathLike] = (),
-    ignore_unsigned_files: bool = False,
-    allow_missing: bool = False,
-    files: str | Sequence[str] | None = None,
-    link_policy: LinkPolicy | None = None,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
+    scope: VerifyScope | None = None,
+    runtime: Runtime | None = None,
+    **options: Unpack[VerifyKeywords],
 ) -> VerificationResult:
     """Verifies a model's signature and content (OMS section 8).
 
@@ -117,25 +130,20 @@ def verify(
     with ``issuer`` (Sigstore), or a ready ``policy``.
 
     Args:
-        model: file or directory.
-        key: public key PEM path(s) (key method).
-        cert_chain: trusted CA certificates (certificate method).
-        identity: expected Sigstore certificate identity (e-mail, URI).
-        identity_regexp: a regular expression the identity must fully match, instead.
-        issuer: expected OIDC issuer URL (Sigstore).
-        tsa_certs: trusted RFC 3161 timestamp authority roots.
-        offline: Sigstore: make no network call; use the cached or shipped trust root.
-        staging: Sigstore: use the staging instance.
-        trust_config: Sigstore: a ClientTrustConfig file for a private instance.
-        policy: an explicit :mod:`omsign.policy` object, instead of the above.
+        model: file, directory or ``hf://ORG/NAME[@REVISION]``.
+        policy: an explicit :mod:`omsign.policy` object, instead of the trust keywords.
         signature: bundle path (default ``MODEL/model.sig`` or ``MODEL.sig``).
-        ignore_paths: extra paths to exclude (absolute or relative to the current directory).
-        ignore_unsigned_files: do not fail on files that are not in the signature.
-        allow_missing: verify the files present; report signed files that are absent.
-        files: verify only these files (globs allowed); the rest is not read.
-        link_policy: symbolic links to follow even though the signature does not allow them.
-        workers: hashing threads.
-        progress: called with (bytes hashed, total bytes).
+        scope: what to check (:class:`~omsign.options.VerifyScope`); or the keywords
+            ``ignore_paths`` (absolute or relative to the current directory),
+            ``ignore_unsigned_files``, ``allow_missing``, ``files`` (globs allowed; the
+            rest is not read) and ``link_policy``.
+        runtime: how to run (:class:`~omsign.options.Runtime`); or the keywords
+            ``workers``, ``progress`` (called with bytes hashed, total bytes), ``executor``.
+        **options: the trust keywords ``key``, ``cert_chain``, ``identity``,
+            ``identity_regexp``, ``issuer``, ``github_repository``, ``github_ref``,
+            ``github_workflow_name``, ``tsa_certs``, ``offline``, ``staging``,
+            ``trust_config`` (see :class:`~omsign._keywords.TrustOptions`), and the
+            keyword forms of ``scope`` and ``runtime``.
 
     Returns:
         What was verified: signer, root digest, files.
@@ -145,27 +153,13 @@ def verify(
             signer or content); ``IntegrityError.difference`` lists the differences.
         omsign.errors.Error: usage or environment problems.
     """
-    if policy is None:
-        policy = make_policy(
-            key=key,
-            cert_chain=cert_chain,
-            identity=identity,
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            tsa_certs=tsa_certs,
-            offline=offline,
-            staging=staging,
-            trust_config=trust_config,
-        )
+    check_keywords("verify", options, VerifyKeywords)
+    checked_scope = verify_scope(scope, options)
+    run = _runtime(runtime, options)
     return verify_with_policy(
         model,
-        policy,
+        resolve_policy(policy, options),
         signature=signature,
-        ignore_paths=as_paths(ignore_paths),
-        ignore_unsigned_files=ignore_unsigned_files,
-        allow_missing=allow_missing,
-        files=[files] if isinstance(files, str) else files,
-        link_policy=link_policy,
-        workers=workers,
-        progress=progress,
+        scope=checked_scope,
+        runtime=run,
     )

@@ -30,6 +30,7 @@ or by the digest of the bytes actually read; bytes already proven are never re-r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import io
 import itertools
@@ -37,31 +38,26 @@ import os
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from omsign._verifying import VerificationResult, as_integrity
+from omsign._keywords import RuntimeKeywords, ScopeKeywords, VerifyKeywords
+from omsign._verify import as_integrity
 from omsign.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
 from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher, open_checked
 from omsign.manifest import split_shard_name
+from omsign.options import Runtime, VerifyScope
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from omsign.policy import Policy
+    from omsign.results import VerificationResult
 
 __all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
 
 _SPOOL = 128 << 20  # pieces larger than this are copied to an unlinked temporary file
 _CHUNK = 1 << 20
 _KEEP = 2  # verified pieces kept per open file
-_POLICY_OPTIONS = frozenset(
-    {
-        "key",
-        "cert_chain",
-        "identity",
-        "identity_regexp",
-        "issuer",
-        "tsa_certs",
-        "offline",
-        "staging",
-        "trust_config",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -322,7 +318,14 @@ def _open_entry(entry: FileEntry) -> int:
 
 
 def open_verified(
-    model: str | os.PathLike[str], *, verify_content: bool = True, **options: Any
+    model: str | os.PathLike[str],
+    *,
+    verify_content: bool = True,
+    policy: Policy | None = None,
+    signature: str | os.PathLike[str] | None = None,
+    scope: VerifyScope | None = None,
+    runtime: Runtime | None = None,
+    **options: Unpack[VerifyKeywords],
 ) -> VerifiedModel:
     """Verifies a model and returns it ready for verified reads.
 
@@ -331,10 +334,14 @@ def open_verified(
         verify_content: hash every signed file now, as :func:`omsign.verify` does
             (default). With False only the signature and signer are checked now; file
             content is then checked only as it is read, which reads each file once.
-        **options: the options of :func:`omsign.verify` (``key``, ``cert_chain``,
-            ``identity`` and ``issuer``, ``policy``, ``signature``, ``allow_missing``,
-            ``files``, ...). Without ``verify_content`` only the trust options,
-            ``signature`` and ``link_policy`` apply.
+        policy: an explicit :mod:`omsign.policy` object, instead of the trust keywords.
+        signature: bundle path (default ``MODEL/model.sig`` or ``MODEL.sig``).
+        scope: what to check now, as for :func:`omsign.verify`; without
+            ``verify_content`` only its ``link_policy`` applies.
+        runtime: how to run the hashing (only with ``verify_content``).
+        **options: the keywords of :func:`omsign.verify` (trust: ``key``,
+            ``cert_chain``, ``identity`` and ``issuer``...; scope: ``allow_missing``,
+            ``files``...; runtime: ``workers``...).
 
     Returns:
         The verified model.
@@ -342,20 +349,34 @@ def open_verified(
     Raises:
         omsign.errors.VerificationError: as :func:`omsign.verify`.
     """
-    from omsign._api import make_policy, verify
+    from omsign._api import resolve_policy, verify
+    from omsign._keywords import check_keywords, pick, verify_scope
+    from omsign._keywords import runtime as _runtime
 
+    check_keywords("open_verified", options, VerifyKeywords)
     if verify_content:
-        return VerifiedModel(verify(model, **options))
-    from omsign._verifying import verify_signature_only
+        return VerifiedModel(
+            verify(
+                model, policy=policy, signature=signature, scope=scope, runtime=runtime, **options
+            )
+        )
+    from omsign._verify import verify_signature_only
 
-    policy = options.pop("policy", None)
-    trust = {k: options.pop(k) for k in list(options) if k in _POLICY_OPTIONS}
-    if policy is None:
-        policy = make_policy(**trust)
-    unknown = set(options) - {"signature", "link_policy"}
-    if unknown:
-        raise UsageError(f"options {', '.join(sorted(unknown))} need verify_content=True")
-    return VerifiedModel(verify_signature_only(model, policy, **options))
+    trust = resolve_policy(policy, options)
+    checked = verify_scope(scope, options)
+    need_content = sorted(
+        {*pick(options, ScopeKeywords), *pick(options, RuntimeKeywords)} - {"link_policy"}
+    )
+    if scope is not None and dataclasses.replace(checked, link_policy=None) != VerifyScope():
+        need_content.append("scope")
+    if runtime is not None:
+        _runtime(runtime, options)
+        need_content.append("runtime")
+    if need_content:
+        raise UsageError(f"options {', '.join(need_content)} need verify_content=True")
+    return VerifiedModel(
+        verify_signature_only(model, trust, signature=signature, link_policy=checked.link_policy)
+    )
 
 
 def load_safetensors(

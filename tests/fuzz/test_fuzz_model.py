@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fuzz.harness import MODEL_FILES, VOLUME, Target, make_target
-from omsign._verifying import verify_with_policy
+from omsign._verify import verify_with_policy
 from omsign.errors import Error
 
 SEED = int(os.environ.get("OMSIGN_FUZZ_SEED", "20261125"))

@@ -7,13 +7,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omsign.options import HashOptions
 
 __all__ = [
     "safe",
     "add_hashing_flags",
     "add_ignore_flags",
     "emit_json",
+    "hash_options",
     "print_difference",
     "progress_bar",
     "read_password_file",
@@ -74,6 +78,13 @@ def add_hashing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
+
+
+def hash_options(args: argparse.Namespace) -> HashOptions:
+    """The hashing flags as a :class:`~omsign.options.HashOptions` value."""
+    from omsign.options import HashOptions
+
+    return HashOptions(args.hash, args.shard_size, tuple(args.ignore_paths), args.allow_symlinks)
 
 
 def add_ignore_flags(p: argparse.ArgumentParser, symlinks: bool = True) -> None:

@@ -33,15 +33,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Prints ``sha256:<hex>``."""
     import omsign
+    from omsign.cli._common import hash_options
+    from omsign.options import Runtime
 
     root = omsign.digest(
         args.model,
-        hash_algorithm=args.hash,
-        shard_size=args.shard_size,
-        ignore_paths=args.ignore_paths,
-        allow_symlinks=args.allow_symlinks,
-        workers=args.workers,
         signature=args.signature,
+        hashing=hash_options(args),
+        runtime=Runtime(workers=args.workers),
     )
     print(f"sha256:{root}")
     return 0

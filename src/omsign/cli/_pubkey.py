@@ -46,7 +46,7 @@ def _write(path: Path, pem: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the PEM public key."""
-    from omsign._signing import password_source
+    from omsign._sign import password_source
     from omsign.backends import load_signing_key
     from omsign.backends._ec import public_pem
     from omsign.cli._common import read_password_file

@@ -96,8 +96,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Signs; prints the signature path and root digest."""
     import omsign
-    from omsign.cli._common import read_password_file
+    from omsign.cli._common import hash_options, read_password_file
     from omsign.errors import UsageError
+    from omsign.options import Runtime
 
     if args.key and args.pkcs11_uri:
         raise UsageError("give either --key or --pkcs11-uri, not both")
@@ -129,14 +130,10 @@ def run(args: argparse.Namespace) -> int:
         identity_token=args.identity_token,
         staging=args.staging,
         trust_config=args.trust_config,
-        signature=args.signature,
-        hash_algorithm=args.hash,
-        shard_size=args.shard_size,
-        ignore_paths=args.ignore_paths,
-        allow_symlinks=args.allow_symlinks,
-        workers=args.workers,
-        progress=progress_bar(args, "hashing"),
         oauth_out_of_band=args.oauth_out_of_band,
+        signature=args.signature,
+        hashing=hash_options(args),
+        runtime=Runtime(workers=args.workers, progress=progress_bar(args, "hashing")),
         reuse_digests=args.reuse_digests and not args.no_cache,
     )
     if not args.quiet:

@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from omsign._api import make_policy
     from omsign.cli._flags import OPTION_FLAGS
     from omsign.errors import VerificationError
+    from omsign.options import Runtime, VerifyScope
 
     policy = make_policy(
         key=args.key,
@@ -155,12 +156,16 @@ def run(args: argparse.Namespace) -> int:
             args.model,
             policy=policy,
             signature=args.signature,
-            ignore_paths=args.ignore_paths,
-            ignore_unsigned_files=args.ignore_unsigned_files,
-            allow_missing=args.allow_missing,
-            files=args.files,
-            workers=args.workers,
-            progress=None if args.json else progress_bar(args, "verifying"),
+            scope=VerifyScope(
+                ignore_unsigned_files=args.ignore_unsigned_files,
+                allow_missing=args.allow_missing,
+                files=args.files,
+                ignore_paths=tuple(args.ignore_paths),
+            ),
+            runtime=Runtime(
+                workers=args.workers,
+                progress=None if args.json else progress_bar(args, "verifying"),
+            ),
         )
     except VerificationError as exc:
         if args.json:

@@ -8,10 +8,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
+from omsign._keywords import (
+    DigestKeywords,
+    SignerOptions,
+    SignKeywords,
+    check_keywords,
+    hash_options,
+    pick,
+)
+from omsign._keywords import runtime as _runtime
 from omsign._paths import (
     as_paths,
     default_signature,
@@ -29,33 +37,14 @@ from omsign.manifest import (
     manifest_from_digests,
     recorded_ignores,
 )
+from omsign.options import HashOptions, PathLike, ProgressCallback, Runtime
+from omsign.results import SignResult
 from omsign.statement import encode_statement
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = ["ProgressCallback", "SignResult", "digest", "make_signer", "password_source", "sign"]
-
-PathLike = str | os.PathLike[str]
-# Called with (bytes hashed so far, total bytes).
-ProgressCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SignResult:
-    """What ``sign`` wrote.
-
-    Attributes:
-        signature: the path of the bundle written.
-        root_digest: hex SHA-256 root digest of the manifest.
-        manifest: the signed manifest.
-        bundle: the bundle written, as a JSON object.
-        hashed: the files read and hashed by this run (all of them unless digests
-            were reused).
-    """
-
-    signature: Path
-    root_digest: str
-    manifest: Manifest
-    bundle: dict[str, object]
-    hashed: tuple[str, ...] = ()
 
 
 def password_source(
@@ -126,12 +115,10 @@ def _progress_adapter(
 def digest(
     model: PathLike,
     *,
-    hash_algorithm: str = "sha256",
-    shard_size: int | None = None,
-    ignore_paths: PathLike | Sequence[PathLike] = (),
-    allow_symlinks: bool = False,
-    workers: int | None = None,
     signature: PathLike | None = None,
+    hashing: HashOptions | None = None,
+    runtime: Runtime | None = None,
+    **options: Unpack[DigestKeywords],
 ) -> str:
     """Computes a model's root digest without signing it.
 
@@ -140,36 +127,34 @@ def digest(
 
     Args:
         model: file or directory.
-        hash_algorithm: ``sha256``, ``blake2b`` or ``blake3``.
-        shard_size: hash in shards of this many bytes instead of whole files.
-        ignore_paths: paths to exclude (absolute or relative to the current directory).
-        allow_symlinks: follow symbolic links.
-        workers: hashing threads (default: every usable CPU).
         signature: the signature path to leave out (default ``MODEL/model.sig``).
+        hashing: how to hash; or the keywords ``hash_algorithm`` (``sha256``, ``blake2b``
+            or ``blake3``), ``shard_size``, ``ignore_paths``, ``allow_symlinks``.
+        runtime: how to run; or the keywords ``workers``, ``progress``, ``executor``.
+        **options: the keyword forms of ``hashing`` and ``runtime``.
 
     Returns:
         The hex SHA-256 root digest, as recorded in a signature's subject.
     """
+    check_keywords("digest", options, DigestKeywords)
+    opts = hash_options(hashing, options)
+    run = _runtime(runtime, options)
     path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature(path)
-    ignores = [*model_relative(path, as_paths(ignore_paths)), *signature_ignore(path, sig_path)]
-    ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
-    return compute_manifest(path, ser, workers=workers).root_digest().hex()
+    manifest, _ = _hash_model(path, opts, sig_path, run, reuse_digests=False)
+    return manifest.root_digest().hex()
 
 
-def make_signer(
-    *,
-    key: PathLike | None = None,
-    certificate: PathLike | None = None,
-    chain: PathLike | Sequence[PathLike] = (),
-    password: bytes | str | None = None,
-    tsa_url: str | None = None,
-    identity_token: str | None = None,
-    staging: bool = False,
-    trust_config: PathLike | None = None,
-    oauth_out_of_band: bool = False,
-) -> BundleSigner:
-    """Builds the signer the options describe (see :func:`sign`)."""
+def make_signer(**options: Unpack[SignerOptions]) -> BundleSigner:
+    """Builds the signer the options describe (see :func:`sign`).
+
+    Args:
+        **options: see :class:`~omsign._keywords.SignerOptions`.
+    """
+    check_keywords("make_signer", options, SignerOptions)
+    key, certificate = options.get("key"), options.get("certificate")
+    chain, tsa_url = options.get("chain", ()), options.get("tsa_url")
+    trust_config = options.get("trust_config")
     if key is None:
         if certificate is not None or chain:
             raise UsageError(
@@ -187,10 +172,13 @@ def make_signer(
         from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
 
         settings = SigstoreSettings(
-            staging=staging, trust_config=(Path(trust_config) if trust_config else None)
+            staging=options.get("staging", False),
+            trust_config=(Path(trust_config) if trust_config else None),
         )
-        return SigstoreBundleSigner(settings, identity_token, oauth_out_of_band)
-    signing_key = load_signing_key(os.fspath(key), password_source(password))
+        return SigstoreBundleSigner(
+            settings, options.get("identity_token"), options.get("oauth_out_of_band", False)
+        )
+    signing_key = load_signing_key(os.fspath(key), password_source(options.get("password")))
     if certificate is None:
         if chain:
             raise UsageError(
@@ -212,54 +200,39 @@ def make_signer(
 def sign(
     model: PathLike,
     *,
-    key: PathLike | None = None,
-    certificate: PathLike | None = None,
-    chain: PathLike | Sequence[PathLike] = (),
     signer: BundleSigner | None = None,
-    password: bytes | str | None = None,
-    tsa_url: str | None = None,
-    identity_token: str | None = None,
-    staging: bool = False,
-    trust_config: PathLike | None = None,
     signature: PathLike | None = None,
-    hash_algorithm: Literal["sha256", "blake2b", "blake3"] | str = "sha256",
-    shard_size: int | None = None,
-    ignore_paths: PathLike | Sequence[PathLike] = (),
-    allow_symlinks: bool = False,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
-    oauth_out_of_band: bool = False,
+    hashing: HashOptions | None = None,
+    runtime: Runtime | None = None,
     reuse_digests: bool = False,
+    **options: Unpack[SignKeywords],
 ) -> SignResult:
     """Signs a model and writes the OMS bundle atomically.
 
     The method follows from the arguments, as on the command line: ``key`` alone is
     the key method; ``key`` with ``certificate`` (and ``chain``) the certificate
     method; no key is Sigstore keyless signing. ``key`` may be a PEM path or a
-    ``pkcs11:`` URI. A ready ``signer`` overrides all of these.
+    ``pkcs11:`` URI. A ready ``signer`` replaces all of these.
 
     Args:
         model: file or directory to sign.
-        key: private key PEM path or key URI.
-        certificate: leaf certificate PEM for the key (certificate method).
-        chain: PEM files with the intermediate certificates to embed.
-        signer: a custom :class:`~omsign.backends.BundleSigner`.
-        password: the key's password (else ``$OMSIGN_PASSWORD`` or a prompt).
-        tsa_url: an RFC 3161 timestamp authority to timestamp the signature.
-        identity_token: OIDC token for Sigstore keyless signing.
-        staging: use the Sigstore staging instance.
-        trust_config: a Sigstore ClientTrustConfig file (private instances).
+        signer: a custom :class:`~omsign.backends.BundleSigner`, instead of the signing
+            keywords.
         signature: where to write the bundle (default ``MODEL/model.sig`` or ``MODEL.sig``).
-        hash_algorithm: ``sha256``, ``blake2b`` or ``blake3``.
-        shard_size: hash in shards of this many bytes (``shards`` mode).
-        ignore_paths: paths to exclude (absolute or relative to the current directory).
-        allow_symlinks: follow symbolic links.
-        workers: hashing threads.
-        progress: called with (bytes hashed, total bytes).
-        oauth_out_of_band: Sigstore browser login by pasting a code (no local redirect).
+        hashing: how to hash (:class:`~omsign.options.HashOptions`); or the keywords
+            ``hash_algorithm`` (``sha256``, ``blake2b``, ``blake3``), ``shard_size``,
+            ``ignore_paths`` (absolute or relative to the current directory) and
+            ``allow_symlinks``.
+        runtime: how to run (:class:`~omsign.options.Runtime`); or the keywords
+            ``workers``, ``progress`` (called with bytes hashed, total bytes) and
+            ``executor``.
         reuse_digests: re-hash only files whose size, times or inode differ from the
             digest cache kept outside the model (see :mod:`omsign._reuse`), and update
             it. The signed payload is the same as a full run's.
+        **options: the signing keywords ``key``, ``certificate``, ``chain``,
+            ``password``, ``tsa_url``, ``identity_token``, ``staging``, ``trust_config``,
+            ``oauth_out_of_band`` (see :class:`~omsign._keywords.SignerOptions`), and the
+            keyword forms of ``hashing`` and ``runtime``.
 
     Returns:
         The signature path, root digest, manifest and bundle.
@@ -267,30 +240,23 @@ def sign(
     Raises:
         omsign.errors.Error: on any usage, model, key or service problem.
     """
+    check_keywords("sign", options, SignKeywords)
+    opts = hash_options(hashing, options)
+    run = _runtime(runtime, options)
+    signing = pick(options, SignerOptions)
+    if signer is not None and signing:
+        raise UsageError(
+            "a ready signer replaces the signing options",
+            options=("signer", *sorted(signing)),
+            hint="give {option0} or "
+            + ", ".join(f"{{option{i}}}" for i in range(1, len(signing) + 1))
+            + ", not both",
+        )
     path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature(path)
     if signer is None:
-        signer = make_signer(
-            key=key,
-            certificate=certificate,
-            chain=chain,
-            password=password,
-            tsa_url=tsa_url,
-            identity_token=identity_token,
-            staging=staging,
-            trust_config=trust_config,
-            oauth_out_of_band=oauth_out_of_band,
-        )
-    ignores = [*model_relative(path, as_paths(ignore_paths)), *signature_ignore(path, sig_path)]
-    ser = _serialization(hash_algorithm, shard_size, allow_symlinks, ignores)
-    manifest, hashed = _hash_model(
-        path,
-        ser,
-        allow_symlinks=allow_symlinks,
-        workers=workers,
-        progress=progress,
-        reuse_digests=reuse_digests,
-    )
+        signer = make_signer(**signing)
+    manifest, hashed = _hash_model(path, opts, sig_path, run, reuse_digests=reuse_digests)
     payload = encode_statement(manifest, subject_name(path))
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     write_bundle(sig_path, bundle)
@@ -299,28 +265,31 @@ def sign(
 
 def _hash_model(
     path: Path,
-    ser: Serialization,
+    opts: HashOptions,
+    sig_path: Path,
+    run: Runtime,
     *,
-    allow_symlinks: bool,
-    workers: int | None,
-    progress: ProgressCallback | None,
     reuse_digests: bool,
 ) -> tuple[Manifest, tuple[str, ...]]:
     """Enumerates and hashes the model (reusing cached digests when asked)."""
     from omsign._hf import snapshot_link_policy
     from omsign.hashing import enumerate_model, hash_entries
 
+    ignores = [*model_relative(path, opts.ignore_paths), *signature_ignore(path, sig_path)]
+    ser = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, ignores)
     started = time.time_ns()
-    advance, start = _progress_adapter(progress)
+    advance, start = _progress_adapter(run.progress)
     entries = enumerate_model(
         path,
         ignore_paths=ser.ignore_paths or (),
-        allow_symlinks=allow_symlinks,
+        allow_symlinks=opts.allow_symlinks,
         link_policy=snapshot_link_policy(path),
     )
     if not reuse_digests:
         start(sum(e.size for e in entries))
-        manifest = compute_manifest(path, ser, entries=entries, workers=workers, progress=advance)
+        manifest = compute_manifest(
+            path, ser, entries=entries, workers=run.workers, progress=advance
+        )
         return manifest, tuple(e.name for e in entries)
     from omsign._reuse import DigestCache
 
@@ -329,7 +298,7 @@ def _hash_model(
     start(sum(e.size for e in todo))
     pairs = [
         *reused,
-        *hash_entries(todo, ser.hash_type, ser.shard_size, workers=workers, progress=advance),
+        *hash_entries(todo, ser.hash_type, ser.shard_size, workers=run.workers, progress=advance),
     ]
     cache.record(entries, pairs, started)
     cache.save()

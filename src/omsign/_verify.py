@@ -12,22 +12,23 @@ followed (see :mod:`omsign._hf`).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import fnmatch
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omsign._hf import is_hf_name, resolve_hf_name, snapshot_link_policy
 from omsign._paths import default_signature, model_relative, signature_ignore
-from omsign._signing import PathLike, ProgressCallback, _progress_adapter
+from omsign._sign import _progress_adapter
 from omsign.bundle import read_bundle
 from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
 from omsign.manifest import Difference, Manifest, Serialization, compute_manifest, split_shard_name
+from omsign.options import PathLike, Runtime, VerifyScope
 from omsign.policy import Policy, VerifiedSignature, verify_signature
+from omsign.results import VerificationResult, VerifiedSigner
 from omsign.statement import SignedStatement, parse_statement
 
 __all__ = [
@@ -37,79 +38,6 @@ __all__ = [
     "verify_signature_only",
     "verify_with_policy",
 ]
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """What a successful verification proved.
-
-    Attributes:
-        model: the model path.
-        signature: the bundle path.
-        method: ``key``, ``certificate`` or ``sigstore``.
-        signer: who signed (key fingerprint, certificate subject, or identity).
-        issuer: certificate issuer or OIDC issuer, when there is one.
-        signed_at: signing time proven by a trusted timestamp or log entry.
-        root_digest: hex root digest of the signed manifest.
-        subject_name: the signed subject name (informational).
-        serialization: the signed hashing settings.
-        verified: files whose content was checked and matched.
-        absent: signed files that are not present (only with ``allow_missing``).
-        unchecked: signed files not read (only with ``files``).
-        unsigned: files present but not signed (only with ``ignore_unsigned_files``).
-        legacy: the signature uses the deprecated v0.2 format.
-        manifest: the signed manifest.
-        identities: ``(device, inode)`` of each verified file as it was read.
-        sizes: the size of each verified file as it was read.
-        link_policy: the links that were followed besides the signed settings.
-    """
-
-    model: Path
-    signature: Path
-    method: str
-    signer: str
-    issuer: str | None
-    signed_at: dt.datetime | None
-    root_digest: str
-    subject_name: str
-    serialization: Serialization
-    verified: tuple[str, ...]
-    absent: tuple[str, ...] = ()
-    unchecked: tuple[str, ...] = ()
-    unsigned: tuple[str, ...] = ()
-    legacy: bool = False
-    manifest: Manifest = field(default=None, repr=False)  # type: ignore[assignment]
-    identities: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False)
-    sizes: Mapping[str, int] = field(default_factory=dict, repr=False)
-    link_policy: LinkPolicy | None = field(default=None, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready object (the CLI's ``--json`` output)."""
-        ser = self.serialization
-        return {
-            "verified": True,
-            "model": str(self.model),
-            "signature": str(self.signature),
-            "method": self.method,
-            "signer": self.signer,
-            "issuer": self.issuer,
-            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
-            "root_digest": f"sha256:{self.root_digest}" if self.root_digest else None,
-            "subject": self.subject_name,
-            "legacy_format": self.legacy,
-            "serialization": {
-                "method": ser.method,
-                "hash_type": ser.hash_type,
-                "shard_size": ser.shard_size,
-                "allow_symlinks": ser.allow_symlinks,
-            },
-            "files": {
-                "verified": list(self.verified),
-                "absent": list(self.absent),
-                "unchecked": list(self.unchecked),
-                "unsigned": list(self.unsigned),
-            },
-        }
 
 
 def as_integrity(exc: ModelError) -> IntegrityError:
@@ -135,8 +63,7 @@ def _local_manifest(
     ignores: Sequence[str],
     wanted: set[str] | None,
     link_policy: LinkPolicy | None,
-    workers: int | None,
-    progress: ProgressCallback | None,
+    run: Runtime,
 ) -> tuple[Manifest, tuple[str, ...], list[FileEntry], tuple[str, ...]]:
     """Hashes the model with the signed settings.
 
@@ -178,7 +105,7 @@ def _local_manifest(
         resized = tuple(e.name for e in entries if e.name in sizes and e.size != sizes[e.name])
     keep = (signed_files if wanted is None else wanted) - set(resized)
     entries = [e for e in entries if e.name in keep]
-    advance, start = _progress_adapter(progress)
+    advance, start = _progress_adapter(run.progress)
     start(sum(e.size for e in entries))
     try:
         local = compute_manifest(
@@ -186,7 +113,7 @@ def _local_manifest(
             local_ser,
             entries=entries,
             link_policy=link_policy,
-            workers=workers,
+            workers=run.workers,
             progress=advance,
         )
     except ModelError as exc:
@@ -244,6 +171,14 @@ def _check_signature(
 
 def _result(checked: _Checked, **content: Any) -> VerificationResult:
     proven, signed = checked.proven, checked.signed
+    signer = VerifiedSigner(
+        proven.method,
+        proven.signer,
+        proven.issuer,
+        proven.signed_at,
+        str(checked.signature),
+        signed.legacy,
+    )
     return VerificationResult(
         model=checked.path,
         signature=checked.signature,
@@ -257,6 +192,7 @@ def _result(checked: _Checked, **content: Any) -> VerificationResult:
         legacy=signed.legacy,
         manifest=signed.manifest,
         link_policy=checked.link_policy,
+        signers=(signer,),
         **content,
     )
 
@@ -282,22 +218,20 @@ def verify_with_policy(
     policy: Policy,
     *,
     signature: PathLike | None = None,
-    ignore_paths: Sequence[PathLike] = (),
-    ignore_unsigned_files: bool = False,
-    allow_missing: bool = False,
-    files: Sequence[str] | None = None,
-    link_policy: LinkPolicy | None = None,
-    workers: int | None = None,
-    progress: ProgressCallback | None = None,
+    scope: VerifyScope | None = None,
+    runtime: Runtime | None = None,
 ) -> VerificationResult:
     """Verifies a model under an explicit policy; see :func:`omsign.verify`."""
-    checked = _check_signature(model, policy, signature, link_policy)
+    scope = scope or VerifyScope()
+    run = runtime or Runtime()
+    files, allow_missing = scope.files, scope.allow_missing
+    checked = _check_signature(model, policy, signature, scope.link_policy)
     path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
     ignores = sorted(
         {
             *(ser.ignore_paths or ()),
-            *model_relative(path, ignore_paths),
+            *model_relative(path, scope.ignore_paths),
             *signature_ignore(path, checked.signature),
         }
     )
@@ -309,8 +243,7 @@ def verify_with_policy(
         ignores=ignores,
         wanted=wanted,
         link_policy=checked.link_policy,
-        workers=workers,
-        progress=progress,
+        run=run,
     )
     diff = signed.manifest.diff(local)
     # Unsigned files are not hashed, only listed: they are the difference's extras; files
@@ -327,7 +260,7 @@ def verify_with_policy(
         diff = Difference(tuple(m for m in diff.missing if m in wanted), (), diff.changed)
     if allow_missing:  # with --files too: absent matches are reported, not failed
         absent, diff = diff.missing, Difference((), diff.extra, diff.changed)
-    if ignore_unsigned_files or wanted is not None:  # 8.5
+    if scope.ignore_unsigned_files or wanted is not None:  # 8.5
         diff = Difference(diff.missing, (), diff.changed)
     if not diff.empty:
         raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}", diff)
@@ -336,7 +269,7 @@ def verify_with_policy(
         verified=tuple(sorted(local.by_file())),
         absent=absent,
         unchecked=unchecked,
-        unsigned=unsigned if ignore_unsigned_files else (),
+        unsigned=unsigned if scope.ignore_unsigned_files else (),
         identities={e.name: (e.device, e.inode) for e in entries},
         sizes={e.name: e.size for e in entries},
     )

@@ -1,0 +1,171 @@
+"""What a call returns: :class:`SignResult` and :class:`VerificationResult`, as values.
+
+Both are frozen; ``to_json()`` gives the JSON-ready form the command line prints.
+A verification lists what each verified signature proves in ``signers`` (one entry
+today; several once a policy accepts several signatures); the top-level ``method``,
+``signer``, ``issuer`` and ``signed_at`` repeat the first of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omsign.manifest import Manifest, Serialization
+
+if TYPE_CHECKING:
+    from omsign.hashing import LinkPolicy
+
+__all__ = ["SignResult", "VerificationResult", "VerifiedSigner"]
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """What ``sign`` wrote.
+
+    Attributes:
+        signature: the path of the bundle written.
+        root_digest: hex SHA-256 root digest of the manifest.
+        manifest: the signed manifest.
+        bundle: the bundle written, as a JSON object.
+        hashed: the files read and hashed by this run (all of them unless digests
+            were reused).
+    """
+
+    signature: Path
+    root_digest: str
+    manifest: Manifest
+    bundle: dict[str, object]
+    hashed: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready object."""
+        return {
+            "signature": str(self.signature),
+            "root_digest": f"sha256:{self.root_digest}",
+            "files": sorted(self.manifest.by_file()),
+            "hashed": list(self.hashed),
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedSigner:
+    """What one verified signature proves.
+
+    Attributes:
+        method: ``key``, ``certificate`` or ``sigstore``.
+        signer: who signed (key fingerprint, certificate subject, or identity).
+        issuer: certificate issuer or OIDC issuer, when there is one.
+        signed_at: signing time proven by a trusted timestamp or log entry.
+        signature: where the signature was read from.
+        legacy: the signature uses the deprecated v0.2 format.
+    """
+
+    method: str
+    signer: str
+    issuer: str | None
+    signed_at: dt.datetime | None
+    signature: str
+    legacy: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The signer as a JSON-ready object."""
+        return {
+            "method": self.method,
+            "signer": self.signer,
+            "issuer": self.issuer,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "signature": self.signature,
+            "legacy_format": self.legacy,
+        }
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What a successful verification proved.
+
+    Attributes:
+        model: the model path.
+        signature: the bundle path.
+        method: ``key``, ``certificate`` or ``sigstore``.
+        signer: who signed (key fingerprint, certificate subject, or identity).
+        issuer: certificate issuer or OIDC issuer, when there is one.
+        signed_at: signing time proven by a trusted timestamp or log entry.
+        root_digest: hex root digest of the signed manifest.
+        subject_name: the signed subject name (informational).
+        serialization: the signed hashing settings.
+        verified: files whose content was checked and matched.
+        absent: signed files that are not present (only with ``allow_missing``).
+        unchecked: signed files not read (only with ``files``).
+        unsigned: files present but not signed (only with ``ignore_unsigned_files``).
+        legacy: the signature uses the deprecated v0.2 format.
+        manifest: the signed manifest.
+        identities: ``(device, inode)`` of each verified file as it was read.
+        sizes: the size of each verified file as it was read.
+        link_policy: the links that were followed besides the signed settings.
+        signers: what each verified signature proves (the first is the one above).
+    """
+
+    model: Path
+    signature: Path
+    method: str
+    signer: str
+    issuer: str | None
+    signed_at: dt.datetime | None
+    root_digest: str
+    subject_name: str
+    serialization: Serialization
+    verified: tuple[str, ...]
+    absent: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+    unsigned: tuple[str, ...] = ()
+    legacy: bool = False
+    manifest: Manifest = field(default=None, repr=False)  # type: ignore[assignment]
+    identities: Mapping[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    sizes: Mapping[str, int] = field(default_factory=dict, repr=False)
+    link_policy: LinkPolicy | None = field(default=None, repr=False)
+    signers: tuple[VerifiedSigner, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.signers:
+            only = VerifiedSigner(
+                self.method,
+                self.signer,
+                self.issuer,
+                self.signed_at,
+                str(self.signature),
+                self.legacy,
+            )
+            object.__setattr__(self, "signers", (only,))
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready object (the CLI's ``--json`` output)."""
+        ser = self.serialization
+        return {
+            "verified": True,
+            "model": str(self.model),
+            "signature": str(self.signature),
+            "method": self.method,
+            "signer": self.signer,
+            "issuer": self.issuer,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "root_digest": f"sha256:{self.root_digest}" if self.root_digest else None,
+            "subject": self.subject_name,
+            "legacy_format": self.legacy,
+            "serialization": {
+                "method": ser.method,
+                "hash_type": ser.hash_type,
+                "shard_size": ser.shard_size,
+                "allow_symlinks": ser.allow_symlinks,
+            },
+            "files": {
+                "verified": list(self.verified),
+                "absent": list(self.absent),
+                "unchecked": list(self.unchecked),
+                "unsigned": list(self.unsigned),
+            },
+            "signers": [s.to_json() for s in self.signers],
+        }
