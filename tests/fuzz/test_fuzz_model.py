@@ -20,6 +20,7 @@ import pytest
 from fuzz.harness import MODEL_FILES, VOLUME, Target, make_target
 from omsign._verify import verify_with_policy
 from omsign.errors import Error
+from omsign.options import Runtime
 
 SEED = int(os.environ.get("OMSIGN_FUZZ_SEED", "20261125"))
 NEW_NAMES = ["new.bin", "sub/new.json", "newdir/deeper/x", "Config.json", "cafe\u0301.txt", "a:0:1"]
@@ -103,7 +104,7 @@ def _mutate(rng: random.Random, model: Path) -> tuple[str, bool, list[str]]:
 
 def _verify(target: Target) -> str:
     try:
-        verify_with_policy(target.model, target.policy, workers=1)
+        verify_with_policy(target.model, target.policy, runtime=Runtime(workers=1))
     except Error:
         return "rejected"
     return "accepted"
