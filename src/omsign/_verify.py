@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ __all__ = [
     "verify_signature_only",
     "verify_with_policy",
 ]
+
+logger = logging.getLogger("omsign")
 
 
 def as_integrity(exc: ModelError) -> IntegrityError:
@@ -96,9 +99,12 @@ def _local_manifest(
     unsigned = tuple(e.name for e in entries if e.name not in signed_files)
     resized: tuple[str, ...] = ()
     if ser.method == "shards":
-        # OMS 6.3.2 leaves empty files out of the shards: such a file is not unsigned.
+        # OMS 6.3.2 leaves empty files out of the shards: such a file is not unsigned, but
+        # nothing proves it was signed either (it may have been added since).
         empty = {e.name for e in entries if e.size == 0}
+        uncovered = sorted(n for n in unsigned if n in empty)
         unsigned = tuple(n for n in unsigned if n not in empty)
+        _warn_uncovered_empty(uncovered)
         # The signed ranges give each file's size: a file of another size has changed, and
         # is not read (it may be a huge sparse file grown to stall the verifier).
         sizes = _signed_sizes(signed.manifest)
@@ -119,6 +125,19 @@ def _local_manifest(
     except ModelError as exc:
         raise as_integrity(exc) from None
     return local, unsigned, entries, resized
+
+
+def _warn_uncovered_empty(names: Sequence[str]) -> None:
+    """Reports empty files that a shards signature cannot say anything about."""
+    if not names:
+        return
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    logger.warning(
+        "%d empty file(s) not covered by the signature: %s; shards signatures leave empty "
+        "files out (OMS 6.3.2), so whether they were signed cannot be told",
+        len(names),
+        shown,
+    )
 
 
 def _signed_sizes(manifest: Manifest) -> dict[str, int]:
@@ -264,6 +283,12 @@ def verify_with_policy(
         diff = Difference(diff.missing, (), diff.changed)
     if not diff.empty:
         raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}", diff)
+    if signed_files and not local.by_file():  # partial verification that checked nothing
+        raise IntegrityError(
+            f"{path}: none of the signed files {'selected ' if wanted else ''}is present; "
+            "nothing was verified",
+            Difference(absent, (), ()),
+        )
     return _result(
         checked,
         verified=tuple(sorted(local.by_file())),
