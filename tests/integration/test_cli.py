@@ -7,10 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from cryptography.x509 import Certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from helpers.fixtures import COMPAT, CliResult, KeyPair, make_model, run_omsign_process
 from helpers.pki import days, issue_leaf, make_ca, make_ec_key, now, write_private_key
@@ -237,9 +239,19 @@ class TestCertificateMethod:
             ({"not_before": now() - days(30), "not_after": now() - days(1)}, "not valid at"),
             ({"not_before": now() + days(1), "not_after": now() + days(30)}, "not valid at"),
             ({"key_usage_digital_signature": False}, "does not allow digital signatures"),
-            ({"eku_code_signing": False}, "does not allow code signing"),
+            (
+                {"eku_code_signing": False, "extra_ekus": [ExtendedKeyUsageOID.SERVER_AUTH]},
+                "does not allow code signing",
+            ),
+            (
+                {
+                    "eku_code_signing": False,
+                    "extra_ekus": [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE],
+                },
+                "anyExtendedKeyUsage alone is not enough",
+            ),
         ],
-        ids=["expired", "not-yet-valid", "no-digital-signature", "no-code-signing"],
+        ids=["expired", "not-yet-valid", "no-digital-signature", "no-code-signing", "any-eku-only"],
     )
     def test_unusable_leaf_is_rejected(
         self, cli: Cli, model: Path, pki: dict[str, Path], kwargs: dict[str, object], message: str
@@ -263,8 +275,73 @@ class TestCertificateMethod:
         assert result.code == 1
         assert message in result.err
 
+    @pytest.mark.parametrize(
+        ("kwargs", "warning"),
+        [
+            ({"key_usage": False}, ""),
+            ({"eku_code_signing": False}, ""),
+            ({"is_ca": True}, "is a CA certificate"),
+        ],
+        ids=["no-key-usage", "no-extended-key-usage", "ca-leaf"],
+    )
+    def test_leaf_unrestricted_by_absent_usages_signs_and_verifies(
+        self, cli: Cli, model: Path, pki: dict[str, Path], kwargs: dict[str, object], warning: str
+    ) -> None:
+        from cryptography import x509
 
-def _write_certificate_bundle(model: Path, key_path: Path, cert_path: Path) -> None:
+        from helpers.pki import Issued
+
+        root = Issued(
+            x509.load_pem_x509_certificate(pki["root"].read_bytes()),
+            _load_key(pki["dir"] / "root.key"),
+        )
+        leaf = issue_leaf(root, make_ec_key(), **kwargs).write(pki["dir"], "open")  # type: ignore[arg-type]
+        signed = cli("sign", model, "--key", leaf.key_path, "--cert", leaf.cert_path)
+        assert signed.code == 0, signed.err
+        assert warning in signed.err
+        result = cli("verify", model, "--cert-chain", pki["root"])
+        assert result.code == 0, result.err
+        assert warning in result.err
+
+    def test_leaf_of_a_tls_only_intermediate_is_refused(
+        self, cli: Cli, model: Path, pki: dict[str, Path]
+    ) -> None:
+        from cryptography import x509
+
+        from helpers.pki import Issued, build_certificate, key_usage_extension, write_certs
+
+        root = Issued(
+            x509.load_pem_x509_certificate(pki["root"].read_bytes()),
+            _load_key(pki["dir"] / "root.key"),
+        )
+        tls_ca = build_certificate(
+            subject="TLS issuing CA",
+            key=make_ec_key(),
+            issuer=root,
+            not_before=None,
+            not_after=None,
+            extensions=[
+                (x509.BasicConstraints(ca=True, path_length=None), True),
+                (key_usage_extension(cert_sign=True), True),
+                (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            ],
+        )
+        leaf = issue_leaf(tls_ca, make_ec_key()).write(pki["dir"], "tls-issued")
+        chain = write_certs(pki["dir"] / "tls-ca.crt", [tls_ca.cert])
+        args = ("--key", leaf.key_path, "--cert", leaf.cert_path, "--cert-chain", chain)
+        refused = cli("sign", model, *args)
+        assert refused.code == 2
+        assert "TLS issuing CA" in refused.err
+        assert "may not issue code-signing" in refused.err
+        _write_certificate_bundle(model, leaf.key_path, leaf.cert_path, [tls_ca.cert])
+        result = cli("verify", model, "--cert-chain", pki["root"])
+        assert result.code == 1
+        assert "may not issue code-signing" in result.err
+
+
+def _write_certificate_bundle(
+    model: Path, key_path: Path, cert_path: Path, chain: Sequence[Certificate] = ()
+) -> None:
     """Signs ``model`` with a certificate the signer would refuse, bypassing its checks."""
 
     from cryptography import x509
@@ -279,7 +356,8 @@ def _write_certificate_bundle(model: Path, key_path: Path, cert_path: Path) -> N
     key = load_pem_signing_key(key_path, lambda _prompt: None)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     payload = encode_statement(compute_manifest(model, Serialization()), model.name)
-    material = Material("certificate", certificates=(cert.public_bytes(Encoding.DER),))
+    ders = (cert.public_bytes(Encoding.DER), *(c.public_bytes(Encoding.DER) for c in chain))
+    material = Material("certificate", certificates=ders)
     bundle = build_bundle(payload, key.sign(pae(PAYLOAD_TYPE, payload)), material)
     write_bundle(model / "model.sig", bundle)
 

@@ -2,13 +2,19 @@
 
 Chain validation is done here, step by step, against the anchors the user gives and
 nothing else (never the system trust store): each link's signature, CA constraints
-and ``keyCertSign`` on issuers, validity at the checked time, and on the leaf the
-``digitalSignature`` key usage and the ``codeSigning`` extended key usage.
+and ``keyCertSign`` on issuers, validity at the checked time, and key usages as
+RFC 5280 4.2.1.3 and 4.2.1.12 say. On the leaf, an absent KeyUsage or
+ExtendedKeyUsage does not restrict it; a present one must include
+``digitalSignature`` / ``codeSigning`` (``anyExtendedKeyUsage`` alone is not enough).
+An issuer's ExtendedKeyUsage, when present, restricts what it issues (as Go's x509
+nests them): it must include ``codeSigning`` or ``anyExtendedKeyUsage``. A leaf that
+is itself a CA is accepted with a warning.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +36,8 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 8
+
+logger = logging.getLogger("omsign")
 
 
 def describe_certificate(cert: x509.Certificate) -> str:
@@ -61,6 +69,7 @@ class CertificateBundleSigner:
             )
         try:  # a signature no verifier would accept is refused now, not discovered later
             _check_leaf(leaf, dt.datetime.now(dt.timezone.utc))
+            _check_given_issuers(leaf, chain)
         except IdentityError as exc:
             raise KeyLoadError(f"cannot sign: {exc}") from None
         self._key, self._leaf, self._chain, self._tsa_url = key, leaf, tuple(chain), tsa_url
@@ -100,6 +109,7 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _check_leaf(leaf: x509.Certificate, at: dt.datetime) -> None:
+    """The leaf's validity at ``at`` and its key usages (RFC 5280 4.2.1.3, 4.2.1.12)."""
     who = describe_certificate(leaf)
     if not _within(leaf, at):
         raise IdentityError(
@@ -107,11 +117,55 @@ def _check_leaf(leaf: x509.Certificate, at: dt.datetime) -> None:
             f"(valid {leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
         )
     ku = _ext(leaf, x509.KeyUsage)
-    if ku is None or not ku.digital_signature:
+    if ku is not None and not ku.digital_signature:  # absent: not restricted
         raise IdentityError(f"signing certificate {who} does not allow digital signatures")
     eku = _ext(leaf, x509.ExtendedKeyUsage)
-    if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
-        raise IdentityError(f"signing certificate {who} does not allow code signing")
+    if eku is not None and ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        detail = (
+            " (anyExtendedKeyUsage alone is not enough)"
+            if ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+            else ""
+        )
+        raise IdentityError(f"signing certificate {who} does not allow code signing{detail}")
+    bc = _ext(leaf, x509.BasicConstraints)
+    if bc is not None and bc.ca:
+        logger.warning(
+            "signing certificate %s is a CA certificate; a dedicated signing certificate is safer",
+            who,
+        )
+
+
+def _issuer_allows_code_signing(issuer: x509.Certificate) -> bool:
+    """An issuer's ExtendedKeyUsage, when present, bounds what it may issue (as Go's x509)."""
+    eku = _ext(issuer, x509.ExtendedKeyUsage)
+    return bool(
+        eku is None
+        or ExtendedKeyUsageOID.CODE_SIGNING in eku
+        or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    )
+
+
+def _check_given_issuers(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> None:
+    """At signing: no issuer in the given chain above the leaf excludes code signing."""
+    current, seen = leaf, [leaf]
+    while len(seen) <= len(chain):
+        issuer = next(
+            (
+                c
+                for c in chain
+                if c not in seen and c.subject == current.issuer and _issued_by(current, c)
+            ),
+            None,
+        )
+        if issuer is None:
+            return
+        if not _issuer_allows_code_signing(issuer):
+            raise IdentityError(
+                f"the issuer {describe_certificate(issuer)} of {describe_certificate(current)} "
+                "may not issue code-signing certificates (its extended key usage excludes it)"
+            )
+        current = issuer
+        seen.append(issuer)
 
 
 # Extensions this validation understands; any other critical one makes a certificate unusable.
@@ -195,6 +249,7 @@ def validate_chain(
     candidates = _distinct([*anchors, *intermediates])
     dead: set[x509.Certificate] = set()
     budget = [_MAX_SIGNATURE_CHECKS]
+    excluded: list[x509.Certificate] = []  # issuers whose ExtendedKeyUsage excludes code signing
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         current = path[-1]
@@ -213,6 +268,10 @@ def validate_chain(
                 raise IdentityError(f"the certificate chain of {who} is too complex to validate")
             budget[0] -= 1
             if _issued_by(current, candidate):
+                if not _issuer_allows_code_signing(candidate):
+                    excluded.append(candidate)
+                    dead.add(candidate)
+                    continue
                 found = extend([*path, candidate])
                 if found is not None:
                     return found
@@ -221,9 +280,16 @@ def validate_chain(
 
     path = extend([leaf])
     if path is None:
+        if excluded:
+            raise IdentityError(
+                f"signing certificate {who} does not chain to a trusted certificate: its "
+                f"issuer {describe_certificate(excluded[0])} may not issue code-signing "
+                "certificates (its extended key usage excludes code signing)"
+            )
         raise IdentityError(
-            f"signing certificate {who} does not chain to a trusted certificate given "
-            "with --cert-chain"
+            f"signing certificate {who} does not chain to a trusted certificate",
+            option="cert_chain",
+            hint="trusted certificates are the ones given with {option}",
         )
     return path
 
