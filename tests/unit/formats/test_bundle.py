@@ -47,8 +47,9 @@ def test_a_rebuilt_sigstore_bundle_keeps_every_verification_field() -> None:
     rebuilt = build_bundle(parsed.payload, parsed.signature, parsed.material)
     assert rebuilt["verificationMaterial"] == original["verificationMaterial"]
     assert rebuilt["dsseEnvelope"]["payload"] == original["dsseEnvelope"]["payload"]
-    assert rebuilt["dsseEnvelope"]["signatures"][0]["sig"] == (
-        original["dsseEnvelope"]["signatures"][0]["sig"]
+    assert (
+        rebuilt["dsseEnvelope"]["signatures"][0]["sig"]
+        == (original["dsseEnvelope"]["signatures"][0]["sig"])
     )
 
 
