@@ -64,6 +64,7 @@ def _local_manifest(
     signed: SignedStatement,
     *,
     ignores: Sequence[str],
+    listed: Sequence[str],
     wanted: set[str] | None,
     link_policy: LinkPolicy | None,
     run: Runtime,
@@ -91,6 +92,7 @@ def _local_manifest(
                 ignore_paths=ignores,
                 allow_symlinks=ser.allow_symlinks,
                 link_policy=link_policy,
+                keep=listed,
             )
     except ModelError as exc:
         raise as_integrity(exc) from None
@@ -138,6 +140,11 @@ def _warn_uncovered_empty(names: Sequence[str]) -> None:
         len(names),
         shown,
     )
+
+
+def _covered(name: str, ignores: Sequence[str]) -> bool:
+    """True when an ignore path is the name or one of its folders."""
+    return any(name == i or name.startswith(i + "/") for i in ignores)
 
 
 def _signed_sizes(manifest: Manifest) -> dict[str, int]:
@@ -247,19 +254,19 @@ def verify_with_policy(
     checked = _check_signature(model, policy, signature, scope.link_policy)
     path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
-    ignores = sorted(
-        {
-            *(ser.ignore_paths or ()),
-            *model_relative(path, scope.ignore_paths),
-            *signature_ignore(path, checked.signature),
-        }
-    )
+    given = [*model_relative(path, scope.ignore_paths), *signature_ignore(path, checked.signature)]
+    ignores = sorted({*(ser.ignore_paths or ()), *given})
     signed_files = set(signed.manifest.by_file())
+    # A file the signature lists is part of the model even where the default or the
+    # signature's own ignores would leave it out (a signed .gitattributes); only the
+    # verifier's own ignores and the signature file still exclude it.
+    listed = sorted(n for n in signed_files if not _covered(n, given))
     wanted = _select(signed_files, files) if files else None
     local, unsigned, entries, resized = _local_manifest(  # 8.4
         path,
         signed,
         ignores=ignores,
+        listed=listed,
         wanted=wanted,
         link_policy=checked.link_policy,
         run=run,

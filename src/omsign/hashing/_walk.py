@@ -143,10 +143,13 @@ class _Walker:
         ignores: frozenset[str],
         allow_symlinks: bool,
         link_policy: LinkPolicy | None,
+        keep: frozenset[str] = frozenset(),
     ) -> None:
         self.root = root
         self.real_root = os.path.realpath(root)
         self.ignores = ignores
+        # Names kept despite the ignores, and the folders that lead to them.
+        self.keep = keep | {name[:i] for name in keep for i, c in enumerate(name) if c == "/"}
         self.allow_symlinks = allow_symlinks
         self.link_policy = link_policy
         self.entries: list[FileEntry] = []
@@ -155,6 +158,8 @@ class _Walker:
         self.relisted_entries = 0
 
     def _ignored(self, rel: str) -> bool:
+        if rel in self.keep:
+            return False
         if rel in self.ignores:
             return True
         # An ignored directory excludes its whole subtree.
@@ -332,6 +337,7 @@ def enumerate_model(
     ignore_paths: Iterable[str] = (),
     allow_symlinks: bool = False,
     link_policy: LinkPolicy | None = None,
+    keep: Iterable[str] = (),
 ) -> list[FileEntry]:
     """Lists the regular files of a model, sorted by canonical name (OMS 6.1, 6.4).
 
@@ -343,6 +349,9 @@ def enumerate_model(
             root and for cycles) instead of rejecting them.
         link_policy: optional predicate that permits specific links even when
             ``allow_symlinks`` is false (used for the Hugging Face cache layout).
+        keep: model-relative file names listed even when an ignore path covers them
+            (verification: a file a signature lists is part of the model, a signed
+            ``.gitattributes`` say); only these names, not their siblings.
 
     Returns:
         The files, sorted by name in code-point order.
@@ -358,7 +367,11 @@ def enumerate_model(
     except OSError as exc:
         raise ModelError(f"{model}: cannot stat ({exc.strerror})") from None
     walker = _Walker(
-        model, frozenset(DEFAULT_IGNORES) | frozenset(ignore_paths), allow_symlinks, link_policy
+        model,
+        frozenset(DEFAULT_IGNORES) | frozenset(ignore_paths),
+        allow_symlinks,
+        link_policy,
+        frozenset(keep),
     )
     via_link = stat.S_ISLNK(st.st_mode)
     if via_link:
