@@ -288,7 +288,12 @@ def _hash_model(
     if not reuse_digests:
         start(sum(e.size for e in entries))
         manifest = compute_manifest(
-            path, ser, entries=entries, workers=run.workers, progress=advance
+            path,
+            ser,
+            entries=entries,
+            workers=run.workers,
+            progress=advance,
+            executor=run.executor,
         )
         return manifest, tuple(e.name for e in entries)
     from omsign._reuse import DigestCache
@@ -298,7 +303,14 @@ def _hash_model(
     start(sum(e.size for e in todo))
     pairs = [
         *reused,
-        *hash_entries(todo, ser.hash_type, ser.shard_size, workers=run.workers, progress=advance),
+        *hash_entries(
+            todo,
+            ser.hash_type,
+            ser.shard_size,
+            workers=run.workers,
+            progress=advance,
+            executor=run.executor,
+        ),
     ]
     cache.record(entries, pairs, started)
     cache.save()

@@ -123,6 +123,7 @@ def _local_manifest(
             link_policy=link_policy,
             workers=run.workers,
             progress=advance,
+            executor=run.executor,
         )
     except ModelError as exc:
         raise as_integrity(exc) from None

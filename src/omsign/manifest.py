@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from omsign.errors import MalformedSignatureError
 from omsign.hashing import (
@@ -25,6 +25,9 @@ from omsign.hashing import (
     enumerate_model,
     hash_entries,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -186,6 +189,7 @@ def compute_manifest(
     entries: Sequence[FileEntry] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> Manifest:
     """Enumerates and hashes a model with the given settings.
 
@@ -197,6 +201,7 @@ def compute_manifest(
         entries: already enumerated files, to skip enumeration.
         workers: hashing threads.
         progress: byte-count callback.
+        executor: runs the hashing instead of the built-in threads (same digests).
     """
     if entries is None:
         entries = enumerate_model(
@@ -211,5 +216,6 @@ def compute_manifest(
         serialization.shard_size,
         workers=workers,
         progress=progress,
+        executor=executor,
     )
     return manifest_from_digests(pairs, serialization)

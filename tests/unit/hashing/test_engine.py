@@ -13,8 +13,10 @@ import blake3
 import pytest
 
 from helpers.fixtures import make_model
-from omsign.hashing import _engine, enumerate_model, hash_entries
-from omsign.hashing._engine import ChangedWhileHashingError, Unit, hash_units, plan_units
+from omsign.hashing import _executor, _plan, enumerate_model, hash_entries
+from omsign.hashing._executor import hash_units
+from omsign.hashing._io import ChangedWhileHashingError
+from omsign.hashing._plan import Unit, plan_units
 
 REFERENCE = {
     "sha256": lambda d: hashlib.sha256(d).digest(),
@@ -30,12 +32,13 @@ def _shards(data: bytes, size: int) -> list[bytes]:
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrinks the engine's thresholds so that small test files take every code path."""
-    monkeypatch.setattr(_engine, "_CHUNK", 4096)
-    monkeypatch.setattr(_engine, "_PIPE_CHUNK", 96 << 10)
-    monkeypatch.setattr(_engine, "_BLAKE3_THREADED", 200 << 10)
-    monkeypatch.setattr(_engine, "_BATCH_BYTES", 256 << 10)
-    monkeypatch.setattr(_engine, "_BATCH_UNITS", 5)
-    monkeypatch.setattr(_engine, "_PARALLEL_MEAN", 0)
+    monkeypatch.setattr(_executor, "_CHUNK", 4096)
+    monkeypatch.setattr(_executor, "_PIPE_CHUNK", 96 << 10)
+    monkeypatch.setattr(_executor, "_BLAKE3_THREADED", 200 << 10)
+    monkeypatch.setattr(_plan, "_BATCH_BYTES", 256 << 10)
+    monkeypatch.setattr(_plan, "_MIN_BATCH_BYTES", 64 << 10)
+    monkeypatch.setattr(_plan, "_BATCH_UNITS", 5)
+    monkeypatch.setattr(_plan, "_PARALLEL_MEAN", 0)
 
 
 @pytest.mark.usefixtures("small_windows")
@@ -78,31 +81,31 @@ def test_schedule_runs_the_biggest_batches_first_and_covers_every_unit(tmp_path:
     sizes = [10, 500_000, 20, 30, 40, 50, 60, 70, 300_000, 5]
     m = make_model(tmp_path / "m", {f"f{i}": b"x" * s for i, s in enumerate(sizes)})
     units = plan_units(enumerate_model(m), None)
-    order = _engine._schedule(units)
-    covered = sorted(i for b, e in order for i in range(b, e))
+    order = _plan.plan_batches(units, 2)
+    covered = sorted(i for b in order for i in range(b.begin, b.end))
     assert covered == list(range(len(units)))
-    weights = [sum(u.end - u.start for u in units[b:e]) for b, e in order]
+    weights = [sum(u.end - u.start for u in units[b.begin : b.end]) for b in order]
     assert weights == sorted(weights, reverse=True)
-    assert any(u.end == 500_000 for u in units[order[0][0] : order[0][1]])
+    assert any(u.end == 500_000 for u in units[order[0].begin : order[0].end])
 
 
 @pytest.mark.usefixtures("small_windows")
 def test_batches_respect_unit_and_byte_limits(tmp_path: Path) -> None:
     m = make_model(tmp_path / "m", {f"f{i:02}": b"y" * 100 for i in range(12)})
     units = plan_units(enumerate_model(m), None)
-    batches = list(_engine._batches(units))
-    assert [(b, e) for b, e, _ in batches] == [(0, 5), (5, 10), (10, 12)]
-    assert [n for _, _, n in batches] == [500, 500, 200]
+    batches = _plan._batches(units, 256 << 10)
+    assert [(b.begin, b.end) for b in batches] == [(0, 5), (5, 10), (10, 12)]
+    assert [b.size for b in batches] == [500, 500, 200]
 
 
 def test_tiny_files_are_hashed_in_one_thread_bigger_ones_in_parallel(tmp_path: Path) -> None:
     tiny = plan_units(enumerate_model(make_model(tmp_path / "t", {"a": b"1", "b": b"2"})), None)
-    big = make_model(tmp_path / "b", {"a": b"1", "b": os.urandom(_engine._PARALLEL_MEAN * 2)})
+    big = make_model(tmp_path / "b", {"a": b"1", "b": os.urandom(_plan._PARALLEL_MEAN * 2)})
     mixed = plan_units(enumerate_model(big), None)
-    assert not _engine._parallel(tiny, 2, 4)
-    assert _engine._parallel(mixed, 2, 4)
-    assert not _engine._parallel(mixed, 1, 4)
-    assert not _engine._parallel(mixed, 2, 1)
+    assert not _plan.parallel(tiny, 2, 4)
+    assert _plan.parallel(mixed, 2, 4)
+    assert not _plan.parallel(mixed, 1, 4)
+    assert not _plan.parallel(mixed, 2, 1)
 
 
 def test_no_units_no_digests() -> None:

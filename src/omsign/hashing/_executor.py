@@ -1,0 +1,298 @@
+"""Running a hashing plan: the built-in threads by default, or any ``concurrent.futures.Executor``.
+
+The built-in engine runs the batches of :mod:`omsign.hashing._plan` on a thread pool:
+reading and hashing release the GIL, so the threads use every core. It never hashes in
+the calling thread, even with one worker: the main thread's allocator gives the 1 MiB
+read buffers back to the system and faults them in again for every chunk, which made
+hashing there about 10% slower. A large ``blake3`` unit is hashed by blake3's own
+threads as well, read by a reader thread one chunk ahead so that reading overlaps
+hashing.
+
+Bytes are read in chunks of 1 MiB, each freed once hashed, so memory stays constant
+whatever the model's size (measured faster here than reading into a reused buffer with
+``preadv``: 3.2 against 2.9 GB/s on two cores).
+
+Any other executor (a process pool, a Dask or Ray executor) runs the same batches
+through :func:`hash_batch`, a module-level function that pickles by reference; units
+and readers are picklable values, so digests are byte-identical whichever runs them.
+Progress is then reported batch by batch as batches complete.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from omsign.hashing._algorithms import Hasher, check_algorithm, hasher_factory
+from omsign.hashing._io import LocalReader, OpenEntry, Reader, shrank
+from omsign.hashing._plan import Batch, Unit, parallel, plan_batches
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+__all__ = ["Progress", "hash_batch", "hash_units", "worker_count"]
+
+_CHUNK = 1 << 20  # bytes read per call
+_PIPE_CHUNK = 4 << 20  # bytes read ahead per call for a pipelined blake3 unit
+_BLAKE3_THREADED = 64 << 20  # a blake3 unit this large hashes with internal threads
+
+Progress = Callable[[int], None]
+_T = TypeVar("_T")
+
+
+class _StoppedError(Exception):
+    """Raised in a worker when the run was abandoned (an error or an interrupt elsewhere)."""
+
+
+def worker_count(workers: int | None = None) -> int:
+    """The number of hashing workers: ``workers`` or the CPUs this process may use."""
+    if workers is not None and workers > 0:
+        return workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Hashing:
+    """Shared state of one hashing run."""
+
+    def __init__(
+        self, algorithm: str, reader: Reader, threads: int, progress: Progress | None
+    ) -> None:
+        self.new = hasher_factory(algorithm)
+        self.new_threaded = (
+            hasher_factory(algorithm, threads) if algorithm == "blake3" and threads > 1 else None
+        )
+        self.reader = reader
+        self.progress = progress
+        self.stopped = False
+
+    def hash_unit(self, source: OpenEntry, unit: Unit) -> bytes:
+        """Hashes bytes ``[unit.start, unit.end)`` of the open entry."""
+        if self.new_threaded is not None and unit.end - unit.start >= _BLAKE3_THREADED:
+            hasher = self.new_threaded()
+            self.feed_pipelined(source, unit, hasher)
+        else:
+            hasher = self.new()
+            self.feed_read(source, unit, hasher)
+        return hasher.digest()
+
+    def feed_read(self, source: OpenEntry, unit: Unit, hasher: Hasher) -> None:
+        """Feeds the unit to ``hasher`` chunk by chunk."""
+        offset, end = unit.start, unit.end
+        while offset < end:
+            if self.stopped:
+                raise _StoppedError
+            data = source.read(offset, min(_CHUNK, end - offset))
+            if not data:
+                raise shrank(unit.entry)
+            hasher.update(data)
+            offset += len(data)
+            if self.progress is not None:
+                self.progress(len(data))
+
+    def feed_pipelined(self, source: OpenEntry, unit: Unit, hasher: Hasher) -> None:
+        """Feeds the unit while a reader thread reads the next chunk."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        end = unit.end
+
+        def read(offset: int) -> bytes:
+            return source.read(offset, min(_PIPE_CHUNK, end - offset))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="omsign-read") as reader:
+            offset = unit.start
+            pending = reader.submit(read, offset)
+            while offset < end:
+                data = pending.result()
+                if not data:
+                    raise shrank(unit.entry)
+                if self.stopped:
+                    raise _StoppedError
+                offset += len(data)
+                if offset < end:
+                    pending = reader.submit(read, offset)
+                hasher.update(data)
+                if self.progress is not None:
+                    self.progress(len(data))
+
+    def run_batch(self, units: Sequence[Unit]) -> list[bytes]:
+        """Hashes consecutive units, opening each entry once and checking it after."""
+        out: list[bytes] = []
+        source: OpenEntry | None = None
+        current = None
+        try:
+            for unit in units:
+                if source is None or unit.entry is not current:
+                    if source is not None:
+                        source.check_unchanged()
+                        source.close()
+                        source = None
+                    current = unit.entry
+                    source = self.reader.open(current)
+                out.append(self.hash_unit(source, unit))
+            if source is not None:
+                source.check_unchanged()
+        finally:
+            if source is not None:
+                source.close()
+        return out
+
+
+def _in_thread(state: _Hashing, work: Callable[[], _T]) -> _T:
+    """Runs ``work`` in a new thread and returns its result (or raises its error).
+
+    If the waiting thread is interrupted, the work is told to stop at its next chunk.
+    """
+    result: list[_T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # handed over to the waiting thread
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="omsign-hash")
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:
+        state.stopped = True
+        raise
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def hash_batch(
+    units: Sequence[Unit], algorithm: str, reader: Reader, threads: int = 1
+) -> list[bytes]:
+    """Hashes one batch of units; what an external executor runs.
+
+    Args:
+        units: consecutive units of a plan.
+        algorithm: a registry identifier.
+        reader: opens the units' entries.
+        threads: threads a large ``blake3`` unit may use.
+
+    Returns:
+        The raw digests, in the order of ``units``.
+    """
+    state = _Hashing(algorithm, reader, threads, None)
+    if threading.current_thread() is threading.main_thread():
+        return _in_thread(state, lambda: state.run_batch(units))
+    return state.run_batch(units)
+
+
+def _run_threads(
+    state: _Hashing, units: Sequence[Unit], batches: list[Batch], threads: int
+) -> list[bytes]:
+    from concurrent.futures import ThreadPoolExecutor  # only here: costs start-up time
+
+    out: list[bytes] = [b""] * len(units)
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(batches)), thread_name_prefix="omsign")
+    with pool:
+        futures = [(b, pool.submit(state.run_batch, units[b.begin : b.end])) for b in batches]
+        try:
+            for b, future in futures:
+                out[b.begin : b.end] = future.result()
+        except BaseException:
+            state.stopped = True
+            for _, future in futures:
+                future.cancel()
+            raise
+    return out
+
+
+def _max_workers(executor: Executor, workers: int | None) -> int:
+    """How many batches ``executor`` runs at once, as far as can be told."""
+    if workers is not None:
+        return worker_count(workers)
+    known = getattr(executor, "_max_workers", None)
+    return known if isinstance(known, int) and known > 0 else worker_count()
+
+
+def _place(out: list[bytes], batch: Batch, digests: list[bytes]) -> None:
+    """Stores a batch's digests in the plan's order."""
+    if len(digests) != batch.end - batch.begin:
+        raise RuntimeError(f"the executor returned {len(digests)} digests for a batch")
+    out[batch.begin : batch.end] = digests
+
+
+def _run_executor(
+    executor: Executor,
+    units: Sequence[Unit],
+    *,
+    algorithm: str,
+    reader: Reader,
+    workers: int,
+    progress: Progress | None,
+) -> list[bytes]:
+    from concurrent.futures import as_completed
+
+    batches = plan_batches(units, workers)
+    threads = max(1, workers // len(batches))
+    out: list[bytes] = [b""] * len(units)
+    pending = {
+        executor.submit(hash_batch, tuple(units[b.begin : b.end]), algorithm, reader, threads): b
+        for b in batches
+    }
+    try:
+        for future in as_completed(pending):
+            batch = pending[future]
+            _place(out, batch, future.result())
+            if progress is not None:
+                progress(batch.size)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+    return out
+
+
+def hash_units(
+    units: Sequence[Unit],
+    algorithm: str,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+    reader: Reader | None = None,
+) -> list[bytes]:
+    """Hashes every unit; returns the raw digests in the order of ``units``.
+
+    Args:
+        units: from :func:`plan_units`; units of one entry should be adjacent.
+        algorithm: a registry identifier.
+        workers: number of threads of the built-in engine (default: every usable CPU);
+            with ``executor``, how many batches it runs at once (default: its own count).
+        progress: called with a byte count as data is hashed (from worker threads); with
+            ``executor``, as each batch completes (in the calling thread).
+        executor: runs the batches instead of the built-in threads.
+        reader: opens the entries (default: the local checked reader).
+
+    Raises:
+        ModelError: a file cannot be opened.
+        ChangedWhileHashingError: a file was replaced or changed while it was read.
+    """
+    check_algorithm(algorithm)
+    reader = reader if reader is not None else LocalReader()
+    if executor is not None:
+        if not units:
+            return []
+        count = _max_workers(executor, workers)
+        return _run_executor(
+            executor, units, algorithm=algorithm, reader=reader, workers=count, progress=progress
+        )
+    threads = worker_count(workers)
+    state = _Hashing(algorithm, reader, threads, progress)
+    if not units:
+        return []
+    batches = plan_batches(units, threads)
+    if not parallel(units, len(batches), threads):
+        return _in_thread(state, lambda: state.run_batch(units))
+    return _run_threads(state, units, batches, threads)
