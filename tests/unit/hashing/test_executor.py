@@ -16,8 +16,8 @@ import blake3
 import pytest
 
 import omsign
-from helpers.fixtures import make_model
-from omsign.errors import ModelError
+from helpers.fixtures import KeyPair, make_model
+from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import (
     ChangedWhileHashingError,
     EntryLike,
@@ -28,6 +28,7 @@ from omsign.hashing import (
     hash_entries,
     plan_units,
 )
+from omsign.options import HashOptions, Runtime
 
 ALGORITHMS = ("sha256", "blake2b", "blake3")
 REFERENCE = {
@@ -57,6 +58,20 @@ def test_a_process_pool_gives_the_digest_of_the_built_in_engine(
 ) -> None:
     options = {"hash_algorithm": algorithm, "shard_size": shard_size}
     assert omsign.digest(model, executor=pool, **options) == omsign.digest(model, **options)
+
+
+def test_sign_and_verify_hash_on_the_executor_they_are_given(
+    pool: ProcessPoolExecutor, tmp_path: Path, p256: KeyPair
+) -> None:
+    m = make_model(tmp_path / "m", {"a": os.urandom(300_000), "b/c": b"c", "d": b""})
+    hashing = HashOptions(algorithm="blake2b", shard_size=100_000)
+    signed = omsign.sign(m, key=p256.private, hashing=hashing, runtime=Runtime(executor=pool))
+    assert signed.root_digest == omsign.digest(m, hashing=hashing)
+    result = omsign.verify(m, key=p256.public, executor=pool)
+    assert result.root_digest == signed.root_digest
+    (m / "b" / "c").write_bytes(b"C")
+    with pytest.raises(IntegrityError, match="b/c"):
+        omsign.verify(m, key=p256.public, executor=pool)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
