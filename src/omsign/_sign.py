@@ -38,8 +38,8 @@ from omsign.manifest import (
     recorded_ignores,
 )
 from omsign.options import HashOptions, PathLike, ProgressCallback, Runtime
+from omsign.predicates import encode_statement
 from omsign.results import SignResult
-from omsign.statement import encode_statement
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

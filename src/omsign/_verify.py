@@ -29,8 +29,8 @@ from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
 from omsign.manifest import Difference, Manifest, Serialization, compute_manifest, split_shard_name
 from omsign.options import PathLike, Runtime, VerifyScope
 from omsign.policy import Policy, VerifiedSignature, verify_signature
+from omsign.predicates import SignedStatement, parse_statement
 from omsign.results import VerificationResult, VerifiedSigner
-from omsign.statement import SignedStatement, parse_statement
 
 __all__ = [
     "VerificationResult",
@@ -190,7 +190,9 @@ def _check_signature(
     sig_path = Path(signature) if signature is not None else default_signature(path)
     bundle = read_bundle(sig_path)  # 8.1
     proven = verify_signature(bundle, policy)  # 8.2
-    signed = parse_statement(proven.payload, str(sig_path))  # 8.3
+    signed = parse_statement(  # 8.3
+        proven.payload, str(sig_path), legacy_encoding=proven.legacy_encoding
+    )
     if link_policy is None:
         link_policy = snapshot_link_policy(path)
     return _Checked(path, sig_path, proven, signed, link_policy)

@@ -105,6 +105,8 @@ class VerifiedSignature:
         issuer: the OIDC issuer (sigstore) or the certificate issuer.
         signed_at: the time a trusted timestamp or log entry proves, if any.
         log_index: the transparency log index (sigstore).
+        legacy_encoding: the signature verified only over the legacy v0.2 encoding;
+            the predicates accept that for the v0.2 predicate alone.
     """
 
     method: str
@@ -113,6 +115,7 @@ class VerifiedSignature:
     issuer: str | None = None
     signed_at: dt.datetime | None = None
     log_index: int | None = None
+    legacy_encoding: bool = False
 
 
 def _load_all(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate, ...]:
@@ -203,22 +206,27 @@ def verify_signature(bundle: Bundle, policy: Policy) -> VerifiedSignature:
     if isinstance(policy, KeyPolicy):
         from omsign.backends._key import verify_key_bundle
 
-        signer = verify_key_bundle(bundle, policy.keys)
+        signer, legacy = verify_key_bundle(bundle, policy.keys)
         return VerifiedSignature(
-            "key", bundle.payload, signer, signed_at=_timestamp_time(bundle, policy.tsa_anchors)
+            "key",
+            bundle.payload,
+            signer,
+            signed_at=_timestamp_time(bundle, policy.tsa_anchors),
+            legacy_encoding=legacy,
         )
     if isinstance(policy, CertificatePolicy):
         from omsign.backends._certificate import verify_certificate_bundle
 
         stamped = _timestamp_time(bundle, policy.tsa_anchors)
         at = stamped or dt.datetime.now(dt.timezone.utc)
-        signer, leaf = verify_certificate_bundle(bundle, policy.anchors, at)
+        signer, leaf, legacy = verify_certificate_bundle(bundle, policy.anchors, at)
         return VerifiedSignature(
             "certificate",
             bundle.payload,
             signer,
             issuer=leaf.issuer.rfc4514_string(),
             signed_at=stamped,
+            legacy_encoding=legacy,
         )
     from omsign.backends._sigstore import SigstoreSettings, verify_sigstore_bundle
 

@@ -101,7 +101,8 @@ class Target:
         data = json.dumps(build_bundle(payload, *self.signer.sign_statement(payload))).encode()
         try:
             bundle = parse_bundle(data, "fuzz.sig")
-            signed = parse_statement(verify_signature(bundle, self.policy).payload)
+            proven = verify_signature(bundle, self.policy)
+            signed = parse_statement(proven.payload, legacy_encoding=proven.legacy_encoding)
             local = self.local_for(signed.manifest.serialization)
             if not signed.manifest.diff(local).empty:
                 return "rejected"

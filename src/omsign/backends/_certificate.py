@@ -298,7 +298,7 @@ def verify_certificate_bundle(
     bundle: Bundle,
     anchors: Sequence[x509.Certificate],
     at: dt.datetime,
-) -> tuple[str, x509.Certificate]:
+) -> tuple[str, x509.Certificate, bool]:
     """Verifies a certificate-method bundle: chain first, then the DSSE signature.
 
     Args:
@@ -307,7 +307,8 @@ def verify_certificate_bundle(
         at: the time at which the chain must be valid (now, or a timestamp's time).
 
     Returns:
-        A description of the signer and the leaf certificate.
+        A description of the signer, the leaf certificate, and whether the signature
+        is over the legacy v0.2 encoding.
 
     Raises:
         MalformedSignatureError: a certificate cannot be parsed.
@@ -325,5 +326,5 @@ def verify_certificate_bundle(
     except KeyLoadError as exc:
         raise SignatureError(str(exc)) from None
     who = describe_certificate(leaf)
-    verify_dsse(bundle, key, f"the certificate {who}")
-    return who, leaf
+    legacy = verify_dsse(bundle, key, f"the certificate {who}")
+    return who, leaf, legacy

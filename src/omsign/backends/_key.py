@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import SigningKey
-from omsign.backends._dsse_sig import sign_dsse, verify_dsse
+from omsign.backends._dsse_sig import PaeDigests, sign_dsse, verify_dsse
 from omsign.backends._ec import key_hint
 from omsign.bundle import Bundle, Material, Signed
 from omsign.errors import SignatureError
@@ -43,24 +43,31 @@ def _raw_key_matches(raw: bytes, key: ec.EllipticCurvePublicKey) -> bool:
     return other == key
 
 
-def verify_key_bundle(bundle: Bundle, keys: Sequence[ec.EllipticCurvePublicKey]) -> str:
+def verify_key_bundle(
+    bundle: Bundle, keys: Sequence[ec.EllipticCurvePublicKey]
+) -> tuple[str, bool]:
     """Verifies a key-method bundle against trusted public keys (OMS 8.2).
 
+    The payload is hashed once per encoding, whatever the number of keys, and never
+    parsed here.
+
     Returns:
-        A description of the key that verified, ``key sha256:<hint>``.
+        A description of the key that verified (``key sha256:<hint>``), and whether
+        the signature is over the legacy v0.2 encoding.
 
     Raises:
         SignatureError: no trusted key verifies the signature.
     """
     last: SignatureError | None = None
+    digests = PaeDigests(bundle.payload_type, bundle.payload)
     for key in keys:
         hint = key_hint(key)
         try:
-            verify_dsse(bundle, key, f"the key sha256:{hint[:16]}")
+            legacy = verify_dsse(bundle, key, f"the key sha256:{hint[:16]}", digests)
         except SignatureError as exc:
             last = exc
             continue
-        return f"key sha256:{hint}"
+        return f"key sha256:{hint}", legacy
     named = bundle.key_hint and all(bundle.key_hint != key_hint(k) for k in keys)
     raw_other = bundle.key_raw is not None and not any(
         _raw_key_matches(bundle.key_raw, k) for k in keys
