@@ -7,7 +7,10 @@ bytes, and the bundle stores the DER ``TimeStampResp`` in
 ``verificationMaterial.timestampVerificationData.rfc3161Timestamps[].signedTimestamp``
 (sigstore-python 4.5 writes and reads exactly these bytes).
 
-Verification trusts only the anchors the caller passes: never the system store.
+Verification trusts only the anchors the caller passes: never the system store. An
+anchor is a certificate (a root, or an intermediate the caller chose to trust, from a
+PEM file) or a :class:`TimestampAuthority` of a trust config, which vouches only for
+tokens signed by its own listed certificate within its ``validFor`` window.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import datetime
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
+from omsign.backends._timestamp_authorities import TimestampAuthority
 from omsign.errors import BackendUnavailableError, Error, SignatureError, UsageError
 
 if TYPE_CHECKING:
     from cryptography import x509
     from rfc3161_client import TimeStampResponse
+
+# What a timestamp may be verified against: a trusted certificate, or a listed authority.
+TimestampAnchor = Union["x509.Certificate", TimestampAuthority]
 
 _HASHES = {
     "2.16.840.1.101.3.4.2.1": "sha256",
@@ -176,22 +183,23 @@ def _openssl_reason(message: str) -> str:
 
 
 def verify_timestamp(
-    token: bytes, signature: bytes, anchors: Sequence[x509.Certificate]
+    token: bytes, signature: bytes, anchors: Sequence[TimestampAnchor]
 ) -> datetime.datetime:
     """Verify an RFC 3161 timestamp over ``signature`` and return the time it proves.
 
     Checks, in order: the reply is well formed and granted; it carries the TSA
     certificate named by its SignerInfo; that certificate has the critical
     timeStamping EKU; the token's CMS signature verifies and the TSA certificate
-    chains to one of ``anchors`` (valid at genTime); the message imprint is the hash
-    of ``signature``.
+    is trusted at genTime; the message imprint is the hash of ``signature``.
 
     Args:
         token: the DER ``TimeStampResp`` (decoded ``signedTimestamp``).
         signature: the DSSE signature bytes the timestamp must cover.
-        anchors: certificates the caller trusts to issue TSA certificates; the
-            chain must end at a self-signed one. Intermediates not embedded in the
-            token may be passed here too.
+        anchors: certificates the caller trusts to issue TSA certificates (the chain
+            must end at a self-signed one; intermediates not embedded in the token may
+            be passed too), and timestamp authorities of a trust config (the token must
+            be signed by the authority's own certificate, within its ``validFor``
+            window, and its listed chain must be valid at genTime).
 
     Returns:
         The verified genTime, timezone-aware UTC.
@@ -209,11 +217,8 @@ def verify_timestamp(
 
 
 def _verify_timestamp(
-    token: bytes, signature: bytes, anchors: Sequence[x509.Certificate]
+    token: bytes, signature: bytes, anchors: Sequence[TimestampAnchor]
 ) -> datetime.datetime:
-    from rfc3161_client import VerificationError as TimestampVerificationError
-    from rfc3161_client import VerifierBuilder
-
     response = _decode(token)
     if response.status != _GRANTED:
         raise SignatureError(f"timestamp was not granted (status {response.status})")
@@ -222,13 +227,68 @@ def _verify_timestamp(
     _check_tsa_usage(tsa_cert)
     if not anchors:
         raise SignatureError("timestamp cannot be verified: no trust anchors were given")
+    authorities = [a for a in anchors if isinstance(a, TimestampAuthority)]
+    certificates = [a for a in anchors if not isinstance(a, TimestampAuthority)]
+    failure: SignatureError | None = None
+    for authority in authorities:
+        if authority.certificate != tsa_cert:
+            continue  # only the listed certificate speaks for a listed authority
+        try:
+            return _verify_with_authority(response, signature, authority, name)
+        except SignatureError as exc:
+            failure = failure or exc
+    if certificates:
+        try:
+            return _verify_with_roots(response, signature, certificates, name)
+        except SignatureError as exc:
+            failure = failure or exc
+    raise failure or SignatureError(f"timestamp was issued by an untrusted authority ({name})")
+
+
+def _verify_with_roots(
+    response: TimeStampResponse,
+    signature: bytes,
+    roots: Sequence[x509.Certificate],
+    name: str,
+) -> datetime.datetime:
+    from rfc3161_client import VerifierBuilder
+
     builder = VerifierBuilder()
-    for anchor in dict.fromkeys(anchors):
+    for anchor in dict.fromkeys(roots):
         builder = builder.add_root_certificate(anchor)
+    _run(builder, response, signature, name)
+    return _gen_time(response)
+
+
+def _verify_with_authority(
+    response: TimeStampResponse,
+    signature: bytes,
+    authority: TimestampAuthority,
+    name: str,
+) -> datetime.datetime:
+    """The token is signed by the authority's certificate, anchored at its chain's root."""
+    from rfc3161_client import VerifierBuilder
+
+    chain = authority.chain
+    builder = VerifierBuilder().tsa_certificate(chain[0]).add_root_certificate(chain[-1])
+    for intermediate in dict.fromkeys(c for c in chain[1:-1] if c not in (chain[0], chain[-1])):
+        builder = builder.add_intermediate_certificate(intermediate)
+    _run(builder, response, signature, name)
+    gen_time = _gen_time(response)
+    authority.check(gen_time)  # validFor, and the listed chain at the token's time
+    return gen_time
+
+
+def _run(builder: Any, response: TimeStampResponse, signature: bytes, name: str) -> None:
+    from rfc3161_client import VerificationError as TimestampVerificationError
+
     try:
         builder.build().verify_message(response, signature)
     except TimestampVerificationError as exc:
         raise SignatureError(_explain(str(exc), name)) from exc
+
+
+def _gen_time(response: TimeStampResponse) -> datetime.datetime:
     gen_time = response.tst_info.gen_time
     if gen_time.tzinfo is None:
         gen_time = gen_time.replace(tzinfo=datetime.timezone.utc)

@@ -51,6 +51,7 @@ MAX_DEPTH = 32
 # Arrays, objects and commas outside strings. A bundle holds a few dozen (the statement
 # is one base64 string); the bound keeps a flat million-element array from being built.
 MAX_TOKENS = 100_000
+MAX_TIMESTAMPS = 32  # RFC 3161 timestamps per bundle, as sigstore-python allows
 
 
 Method = Literal["key", "certificate", "sigstore"]
@@ -234,7 +235,9 @@ def _timestamps(vm: dict[str, Any], source: str) -> tuple[bytes, ...]:
     stamps = tvd.get("rfc3161Timestamps", [])
     if not isinstance(stamps, list):
         raise _bad(source, "rfc3161Timestamps is not a list")
-    return tuple(
+    if len(stamps) > MAX_TIMESTAMPS:  # before any is decoded, let alone verified
+        raise _bad(source, f"more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
+    tokens = tuple(
         _b64(
             s.get("signedTimestamp") if isinstance(s, dict) else None,
             source,
@@ -242,6 +245,9 @@ def _timestamps(vm: dict[str, Any], source: str) -> tuple[bytes, ...]:
         )
         for i, s in enumerate(stamps)
     )
+    if len(set(tokens)) != len(tokens):
+        raise _bad(source, "the same RFC 3161 timestamp is listed more than once")
+    return tokens
 
 
 def parse_bundle(data: bytes, source: str = "signature") -> Bundle:

@@ -12,7 +12,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from omsign.bundle import Bundle
@@ -22,7 +21,9 @@ if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from omsign._timestamp import TimestampAnchor
     from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
+    from omsign.backends._timestamp_authorities import TimestampAuthority
 
 __all__ = [
     "CertificatePolicy",
@@ -43,13 +44,13 @@ class KeyPolicy:
     """Trust signatures made by any of these public keys (key method)."""
 
     keys: tuple[ec.EllipticCurvePublicKey, ...]
-    tsa_anchors: tuple[x509.Certificate, ...] = ()
+    tsa_anchors: tuple[TimestampAnchor, ...] = ()
 
     @classmethod
     def from_files(
         cls,
         paths: Sequence[str | os.PathLike[str]],
-        tsa_anchors: Sequence[x509.Certificate] = (),
+        tsa_anchors: Sequence[TimestampAnchor] = (),
     ) -> KeyPolicy:
         """Loads every PEM public key in the files (TSA anchors: :func:`load_tsa_anchors`)."""
         from omsign.backends._pem import load_public_keys
@@ -68,13 +69,13 @@ class CertificatePolicy:
     """
 
     anchors: tuple[x509.Certificate, ...]
-    tsa_anchors: tuple[x509.Certificate, ...] = ()
+    tsa_anchors: tuple[TimestampAnchor, ...] = ()
 
     @classmethod
     def from_files(
         cls,
         paths: Sequence[str | os.PathLike[str]],
-        tsa_anchors: Sequence[x509.Certificate] = (),
+        tsa_anchors: Sequence[TimestampAnchor] = (),
     ) -> CertificatePolicy:
         """Loads every PEM certificate in the files as a trust anchor."""
         anchors = _load_all(paths)
@@ -127,47 +128,31 @@ def _load_all(paths: Sequence[str | os.PathLike[str]]) -> tuple[x509.Certificate
 def load_tsa_anchors(
     tsa_certs: Sequence[str | os.PathLike[str]] = (),
     trust_config: str | os.PathLike[str] | None = None,
-) -> tuple[x509.Certificate, ...]:
+) -> tuple[TimestampAnchor, ...]:
     """Timestamp authority anchors from PEM files and, optionally, a Sigstore trust config."""
-    anchors = _load_all(tsa_certs)
+    anchors: tuple[TimestampAnchor, ...] = _load_all(tsa_certs)
     if trust_config is not None:
         anchors = (*anchors, *tsa_anchors_from_trust_config(trust_config))
     return anchors
 
 
-def tsa_anchors_from_trust_config(path: str | os.PathLike[str]) -> tuple[x509.Certificate, ...]:
-    """The timestamp authorities' certificates of a Sigstore trust config or trusted root.
+def tsa_anchors_from_trust_config(
+    path: str | os.PathLike[str],
+) -> tuple[TimestampAuthority, ...]:
+    """The timestamp authorities of a Sigstore trust config or trusted root.
 
-    Accepts a ClientTrustConfig (``trustedRoot.timestampAuthorities``) or a bare trusted root.
+    Each is trusted only for tokens its own listed certificate signed within its
+    ``validFor`` window (see :class:`omsign.backends._timestamp_authorities.TimestampAuthority`).
 
     Raises:
         KeyLoadError: the file cannot be read or has no usable timestamp authority.
     """
-    import base64
-    import json
+    from omsign.backends._timestamp_authorities import load_timestamp_authorities
 
-    from cryptography import x509
-
-    from omsign.errors import KeyLoadError
-
-    try:
-        doc = json.loads(Path(path).read_text())
-        root = doc.get("trustedRoot", doc)
-        certs = tuple(
-            x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
-            for authority in root.get("timestampAuthorities", [])
-            for c in authority["certChain"]["certificates"]
-        )
-    except OSError as exc:
-        raise KeyLoadError(f"{path}: cannot read trust config ({exc.strerror})") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise KeyLoadError(f"{path}: not a valid Sigstore trust config") from None
-    if not certs:
-        raise KeyLoadError(f"{path}: the trust config lists no timestamp authority")
-    return certs
+    return load_timestamp_authorities(path)
 
 
-def _timestamp_time(bundle: Bundle, anchors: Sequence[x509.Certificate]) -> dt.datetime | None:
+def _timestamp_time(bundle: Bundle, anchors: Sequence[TimestampAnchor]) -> dt.datetime | None:
     """Verifies every RFC 3161 timestamp; returns the earliest proven time.
 
     With no anchors, timestamps cannot be trusted and are not used (a warning says so).
