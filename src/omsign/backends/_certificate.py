@@ -201,16 +201,26 @@ def _path_length_ok(candidate: x509.Certificate, path: Sequence[x509.Certificate
     return bool(bc.path_length >= below)
 
 
+def _spki(cert: x509.Certificate) -> bytes | None:
+    """The DER SubjectPublicKeyInfo, or None when the key's algorithm is unsupported."""
+    try:
+        return cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception:  # cryptography's UnsupportedAlgorithm, or a damaged key
+        return None
+
+
 def _distinct(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    """Drops certificates that repeat a subject and key already listed (first one wins)."""
+    """Drops certificates that repeat a subject and key already listed (first one wins),
+    and those whose key cannot be used (an unknown algorithm cannot vouch for anything)."""
     seen, out = set(), []
     for cert in certs:
-        key = (
-            cert.subject.public_bytes(),
-            cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        )
+        spki = _spki(cert)
+        if spki is None:
+            logger.debug("skipping %s: its key cannot be used", describe_certificate(cert))
+            continue
+        key = (cert.subject.public_bytes(), spki)
         if key not in seen:
             seen.add(key)
             out.append(cert)
@@ -325,6 +335,8 @@ def verify_certificate_bundle(
         key = check_ec_key(leaf.public_key(), "signing certificate")
     except KeyLoadError as exc:
         raise SignatureError(str(exc)) from None
+    except Exception as exc:  # cryptography's UnsupportedAlgorithm, or a damaged key
+        raise SignatureError(f"signing certificate has a key omsign cannot use ({exc})") from None
     who = describe_certificate(leaf)
     legacy = verify_dsse(bundle, key, f"the certificate {who}")
     return who, leaf, legacy

@@ -1,9 +1,12 @@
-"""Keys and certificates from PEM files: private keys (optionally encrypted), public keys."""
+"""Keys and certificates from PEM files: private keys (optionally encrypted), public keys.
+
+Files are read with :func:`read_trust_file` (regular files only, bounded size), and a key
+of an algorithm omsign or ``cryptography`` does not know is a load error naming the file.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
@@ -11,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import PasswordSource
 from omsign.backends._ec import check_ec_key, hash_for
+from omsign.backends._trust_files import MAX_KEY_FILE_BYTES, read_trust_file
 from omsign.errors import KeyLoadError
 
 if TYPE_CHECKING:
@@ -26,12 +30,7 @@ __all__ = [
 
 
 def _read(path: str | os.PathLike[str], what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise KeyLoadError(f"{path}: {what} file not found") from None
-    except OSError as exc:
-        raise KeyLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    return read_trust_file(path, what, MAX_KEY_FILE_BYTES)
 
 
 class PemSigningKey:
@@ -69,8 +68,9 @@ def load_pem_signing_key(
             password = password_source(f"Password for {path}: ")
             if password is None:
                 raise KeyLoadError(
-                    f"{path}: the key is encrypted; give its password with --password-file or "
-                    "$OMSIGN_PASSWORD"
+                    f"{path}: the key is encrypted",
+                    option="password",
+                    hint="give its password with {option} or $OMSIGN_PASSWORD",
                 ) from None
         except ValueError:
             if password is not None:
@@ -95,8 +95,8 @@ def load_public_keys(path: str | os.PathLike[str]) -> list[ec.EllipticCurvePubli
     if marker not in data:
         if b"PRIVATE KEY-----" in data:
             raise KeyLoadError(
-                f"{path}: is a private key; verify with its public key "
-                f"(omsign public-key --key {path} -o public.pem)"
+                f"{path}: is a private key; verify with its public key",
+                hint="the public-key command writes it",
             )
         raise KeyLoadError(f"{path}: no PEM public key ('BEGIN PUBLIC KEY') found")
     keys = []
@@ -109,6 +109,8 @@ def load_public_keys(path: str | os.PathLike[str]) -> list[ec.EllipticCurvePubli
             key = serialization.load_pem_public_key(data[start : end + len(end_marker)])
         except ValueError:
             raise KeyLoadError(f"{path}: malformed PEM public key") from None
+        except Exception as exc:  # cryptography's UnsupportedAlgorithm
+            raise KeyLoadError(f"{path}: unsupported public key algorithm ({exc})") from None
         keys.append(check_ec_key(key, str(path)))
         start = data.find(marker, end)
     return keys
@@ -132,4 +134,12 @@ def load_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise KeyLoadError(f"{path}: no valid PEM certificate found") from None
+    for cert in certs:
+        try:  # refused now, not as a crash deep in chain validation
+            cert.public_key()
+        except Exception as exc:  # cryptography's UnsupportedAlgorithm, or a damaged key
+            raise KeyLoadError(
+                f"{path}: certificate {cert.subject.rfc4514_string() or '(empty subject)'} "
+                f"has a key omsign cannot use ({exc})"
+            ) from None
     return certs

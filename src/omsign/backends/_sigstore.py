@@ -162,12 +162,14 @@ def _load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import ClientTrustConfig
 
+    from omsign.backends._trust_files import read_trust_json
+
     if settings.trust_config is not None:
         if settings.staging:
             raise UsageError("--staging and --trust-config cannot be combined")
         path = settings.trust_config
         try:
-            return ClientTrustConfig.from_json(path.read_text(encoding="utf-8"))
+            return ClientTrustConfig.from_json(read_trust_json(path))
         except OSError as exc:
             raise KeyLoadError(f"{path}: cannot read trust config: {exc.strerror}") from exc
         except (ValueError, SigstoreError) as exc:
