@@ -60,7 +60,7 @@ def test_a_repeated_real_timestamp_is_refused_before_verification(
 def test_a_timestamp_repeated_thousands_of_times_is_refused_quickly(
     model: Path, p256: KeyPair, tsa: RunningTSA, cli: Cli, stamped: dict[str, Any]
 ) -> None:
-    _stamps(stamped)[:] = _stamps(stamped) * 30_000
+    _stamps(stamped)[:] = _stamps(stamped) * 10_000
     (model / "model.sig").write_text(json.dumps(stamped))
     start = time.monotonic()
     result = _verify_stamped(cli, model, p256, tsa)
