@@ -28,8 +28,9 @@ from omsign._paths import (
     subject_name,
 )
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
-from omsign.bundle import build_bundle, write_bundle
-from omsign.errors import KeyLoadError, UsageError
+from omsign.bundle import build_bundle, read_bundle, write_bundle
+from omsign.errors import Error, KeyLoadError, ModelError, UsageError
+from omsign.hashing import DEFAULT_IGNORES
 from omsign.manifest import (
     Manifest,
     Serialization,
@@ -254,6 +255,7 @@ def sign(
         )
     path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature(path)
+    _check_targets(path, sig_path, opts, explicit=signature is not None)
     if signer is None:
         signer = make_signer(**signing)
     manifest, hashed = _hash_model(path, opts, sig_path, run, reuse_digests=reuse_digests)
@@ -261,6 +263,51 @@ def sign(
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     write_bundle(sig_path, bundle)
     return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)
+
+
+def _check_targets(path: Path, sig_path: Path, opts: HashOptions, *, explicit: bool) -> None:
+    """Refuses what signing cannot do honestly, before anything is hashed or written.
+
+    The subject name must be UTF-8 (OMS 6.1.2), and the signature must not overwrite a
+    file of the model: a signature path is left out of the signature, so one naming a
+    model file would drop it unsigned and replace it. An earlier signature there (a
+    bundle) may be replaced; so may a file the model ignores.
+    """
+    try:
+        subject_name(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(
+            f"{path}: the model's name is not valid UTF-8 and cannot be its signed subject "
+            "name (OMS 6.1.2)"
+        ) from None
+    if not path.is_dir():
+        try:
+            same = os.path.samefile(path, sig_path)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(
+                f"{sig_path}: the signature path is the model itself; refusing to overwrite it",
+                option="signature",
+                hint="write the signature elsewhere with {option}",
+            )
+        return
+    inside = signature_ignore(path, sig_path)
+    if not explicit or not inside or not os.path.lexists(sig_path):
+        return
+    rel = inside[0]
+    ignored = {*DEFAULT_IGNORES, *model_relative(path, opts.ignore_paths)}
+    if any(rel == i or rel.startswith(i + "/") for i in ignored):
+        return
+    try:
+        read_bundle(sig_path)
+    except Error:
+        raise UsageError(
+            f"{sig_path}: the signature path is part of the model, not an earlier signature; "
+            "refusing to overwrite it",
+            option="signature",
+            hint="write the signature elsewhere with {option}",
+        ) from None
 
 
 def _hash_model(

@@ -119,7 +119,10 @@ class _LocalFile:
         self.fd = open_checked(entry)
 
     def read(self, offset: int, size: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError as exc:  # a failing disk, or a kernel file that refuses reads
+            raise ModelError(f"{self.entry.path}: cannot read ({exc.strerror})") from None
 
     def check_unchanged(self) -> None:
         st = os.fstat(self.fd)
