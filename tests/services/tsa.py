@@ -17,6 +17,7 @@ certificate, which yields a well-formed token from a TSA that should not be trus
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +34,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from helpers.pki import Issued, issue_tsa_cert, make_ca, write_certs
 
 _TSTINFO_OID = "1.2.840.113549.1.9.16.1.4"
+
+# TimeStampResp { status { rejection (2), statusString { "busy" } } }: no token.
+REJECTION = bytes.fromhex("300d300b02010230060c0462757379")
 
 _CONFIG = """\
 [ tsa ]
@@ -107,6 +111,20 @@ def _wrap_granted(token: bytes) -> bytes:
     """TimeStampResp ::= SEQUENCE { status PKIStatusInfo (granted), timeStampToken }."""
     body = b"\x30\x03\x02\x01\x00" + token
     return b"\x30" + _der_length(len(body)) + body
+
+
+def _other_imprint(query: bytes) -> bytes:
+    """The query with its SHA-256 message imprint replaced: a reply over other data."""
+    start = query.index(b"\x04\x20") + 2
+    other = hashlib.sha256(b"other data").digest()
+    return query[:start] + other + query[start + 32 :]
+
+
+def _without_certificate_request(query: bytes) -> bytes:
+    """The query without ``certReq TRUE`` (its last field), so the reply has no certificate."""
+    assert query[1] < 0x80 and query.endswith(b"\x01\x01\xff"), query.hex()
+    body = query[2:-3]
+    return b"\x30" + bytes([len(body)]) + body
 
 
 def _usable_by_openssl_ts(cert: x509.Certificate) -> bool:
@@ -197,7 +215,9 @@ def start_tsa(
         include_chain: put the issuers of the TSA certificate into each token besides
             the TSA certificate itself (openssl writes that SET OF unsorted, which strict
             DER parsers such as rfc3161-client reject).
-        fault: None for a correct TSA, or "garbage", "http-500", "replay".
+        fault: None for a correct TSA, or "garbage", "http-500", "replay" (the first reply
+            again), "other-data" (stamps another message imprint), "no-certificate" (leaves
+            its certificate out of the reply), "rejection" (refuses, status 2 "busy").
 
     Returns:
         The running TSA; call ``stop()`` when done.
@@ -228,6 +248,13 @@ def start_tsa(
             if fault == "garbage":
                 self._send(200, b"<html>this is not a timestamp</html>", "text/html")
                 return
+            if fault == "rejection":
+                self._send(200, REJECTION, "application/timestamp-reply")
+                return
+            if fault == "other-data":
+                query = _other_imprint(query)
+            if fault == "no-certificate":
+                query = _without_certificate_request(query)
             try:
                 reply = stamper.reply(query)
             except RuntimeError as exc:

@@ -18,7 +18,7 @@ from rfc3161_client import decode_timestamp_response
 from helpers.pki import days, issue_tsa_cert, make_ca, now
 from omsign._timestamp import describe_timestamp, request_timestamp, verify_timestamp
 from omsign.errors import BackendUnavailableError, Error, SignatureError, UsageError
-from services.tsa import RunningTSA, start_tsa
+from services.tsa import REJECTION, RunningTSA, start_tsa
 
 SIGNATURE = b"0E\x02 DSSE signature bytes under test"
 
@@ -245,3 +245,26 @@ def test_any_corrupted_byte_is_a_signature_error_or_changes_nothing(
         except SignatureError:
             continue
         assert when == proven  # only unsigned fields can change without failing
+
+
+def test_a_reply_over_other_data_is_rejected(tmp_path: Path) -> None:
+    running = _serve(tmp_path, fault="other-data")
+    with pytest.raises(Error, match="timestamped different data than requested"):
+        _stamp_with(running)
+
+
+def test_a_reply_without_the_authority_certificate_is_rejected(tmp_path: Path) -> None:
+    running = _serve(tmp_path, fault="no-certificate")
+    with pytest.raises(Error, match="did not include its certificate"):
+        _stamp_with(running)
+
+
+def test_a_refusal_is_reported_with_its_reason(tmp_path: Path) -> None:
+    running = _serve(tmp_path, fault="rejection")
+    with pytest.raises(Error, match=r"refused the request \(status 2: busy\)"):
+        _stamp_with(running)
+
+
+def test_a_stored_refusal_is_not_a_timestamp(tsa: RunningTSA) -> None:
+    with pytest.raises(SignatureError, match=r"not granted \(status 2\)"):
+        verify_timestamp(REJECTION, SIGNATURE, [tsa.root.cert])
