@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hmac
 import io
 import itertools
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -96,13 +98,21 @@ class VerifiedFile(io.RawIOBase):
     Obtained from :meth:`VerifiedModel.open` (wrapped in a buffered reader).
     """
 
-    def __init__(self, name: str, fd: int, pieces: list[_Piece], algorithm: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        fd: int,
+        pieces: list[_Piece],
+        algorithm: str,
+        on_proven: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.size = pieces[-1].end if pieces else 0
         self._fd = fd
         self._pieces = pieces
         self._algorithm = algorithm
+        self._on_proven = on_proven  # told the size once the end of the file is proven
         self._pos = 0
         self._proven: OrderedDict[int, _Proven] = OrderedDict()
 
@@ -170,34 +180,41 @@ class VerifiedFile(io.RawIOBase):
         if index in self._proven:
             self._proven.move_to_end(index)
             return self._proven[index]
-        proven = self._prove(self._pieces[index], last=index == len(self._pieces) - 1)
+        last = index == len(self._pieces) - 1
+        proven = self._prove(self._pieces[index], last=last)
         self._proven[index] = proven
+        if last and self._on_proven is not None:
+            self._on_proven(self.size)
         while len(self._proven) > _KEEP:
             self._proven.popitem(last=False)[1].close()
         return proven
 
     def _prove(self, piece: _Piece, last: bool) -> _Proven:
-        """Reads a piece once into a private copy, hashing it; compares before use."""
+        """Reads a piece once into a private copy, hashing it; compares before use.
+
+        Exactly the piece's bytes are read (one more at the end, to catch growth), and a
+        copy too large for the temporary folder is refused before anything is read.
+        """
         length = piece.end - piece.start
         hasher = new_hasher(self._algorithm)
         with contextlib.ExitStack() as cleanup:
-            spool = cleanup.enter_context(tempfile.TemporaryFile()) if length > _SPOOL else None
+            spool = cleanup.enter_context(self._spool(length)) if length > _SPOOL else None
             data = None if spool is not None else bytearray(length)
             offset = 0
             while offset < length:
-                chunk = os.pread(self._fd, min(_CHUNK, length - offset), piece.start + offset)
+                chunk = self._read(min(_CHUNK, length - offset), piece.start + offset)
                 if not chunk:
                     raise IntegrityError(
                         f"{self.name}: file is shorter than signed (changed after verification)"
                     )
                 hasher.update(chunk)
                 if spool is not None:
-                    spool.write(chunk)
+                    self._keep(spool, chunk)
                 else:
                     assert data is not None
                     data[offset : offset + len(chunk)] = chunk
                 offset += len(chunk)
-            if last and os.pread(self._fd, 1, piece.end):
+            if last and self._read(1, piece.end):
                 raise IntegrityError(
                     f"{self.name}: file is longer than signed (changed after verification)"
                 )
@@ -207,9 +224,50 @@ class VerifiedFile(io.RawIOBase):
                     "(changed after signing or after verification)"
                 )
             if spool is not None:
-                spool.flush()
+                self._keep(spool, b"")
             cleanup.pop_all()  # the proven copy stays open
         return _Proven(data, spool)
+
+    def _read(self, size: int, offset: int) -> bytes:
+        try:
+            return os.pread(self._fd, size, offset)
+        except OSError as exc:
+            raise ModelError(f"{self.name}: cannot read ({exc.strerror})") from None
+
+    def _spool(self, length: int) -> BinaryIO:
+        """An unlinked temporary file with room for ``length`` bytes."""
+        try:
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - kept open past this call
+        except OSError as exc:
+            raise ModelError(
+                f"{self.name}: cannot create the private copy in {tempfile.gettempdir()} "
+                f"({exc.strerror})"
+            ) from None
+        try:
+            vfs = os.fstatvfs(spool.fileno())
+            free = vfs.f_bavail * vfs.f_frsize
+        except OSError:
+            free = length  # unknown: the writes will tell
+        if free < length:
+            spool.close()
+            raise ModelError(
+                f"{self.name}: checking its {length} bytes needs a private copy, but only "
+                f"{free} bytes are free in {tempfile.gettempdir()}; refusing to fill the disk "
+                "(set TMPDIR to a larger folder if the file really is this large)"
+            )
+        return spool
+
+    def _keep(self, spool: BinaryIO, chunk: bytes) -> None:
+        try:
+            if chunk:
+                spool.write(chunk)
+            else:
+                spool.flush()
+        except OSError as exc:
+            raise ModelError(
+                f"{self.name}: cannot write the private copy in {tempfile.gettempdir()} "
+                f"({exc.strerror})"
+            ) from None
 
 
 class VerifiedModel:
@@ -222,6 +280,8 @@ class VerifiedModel:
     def __init__(self, result: VerificationResult) -> None:
         self.result = result
         self._files = result.manifest.by_file()
+        # Sizes proven by a read, for files verification did not hash (lazy, partial).
+        self._proven_sizes: dict[str, int] = {}
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -256,7 +316,7 @@ class VerifiedModel:
             seen = self.result.identities.get(name)
             if seen is not None and seen != (st.st_dev, st.st_ino):
                 raise IntegrityError(f"{name}: was replaced after it was verified")
-            verified_size = self.result.sizes.get(name)
+            verified_size = self.result.sizes.get(name, self._proven_sizes.get(name))
             if verified_size is not None and verified_size != st.st_size:  # before any read
                 raise IntegrityError(f"{name}: size changed after it was verified")
             pieces = self._pieces(name, st.st_size)
@@ -265,7 +325,13 @@ class VerifiedModel:
                     f"{name}: size {st.st_size} differs from the signed size {pieces[-1].end}"
                 )
             cleanup.pop_all()
-        return VerifiedFile(name, fd, pieces, self.result.serialization.hash_type)
+        return VerifiedFile(
+            name,
+            fd,
+            pieces,
+            self.result.serialization.hash_type,
+            on_proven=functools.partial(self._proven_sizes.__setitem__, name),
+        )
 
     def read_bytes(self, name: str) -> bytes:
         """The whole content of a signed file, verified (see :meth:`open`)."""
@@ -401,12 +467,12 @@ def load_safetensors(
     data = verified.read_bytes(name)
     try:
         if framework == "torch":
-            from safetensors.torch import load
-        else:
-            from safetensors.numpy import load
+            from safetensors.torch import load as load_torch
+
+            return dict(load_torch(data))
+        from safetensors.numpy import load as load_numpy
     except ImportError as exc:
         raise BackendUnavailableError(
             f"loading safetensors needs {exc.name}: pip install 'omsign[safetensors]'"
         ) from None
-    tensors: dict[str, Any] = load(data)
-    return tensors
+    return dict(load_numpy(data))
