@@ -27,6 +27,7 @@ __all__ = [
     "ModelError",
     "SignatureError",
     "SignatureNotFoundError",
+    "UnsafeFormatError",
     "UsageError",
     "VerificationError",
 ]
@@ -77,6 +78,10 @@ class Error(Exception):
 
 class UsageError(Error):
     """Bad options or arguments: the caller asked for something impossible."""
+
+
+class UnsafeFormatError(UsageError):
+    """A signed file is in a format whose loading can run code (pickle), and was not allowed."""
 
 
 class ModelError(Error):

@@ -38,13 +38,18 @@ import itertools
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from omsign._keywords import RuntimeKeywords, ScopeKeywords, VerifyKeywords
 from omsign._verify import as_integrity
-from omsign.errors import BackendUnavailableError, IntegrityError, ModelError, UsageError
+from omsign.errors import (
+    IntegrityError,
+    ModelError,
+    UnsafeFormatError,
+    UsageError,
+)
 from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher, open_checked
 from omsign.manifest import split_shard_name
 from omsign.options import Runtime, VerifyScope
@@ -115,6 +120,7 @@ class VerifiedFile(io.RawIOBase):
         self._on_proven = on_proven  # told the size once the end of the file is proven
         self._pos = 0
         self._proven: OrderedDict[int, _Proven] = OrderedDict()
+        self.sniff = False  # refuse pickle content at the first read (set by open_raw)
 
     def readable(self) -> bool:
         return True
@@ -133,6 +139,8 @@ class VerifiedFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
+        if self.sniff:
+            self._refuse_unsafe()
         view = memoryview(buffer).cast("B")
         if not len(view):
             return 0
@@ -147,8 +155,27 @@ class VerifiedFile(io.RawIOBase):
         self._pos += n
         return n
 
+    def _refuse_unsafe(self) -> None:
+        """Refuses pickle content; reads (verified) only the bytes it sniffs."""
+        from omsign.integrations.unsafe import sniff_length, unsafe_reason
+
+        self.sniff = False
+        pos = self._pos
+        try:
+            self._pos = 0
+            head = bytearray(min(sniff_length(self.name), self.size))
+            got = self.readinto(head) if head else 0
+            reason = unsafe_reason(self.name, bytes(head[:got]), cast("BinaryIO", self))
+        finally:
+            self._pos = pos
+        if reason is not None:
+            self.sniff = True  # every later read is refused too
+            raise _unsafe_error(self.name, reason)
+
     def read_all_verified(self) -> bytes:
         """Every byte of the file, each piece verified before it is copied out."""
+        if self.sniff:
+            self._refuse_unsafe()
         if len(self._pieces) == 1:
             whole = self._verified(0).whole()
             if whole is not None:
@@ -288,11 +315,13 @@ class VerifiedModel:
         """The signed file names, sorted."""
         return tuple(sorted(self._files))
 
-    def open(self, name: str) -> io.BufferedReader:
+    def open(self, name: str, *, allow_pickle: bool = False) -> io.BufferedReader:
         """Opens a signed file for reading; bytes are verified before they are returned.
 
         Args:
             name: the file's model-relative name as signed (``/``-separated).
+            allow_pickle: serve pickle-based files too (see
+                :mod:`omsign.integrations.unsafe`); loading them can run code.
 
         Returns:
             A buffered binary reader; closing it releases the file and private copies.
@@ -301,11 +330,21 @@ class VerifiedModel:
             IntegrityError: the file is not signed, was replaced or changed, or (when read)
                 its bytes differ from the signed digest.
             ModelError: the file cannot be opened.
+            UnsafeFormatError: a pickle-based file, without ``allow_pickle``.
         """
-        return io.BufferedReader(self.open_raw(name))
+        return io.BufferedReader(self.open_raw(name, allow_pickle=allow_pickle))
 
-    def open_raw(self, name: str) -> VerifiedFile:
+    def open_raw(self, name: str, *, allow_pickle: bool = False) -> VerifiedFile:
         """Like :meth:`open`, without the buffering layer."""
+        from omsign.integrations.unsafe import sniff_length, unsafe_reason
+
+        if not allow_pickle and not sniff_length(name):  # refused by its name alone
+            raise _unsafe_error(name, unsafe_reason(name, b"") or "unsafe")
+        raw = self._open_raw(name)
+        raw.sniff = not allow_pickle  # by content, at the first read (nothing is read yet)
+        return raw
+
+    def _open_raw(self, name: str) -> VerifiedFile:
         if name not in self._files:
             raise IntegrityError(f"{name}: not a signed file of {self.result.model}")
         entry = self._entry(name)
@@ -333,9 +372,9 @@ class VerifiedModel:
             on_proven=functools.partial(self._proven_sizes.__setitem__, name),
         )
 
-    def read_bytes(self, name: str) -> bytes:
+    def read_bytes(self, name: str, *, allow_pickle: bool = False) -> bytes:
         """The whole content of a signed file, verified (see :meth:`open`)."""
-        raw = self.open_raw(name)
+        raw = self.open_raw(name, allow_pickle=allow_pickle)
         try:
             return raw.read_all_verified()
         finally:
@@ -373,6 +412,14 @@ class VerifiedModel:
         if pieces[0].start != 0 or any(a.end != b.start for a, b in itertools.pairwise(pieces)):
             raise IntegrityError(f"{name}: the signed shards do not cover the file contiguously")
         return pieces
+
+
+def _unsafe_error(name: str, reason: str) -> UnsafeFormatError:
+    return UnsafeFormatError(
+        f"{name}: refused: {reason}",
+        hint="pass {option} only for files whose source you trust",
+        option="allow_pickle",
+    )
 
 
 def _open_entry(entry: FileEntry) -> int:
@@ -446,33 +493,31 @@ def open_verified(
 
 
 def load_safetensors(
-    verified: VerifiedModel, name: str, *, framework: str = "numpy"
+    verified: VerifiedModel,
+    name: str,
+    *,
+    framework: str = "numpy",
+    tensors: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Loads the tensors of a signed ``.safetensors`` file from exactly the verified bytes.
+
+    Tensors are read one at a time (memory is bounded by the tensors asked for); see
+    :mod:`omsign.integrations.safetensors`, which also loads sharded checkpoints.
 
     Args:
         verified: from :func:`open_verified`.
         name: the file's signed name.
-        framework: ``numpy`` (default) or ``torch``.
+        framework: ``numpy`` (default), ``torch`` or ``jax``.
+        tensors: only these tensors (default: all).
 
     Returns:
         ``{tensor name: array}``.
 
     Raises:
-        IntegrityError: the file is not signed or its bytes differ from the signature.
-        BackendUnavailableError: safetensors (or the framework) is not installed.
+        IntegrityError: the file is not signed, its bytes differ from the signature, or
+            it is not a valid safetensors file.
+        BackendUnavailableError: the framework is not installed.
     """
-    if framework not in ("numpy", "torch"):
-        raise UsageError(f"unknown framework {framework!r}; choose numpy or torch")
-    data = verified.read_bytes(name)
-    try:
-        if framework == "torch":
-            from safetensors.torch import load as load_torch
+    from omsign.integrations.safetensors import load
 
-            return dict(load_torch(data))
-        from safetensors.numpy import load as load_numpy
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"loading safetensors needs {exc.name}: pip install 'omsign[safetensors]'"
-        ) from None
-    return dict(load_numpy(data))
+    return load(verified, name, framework=framework, tensors=tensors)

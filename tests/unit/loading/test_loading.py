@@ -227,7 +227,7 @@ def test_safetensors_refuses_a_file_swapped_after_verify(st_model: Path, p256: K
 def test_safetensors_unknown_framework(st_model: Path, p256: KeyPair) -> None:
     vm: VerifiedModel = omsign.open_verified(st_model, key=p256.public)
     with pytest.raises(omsign.errors.UsageError):
-        omsign.load_safetensors(vm, "model.safetensors", framework="jax")
+        omsign.load_safetensors(vm, "model.safetensors", framework="caffe")
 
 
 def test_a_file_grown_after_verification_is_refused_before_it_is_read(

@@ -1,0 +1,241 @@
+"""Tensors from verified safetensors bytes, one tensor at a time.
+
+The safetensors layout is an 8-byte little-endian header length, a JSON header naming
+each tensor's dtype, shape and byte range, then the data. :func:`load` parses the
+header from verified bytes, checks it (size bounds, known dtypes, ranges that match
+shapes and tile the data without gaps or overlaps), then reads each tensor asked for
+from the verified file into a buffer of its own: memory is bounded by the tensors
+asked for, not by the file. :func:`load_sharded` follows a verified
+``*.safetensors.index.json`` to its shards. numpy and torch are supported; ``jax``
+arrays are made from numpy ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from omsign.errors import BackendUnavailableError, IntegrityError, UsageError
+
+if TYPE_CHECKING:
+    from omsign.loading import VerifiedFile, VerifiedModel
+
+__all__ = ["FRAMEWORKS", "iter_tensors", "load", "load_sharded", "read_header"]
+
+FRAMEWORKS = ("numpy", "torch", "jax")
+MAX_HEADER = 100 << 20  # bytes; the safetensors library's own bound
+# dtype -> (bytes per element, numpy dtype or None, torch dtype name)
+_DTYPES: dict[str, tuple[int, str | None, str]] = {
+    "F64": (8, "<f8", "float64"),
+    "F32": (4, "<f4", "float32"),
+    "F16": (2, "<f2", "float16"),
+    "BF16": (2, None, "bfloat16"),
+    "I64": (8, "<i8", "int64"),
+    "I32": (4, "<i4", "int32"),
+    "I16": (2, "<i2", "int16"),
+    "I8": (1, "i1", "int8"),
+    "U8": (1, "u1", "uint8"),
+    "U16": (2, "<u2", "uint16"),
+    "U32": (4, "<u4", "uint32"),
+    "U64": (8, "<u8", "uint64"),
+    "BOOL": (1, "?", "bool"),
+    "F8_E4M3": (1, None, "float8_e4m3fn"),
+    "F8_E5M2": (1, None, "float8_e5m2"),
+}
+
+
+def _bad(name: str, what: str) -> IntegrityError:
+    return IntegrityError(f"{name}: not a valid safetensors file: {what}")
+
+
+def _read_exact(f: VerifiedFile, size: int, name: str) -> bytearray:
+    """Exactly ``size`` verified bytes from the current position."""
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        n = f.readinto(view[got:])
+        if not n:
+            raise _bad(name, "shorter than its header says")
+        got += n
+    return data
+
+
+def read_header(f: VerifiedFile) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Reads and checks the header; returns (data start offset, tensor entries).
+
+    Raises:
+        IntegrityError: the header is malformed, out of bounds, or its ranges do not
+            tile the data exactly.
+    """
+    name = f.name
+    f.seek(0)
+    if f.size < 8:
+        raise _bad(name, "shorter than its header")
+    length = int.from_bytes(_read_exact(f, 8, name), "little")
+    if length > min(MAX_HEADER, f.size - 8):
+        raise _bad(name, f"header of {length} bytes is larger than the file allows")
+    raw = bytes(_read_exact(f, length, name))
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad(name, "header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _bad(name, "header is not a JSON object")
+    header.pop("__metadata__", None)
+    start, spans = 8 + length, []
+    for tensor, info in header.items():
+        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+            raise _bad(name, f"tensor {tensor!r} has no known dtype")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise _bad(name, f"tensor {tensor!r} has a malformed shape")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
+            raise _bad(name, f"tensor {tensor!r} has malformed data offsets")
+        if math.prod(shape) * _DTYPES[info["dtype"]][0] != offsets[1] - offsets[0]:
+            raise _bad(name, f"tensor {tensor!r} size does not match its shape")
+        spans.append((offsets[0], offsets[1]))
+    spans.sort()
+    end = 0
+    for begin, stop in spans:
+        if begin != end:
+            raise _bad(name, "tensor data overlaps or leaves gaps")
+        end = stop
+    if start + end != f.size:
+        raise _bad(name, "tensor data does not end where the file ends")
+    return start, header
+
+
+def _framework(framework: str) -> Any:
+    if framework not in FRAMEWORKS:
+        raise UsageError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
+    module = "numpy" if framework == "jax" else framework
+    try:
+        return importlib.import_module("jax.numpy" if framework == "jax" else module)
+    except ImportError:
+        extra = "safetensors" if module == "numpy" else module
+        raise BackendUnavailableError(
+            f"loading tensors as {framework} needs {module}: pip install {extra!r}"
+        ) from None
+
+
+def _tensor(data: bytearray, info: dict[str, Any], framework: str, name: str) -> Any:
+    _, numpy_dtype, torch_dtype = _DTYPES[info["dtype"]]
+    shape = tuple(info["shape"])
+    if framework == "torch":
+        import torch
+
+        if not data:
+            return torch.empty(shape, dtype=getattr(torch, torch_dtype))
+        return torch.frombuffer(data, dtype=getattr(torch, torch_dtype)).reshape(shape)
+    if numpy_dtype is None:
+        raise UsageError(f"{name}: dtype {info['dtype']} has no numpy type; load it with torch")
+    import numpy
+
+    array = numpy.frombuffer(data, dtype=numpy_dtype).reshape(shape)
+    if framework == "jax":
+        return importlib.import_module("jax.numpy").asarray(array)
+    return array
+
+
+def iter_tensors(
+    verified: VerifiedModel,
+    name: str,
+    *,
+    framework: str = "numpy",
+    tensors: Iterable[str] | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Yields ``(tensor name, tensor)`` from a signed safetensors file, verified as read.
+
+    Args:
+        verified: from :func:`omsign.open_verified`.
+        name: the file's signed name.
+        framework: ``numpy``, ``torch`` or ``jax``.
+        tensors: only these tensors (default: all, in file order).
+
+    Raises:
+        IntegrityError: the file is not signed, differs from the signature, or is not a
+            valid safetensors file; a tensor asked for is not in it.
+    """
+    yield from _iter(verified, name, framework, tensors, None)
+
+
+def _iter(
+    verified: VerifiedModel,
+    name: str,
+    framework: str,
+    tensors: Iterable[str] | None,
+    assigned: str | None,
+) -> Iterator[tuple[str, Any]]:
+    """The tensors; with ``assigned`` (an index name), the file must hold only those."""
+    _framework(framework)
+    with verified.open_raw(name) as f:
+        start, header = read_header(f)
+        wanted = list(header) if tensors is None else list(tensors)
+        missing = [t for t in wanted if t not in header]
+        if missing:
+            raise IntegrityError(f"{name}: no tensor named {missing[0]!r}")
+        extra = sorted(set(header) - set(wanted)) if assigned else []
+        if extra:
+            raise IntegrityError(
+                f"{name}: holds tensor {extra[0]!r} that {assigned} assigns elsewhere"
+            )
+        wanted.sort(key=lambda t: header[t]["data_offsets"][0])
+        for tensor in wanted:
+            begin, end = header[tensor]["data_offsets"]
+            f.seek(start + begin)
+            yield (
+                tensor,
+                _tensor(_read_exact(f, end - begin, name), header[tensor], framework, name),
+            )
+
+
+def load(
+    verified: VerifiedModel,
+    name: str,
+    *,
+    framework: str = "numpy",
+    tensors: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The tensors of a signed safetensors file as a dict (see :func:`iter_tensors`)."""
+    return dict(iter_tensors(verified, name, framework=framework, tensors=tensors))
+
+
+def load_sharded(
+    verified: VerifiedModel,
+    index: str = "model.safetensors.index.json",
+    *,
+    framework: str = "numpy",
+) -> dict[str, Any]:
+    """All tensors of a sharded checkpoint, through its verified index.
+
+    Every shard the index names must be signed; each tensor is taken from the shard the
+    index assigns it to, and a shard holding a tensor the index does not assign to it is
+    refused (a swapped shard).
+
+    Raises:
+        IntegrityError: the index or a shard is not signed or differs, or they disagree.
+    """
+    try:
+        weight_map = json.loads(verified.read_bytes(index))["weight_map"]
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(f"{index}: not a valid safetensors index") from None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
+    ):
+        raise IntegrityError(f"{index}: weight_map is not a map of tensor to file")
+    folder = index.rpartition("/")[0]
+    by_shard: dict[str, list[str]] = {}
+    for tensor, shard in weight_map.items():
+        by_shard.setdefault(f"{folder}/{shard}" if folder else shard, []).append(tensor)
+    out: dict[str, Any] = {}
+    for shard, names in sorted(by_shard.items()):
+        out.update(_iter(verified, shard, framework, names, index))
+    return out

@@ -1,0 +1,69 @@
+"""Which files are unsafe to load: pickle in any of its disguises.
+
+A signature says who shipped a file, not that loading it is safe: unpickling runs
+code. Verified loading refuses these unless the caller allows them explicitly:
+``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, ``.pickle``, ``.joblib``, ``.dill``; a ``.bin``
+(or any other name) that holds a pickle stream or a PyTorch zip archive; ``.npy``
+object arrays and ``.npz`` archives holding one.
+"""
+
+from __future__ import annotations
+
+import ast
+import zipfile
+from typing import BinaryIO
+
+__all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_reason"]
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill")
+_HEAD = 4096  # bytes of a file that the checks below look at
+
+
+def sniff_length(name: str) -> int:
+    """How many leading bytes :func:`unsafe_reason` needs for this name (0: none)."""
+    return 0 if name.lower().endswith(PICKLE_SUFFIXES) else _HEAD
+
+
+def _npy_is_object(head: bytes) -> bool:
+    """Whether an ``.npy`` header declares an object (pickled) dtype."""
+    if not head.startswith(b"\x93NUMPY") or len(head) < 10:
+        return False
+    major = head[6]
+    size_bytes = 2 if major == 1 else 4
+    size = int.from_bytes(head[8 : 8 + size_bytes], "little")
+    text = head[8 + size_bytes : 8 + size_bytes + size].decode("latin-1", "replace")
+    try:
+        header = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return True  # unreadable: numpy would refuse it too; do not guess it is safe
+    descr = header.get("descr") if isinstance(header, dict) else None
+    return "O" in str(descr)
+
+
+def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str | None:
+    """Why ``name`` is unsafe to load, or None.
+
+    Args:
+        name: the file's name.
+        head: its first :func:`sniff_length` bytes.
+        stream: the file, seekable, for ``.npz`` archives (whose members are checked).
+    """
+    lower = name.lower()
+    if lower.endswith(PICKLE_SUFFIXES):
+        return "a pickle-based format (loading it can run code)"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return "a pickle stream (loading it can run code)"
+    if head.startswith(b"PK\x03\x04") and lower.endswith((".bin", ".pt", ".model")):
+        return "a PyTorch zip archive holding a pickle (loading it can run code)"
+    if lower.endswith(".npy") and _npy_is_object(head):
+        return "a NumPy object array (loading it unpickles)"
+    if lower.endswith(".npz") and stream is not None:
+        try:
+            with zipfile.ZipFile(stream) as archive:
+                for member in archive.namelist():
+                    with archive.open(member) as f:
+                        if _npy_is_object(f.read(_HEAD)):
+                            return f"a NumPy archive whose {member} is an object array"
+        except zipfile.BadZipFile:
+            return None
+    return None
