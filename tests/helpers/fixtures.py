@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,3 +138,15 @@ def copy_vector(tmp_path: Path) -> Callable[[str], Path]:
         return dest
 
     return copy
+
+
+def need_module(name: str) -> types.ModuleType:
+    """Imports an optional test dependency; skips the module without it, fails under CI."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"{name} is not installed ('make test' installs it)", allow_module_level=True)

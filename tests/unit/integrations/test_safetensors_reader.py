@@ -1,0 +1,127 @@
+"""The verified safetensors reader: tensors one at a time, hostile headers refused."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import omsign
+from helpers.fixtures import KeyPair, need_module
+from omsign.errors import IntegrityError, UnsafeFormatError
+from omsign.integrations.safetensors import load, load_sharded
+
+
+def _write(path: Path, header: dict[str, object], data: bytes) -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def _signed(tmp_path: Path, p256: KeyPair, files: dict[str, bytes]) -> omsign.VerifiedModel:
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, data in files.items():
+        (model / name).write_bytes(data)
+    omsign.sign(model, key=p256.private)
+    return omsign.open_verified(model, key=p256.public)
+
+
+def _file(header: dict[str, object], data: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+GOOD = {
+    "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+    "b": {"dtype": "I8", "shape": [3], "data_offsets": [16, 19]},
+}
+DATA = np.arange(4, dtype="<f4").tobytes() + bytes([1, 2, 3])
+
+
+def test_chosen_tensors_only(tmp_path: Path, p256: KeyPair) -> None:
+    vm = _signed(tmp_path, p256, {"w.safetensors": _file(GOOD, DATA)})
+    got = load(vm, "w.safetensors", tensors=["b"])
+    assert list(got) == ["b"]
+    np.testing.assert_array_equal(got["b"], np.array([1, 2, 3], dtype=np.int8))
+    np.testing.assert_array_equal(load(vm, "w.safetensors")["a"], np.arange(4).reshape(2, 2))
+
+
+def test_torch_bfloat16(tmp_path: Path, p256: KeyPair) -> None:
+    torch = need_module("torch")
+    header = {"x": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}
+    data = torch.tensor([1.5, -2.0], dtype=torch.bfloat16).view(torch.int16).numpy().tobytes()
+    vm = _signed(tmp_path, p256, {"w.safetensors": _file(header, data)})
+    assert load(vm, "w.safetensors", framework="torch")["x"].tolist() == [1.5, -2.0]
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "words"),
+    [
+        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+          "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12), "overlaps"),
+        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, bytes(8), "shape"),
+        ({"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 2]}}, bytes(2), "dtype"),
+        ({"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}, bytes(5), "ends"),
+        ({"a": {"dtype": "U8", "shape": [2], "data_offsets": [2, 0]}}, bytes(2), "offsets"),
+    ],
+)  # fmt: skip
+def test_malformed_headers_are_refused(
+    tmp_path: Path, p256: KeyPair, header: dict[str, object], data: bytes, words: str
+) -> None:
+    vm = _signed(tmp_path, p256, {"w.safetensors": _file(header, data)})
+    with pytest.raises(IntegrityError, match=words):
+        load(vm, "w.safetensors")
+
+
+def test_header_length_beyond_the_file_is_refused(tmp_path: Path, p256: KeyPair) -> None:
+    vm = _signed(tmp_path, p256, {"w.safetensors": struct.pack("<Q", 1 << 40) + b"{}"})
+    with pytest.raises(IntegrityError, match="header"):
+        load(vm, "w.safetensors")
+
+
+def test_shard_holding_a_tensor_assigned_elsewhere_is_refused(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    index = {"weight_map": {"a": "one.safetensors", "b": "two.safetensors"}}
+    files = {
+        "model.safetensors.index.json": json.dumps(index).encode(),
+        "one.safetensors": _file(GOOD, DATA),  # holds a and b
+        "two.safetensors": _file({"b": GOOD["b"]}, bytes([1, 2, 3])),
+    }
+    vm = _signed(tmp_path, p256, files)
+    with pytest.raises(IntegrityError, match="assigns elsewhere"):
+        load_sharded(vm)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("weights.bin", pickle.dumps({"w": 1}, protocol=4)),
+        ("model.pt", b"anything"),
+        ("state.ckpt", b"anything"),
+        ("arr.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", 54)
+         + b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".ljust(54)),
+    ],
+)  # fmt: skip
+def test_pickle_content_is_refused_by_default(
+    tmp_path: Path, p256: KeyPair, name: str, data: bytes
+) -> None:
+    vm = _signed(tmp_path, p256, {name: data})
+    with pytest.raises(UnsafeFormatError, match=re.escape(name)):
+        vm.read_bytes(name)
+    assert vm.read_bytes(name, allow_pickle=True) == data
+
+
+def test_npz_with_an_object_array_is_refused(tmp_path: Path, p256: KeyPair) -> None:
+    safe, unsafe = tmp_path / "safe.npz", tmp_path / "unsafe.npz"
+    np.savez(safe, a=np.arange(3))
+    np.savez(unsafe, a=np.array([{"x": 1}], dtype=object))
+    vm = _signed(tmp_path, p256, {"safe.npz": safe.read_bytes(), "unsafe.npz": unsafe.read_bytes()})
+    assert vm.read_bytes("safe.npz") == safe.read_bytes()
+    with pytest.raises(UnsafeFormatError, match="object array"):
+        vm.read_bytes("unsafe.npz")
