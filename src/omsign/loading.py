@@ -172,6 +172,54 @@ class VerifiedFile(io.RawIOBase):
             self.sniff = True  # every later read is refused too
             raise _unsafe_error(self.name, reason)
 
+    def peek(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset``, NOT verified: only to plan a :meth:`scan`.
+
+        Whatever is planned from these bytes must be checked against what the scan
+        delivers (and so proves).
+        """
+        return os.pread(self._fd, max(0, min(size, self.size - offset)), offset)
+
+    def scan(self, sink: Callable[[int, memoryview], None]) -> None:
+        """Reads the whole file once, in order, hashing as it goes; raises if it differs.
+
+        ``sink(offset, chunk)`` receives every byte before its piece is proven: the
+        caller copies what it needs into memory of its own and must discard it all if
+        this raises. Nothing is copied to a private file, so loading a large file this
+        way costs one read. Each piece's digest is compared when the piece ends.
+
+        Raises:
+            IntegrityError: a piece differs from the signature, or the size changed.
+            UnsafeFormatError: pickle content, unless the file was opened allowing it.
+        """
+        if self.sniff:  # on a peek: proving the head first would read the file twice
+            from omsign.integrations.unsafe import sniff_length, unsafe_reason
+
+            reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
+            if reason is not None:
+                raise _unsafe_error(self.name, reason)
+        for i, piece in enumerate(self._pieces):
+            hasher = new_hasher(self._algorithm)
+            offset = piece.start
+            while offset < piece.end:
+                chunk = os.pread(self._fd, min(_CHUNK, piece.end - offset), offset)
+                if not chunk:
+                    raise IntegrityError(
+                        f"{self.name}: file is shorter than signed (changed after verification)"
+                    )
+                hasher.update(chunk)
+                sink(offset, memoryview(chunk))
+                offset += len(chunk)
+            if i == len(self._pieces) - 1 and os.pread(self._fd, 1, piece.end):
+                raise IntegrityError(
+                    f"{self.name}: file is longer than signed (changed after verification)"
+                )
+            if not hmac.compare_digest(hasher.digest(), piece.digest):
+                raise IntegrityError(
+                    f"{self.name}: bytes {piece.start}-{piece.end} do not match the signature "
+                    "(changed after signing or after verification)"
+                )
+
     def read_all_verified(self) -> bytes:
         """Every byte of the file, each piece verified before it is copied out."""
         if self.sniff:

@@ -63,21 +63,37 @@ def _read_exact(f: VerifiedFile, size: int, name: str) -> bytearray:
     return data
 
 
-def read_header(f: VerifiedFile) -> tuple[int, dict[str, dict[str, Any]]]:
+def read_header(f: VerifiedFile, *, proven: bool = True) -> tuple[int, dict[str, dict[str, Any]]]:
     """Reads and checks the header; returns (data start offset, tensor entries).
+
+    With ``proven=False`` the header is read without verification (:meth:`peek`), for a
+    :meth:`~omsign.loading.VerifiedFile.scan` that checks it again.
 
     Raises:
         IntegrityError: the header is malformed, out of bounds, or its ranges do not
             tile the data exactly.
     """
+    start, raw = _header_bytes(f, proven)
+    return start, _parse_header(f, raw)
+
+
+def _header_bytes(f: VerifiedFile, proven: bool) -> tuple[int, bytes]:
     name = f.name
-    f.seek(0)
     if f.size < 8:
         raise _bad(name, "shorter than its header")
-    length = int.from_bytes(_read_exact(f, 8, name), "little")
+    f.seek(0)
+    head = f.peek(0, 8) if not proven else bytes(_read_exact(f, 8, name))
+    length = int.from_bytes(head, "little")
     if length > min(MAX_HEADER, f.size - 8):
         raise _bad(name, f"header of {length} bytes is larger than the file allows")
-    raw = bytes(_read_exact(f, length, name))
+    raw = f.peek(8, length) if not proven else bytes(_read_exact(f, length, name))
+    if len(raw) != length:
+        raise _bad(name, "shorter than its header says")
+    return 8 + length, head + raw
+
+
+def _parse_header(f: VerifiedFile, prefix: bytes) -> dict[str, dict[str, Any]]:
+    name, raw = f.name, prefix[8:]
     try:
         header = json.loads(raw)
     except (ValueError, RecursionError):
@@ -85,7 +101,7 @@ def read_header(f: VerifiedFile) -> tuple[int, dict[str, dict[str, Any]]]:
     if not isinstance(header, dict):
         raise _bad(name, "header is not a JSON object")
     header.pop("__metadata__", None)
-    start, spans = 8 + length, []
+    start, spans = len(prefix), []
     for tensor, info in header.items():
         if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
             raise _bad(name, f"tensor {tensor!r} has no known dtype")
@@ -110,7 +126,7 @@ def read_header(f: VerifiedFile) -> tuple[int, dict[str, dict[str, Any]]]:
         end = stop
     if start + end != f.size:
         raise _bad(name, "tensor data does not end where the file ends")
-    return start, header
+    return header
 
 
 def _framework(framework: str) -> Any:
@@ -177,24 +193,80 @@ def _iter(
     """The tensors; with ``assigned`` (an index name), the file must hold only those."""
     _framework(framework)
     with verified.open_raw(name) as f:
+        if tensors is None or assigned:  # the whole file: one hashed read
+            yield from _scan_all(f, name, framework, tensors, assigned)
+            return
         start, header = read_header(f)
-        wanted = list(header) if tensors is None else list(tensors)
+        wanted = list(tensors)
         missing = [t for t in wanted if t not in header]
         if missing:
             raise IntegrityError(f"{name}: no tensor named {missing[0]!r}")
-        extra = sorted(set(header) - set(wanted)) if assigned else []
-        if extra:
-            raise IntegrityError(
-                f"{name}: holds tensor {extra[0]!r} that {assigned} assigns elsewhere"
-            )
         wanted.sort(key=lambda t: header[t]["data_offsets"][0])
         for tensor in wanted:
             begin, end = header[tensor]["data_offsets"]
             f.seek(start + begin)
-            yield (
-                tensor,
-                _tensor(_read_exact(f, end - begin, name), header[tensor], framework, name),
+            data = _read_exact(f, end - begin, name)
+            yield tensor, _tensor(data, header[tensor], framework, name)
+
+
+def _scan_all(
+    f: VerifiedFile,
+    name: str,
+    framework: str,
+    expected: Iterable[str] | None = None,
+    index: str | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Every tensor, in one sequential read that is hashed as it goes.
+
+    Tensor bytes are copied into the tensors' own buffers while the file is hashed;
+    nothing is returned before the whole file is proven, and on a mismatch everything
+    is dropped. The header is parsed from the file's leading bytes before they are
+    proven, bounded by the signed file size (checked when the file was opened).
+    """
+    start, prefix = _header_bytes(f, proven=False)
+    header = _parse_header(f, prefix)
+    if expected is not None:
+        expected = set(expected)
+        missing = sorted(expected - set(header))
+        if missing:
+            raise IntegrityError(f"{name}: no tensor named {missing[0]!r}")
+        extra = sorted(set(header) - expected)
+        if extra:
+            raise IntegrityError(
+                f"{name}: holds tensor {extra[0]!r} that {index} assigns elsewhere"
             )
+    seen = bytearray(len(prefix))  # the header as the scan delivers (and proves) it
+    order = sorted(header, key=lambda t: header[t]["data_offsets"][0])
+    buffers = {
+        t: bytearray(header[t]["data_offsets"][1] - header[t]["data_offsets"][0]) for t in order
+    }
+    spans = [
+        (start + header[t]["data_offsets"][0], start + header[t]["data_offsets"][1], t)
+        for t in order
+    ]
+    cursor = [0]
+
+    def sink(offset: int, chunk: memoryview) -> None:
+        end = offset + len(chunk)
+        if offset < start:
+            seen[offset : min(end, start)] = chunk[: min(end, start) - offset]
+        i = cursor[0]
+        while i < len(spans) and spans[i][1] <= offset:
+            i += 1
+        cursor[0] = i
+        while i < len(spans) and spans[i][0] < end:
+            begin, stop, tensor = spans[i]
+            lo, hi = max(begin, offset), min(stop, end)
+            buffers[tensor][lo - begin : hi - begin] = chunk[lo - offset : hi - offset]
+            if stop > end:
+                break
+            i += 1
+
+    f.scan(sink)
+    if seen != prefix:  # the layout was planned from bytes that then changed
+        raise IntegrityError(f"{name}: changed while it was read (its header differs)")
+    for tensor in order:
+        yield tensor, _tensor(buffers.pop(tensor), header[tensor], framework, name)
 
 
 def load(
@@ -235,7 +307,16 @@ def load_sharded(
     by_shard: dict[str, list[str]] = {}
     for tensor, shard in weight_map.items():
         by_shard.setdefault(f"{folder}/{shard}" if folder else shard, []).append(tensor)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from omsign.hashing import worker_count
+
+    def one(item: tuple[str, list[str]]) -> dict[str, Any]:
+        return dict(_iter(verified, item[0], framework, item[1], index))
+
     out: dict[str, Any] = {}
-    for shard, names in sorted(by_shard.items()):
-        out.update(_iter(verified, shard, framework, names, index))
+    # Shards are read, hashed and copied in parallel (hashing and reading release the GIL).
+    with ThreadPoolExecutor(max_workers=min(worker_count(), len(by_shard) or 1)) as pool:
+        for tensors in pool.map(one, sorted(by_shard.items())):
+            out.update(tensors)
     return out
