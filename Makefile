@@ -67,6 +67,7 @@ fuzz: env
 
 bench: env reference system
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/loading.py
 
 clean:
 	rm -rf $(VENV) $(REFVENV) .cache .demo .bench .coverage .coverage.*
