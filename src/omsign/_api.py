@@ -79,7 +79,7 @@ def make_policy(**options: Unpack[TrustOptions]) -> Policy:
             options=("issuer", "identity", "identity_regexp"),
             hint="give {option0} URL and one of {option1} ID or {option2} PATTERN",
         )
-    from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
+    from omsign.backends.sigstore import SigstoreIdentityPolicy, SigstoreSettings
 
     return SigstorePolicy(
         SigstoreIdentityPolicy(

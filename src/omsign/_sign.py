@@ -170,7 +170,7 @@ def make_signer(**options: Unpack[SignerOptions]) -> BundleSigner:
                 option="tsa_url",
                 hint="leave out {option}",
             )
-        from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
+        from omsign.backends.sigstore import SigstoreBundleSigner, SigstoreSettings
 
         settings = SigstoreSettings(
             staging=options.get("staging", False),

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from omsign._timestamp import TimestampAnchor
-    from omsign.backends._sigstore import SigstoreIdentityPolicy, SigstoreSettings
+    from omsign.backends.sigstore import SigstoreIdentityPolicy, SigstoreSettings
     from omsign.backends._timestamp_authorities import TimestampAuthority
 
 __all__ = [
@@ -213,7 +213,7 @@ def verify_signature(bundle: Bundle, policy: Policy) -> VerifiedSignature:
             signed_at=stamped,
             legacy_encoding=legacy,
         )
-    from omsign.backends._sigstore import SigstoreSettings, verify_sigstore_bundle
+    from omsign.backends.sigstore import SigstoreSettings, verify_sigstore_bundle
 
     result = verify_sigstore_bundle(bundle, policy.identity, policy.settings or SigstoreSettings())
     if result.payload != bundle.payload:  # pragma: no cover - defensive

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from omsign.backends._pkcs11 import export_public_key_pem
+from omsign.backends.pkcs11 import export_public_key_pem
 
 if TYPE_CHECKING:
     from services.softhsm import SoftHsm

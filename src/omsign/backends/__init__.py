@@ -55,7 +55,7 @@ class BundleSigner(Protocol):
 
 # URI scheme -> "module:function"; the function takes (uri, password_source).
 _SCHEMES: dict[str, str] = {
-    "pkcs11": "omsign.backends._pkcs11:load_signing_key",
+    "pkcs11": "omsign.backends.pkcs11:load_signing_key",
     "awskms": "omsign.backends._awskms:load_signing_key",
     "gcpkms": "omsign.backends._gcpkms:load_signing_key",
     "azurekms": "omsign.backends._azurekms:load_signing_key",

@@ -67,7 +67,7 @@ def _signer(bundle: Any) -> dict[str, Any]:
     if bundle.method == "certificate":
         chain = [_certificate(der) for der in bundle.certificates]
         return {"certificate": chain[0], "chain": chain[1:]}
-    from omsign.backends._sigstore_cert import describe_sigstore_material
+    from omsign.backends.sigstore import describe_sigstore_material
 
     return describe_sigstore_material(bundle)
 

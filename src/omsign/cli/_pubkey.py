@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     password = read_password_file(args.password_file) if args.password_file else None
     if args.pkcs11_uri:  # read from the token's public object: usually no PIN needed
-        from omsign.backends._pkcs11 import export_public_key_pem
+        from omsign.backends.pkcs11 import export_public_key_pem
 
         pem = export_public_key_pem(args.pkcs11_uri, password_source(password))
     else:

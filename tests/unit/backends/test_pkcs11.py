@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from omsign.backends import load_signing_key as load_any_signing_key
-from omsign.backends._pkcs11 import (
+from omsign.backends.pkcs11 import (
     PIN_ENV,
     Pkcs11SigningKey,
-    _Token,
     export_public_key_pem,
     load_signing_key,
 )
+from omsign.backends.pkcs11._session import Token
 from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ def test_pin_value_works_and_warns(
 def test_locked_pin_message() -> None:
     import PyKCS11
 
-    token = _Token(PyKCS11, None, None, "card", "/m.so")
+    token = Token(PyKCS11, None, None, "card", "/m.so")
     locked = token.error(PyKCS11.PyKCS11Error(PyKCS11.CKR_PIN_LOCKED), "login")
     assert str(locked) == "the PIN of PKCS#11 token 'card' is locked; unlock it with the SO PIN"
     other = token.error(PyKCS11.PyKCS11Error(PyKCS11.CKR_DEVICE_ERROR), "signing")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omsign.backends._pkcs11_uri import (
+from omsign.backends.pkcs11 import (
     MODULE_ENV,
     PIN_ENV,
     Pkcs11Uri,

@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers.fixtures import COMPAT
-from omsign.backends._sigstore import (
+from omsign.backends.sigstore import (
     SigstoreIdentityPolicy,
     SigstoreSettings,
     SigstoreVerified,
 )
-from omsign.backends._sigstore import describe_sigstore_material as _describe
-from omsign.backends._sigstore import verify_sigstore_bundle as _verify_bundle
+from omsign.backends.sigstore import describe_sigstore_material as _describe
+from omsign.backends.sigstore import verify_sigstore_bundle as _verify_bundle
 from omsign.bundle import parse_bundle
 from omsign.errors import (
     BackendUnavailableError,

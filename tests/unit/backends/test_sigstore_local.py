@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from omsign.backends import BundleSigner
-from omsign.backends._sigstore import (
+from omsign.backends.sigstore import (
     SigstoreBundleSigner,
     SigstoreIdentityPolicy,
     SigstoreSettings,
     SigstoreVerified,
 )
-from omsign.backends._sigstore import describe_sigstore_material as _describe
-from omsign.backends._sigstore import verify_sigstore_bundle as _verify_bundle
+from omsign.backends.sigstore import describe_sigstore_material as _describe
+from omsign.backends.sigstore import verify_sigstore_bundle as _verify_bundle
 from omsign.bundle import build_bundle, parse_bundle
 from omsign.errors import (
     BackendUnavailableError,

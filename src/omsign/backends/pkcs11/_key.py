@@ -1,26 +1,17 @@
-"""Signing with an EC private key kept on a PKCS#11 token (smart card, HSM, SoftHSM).
+"""Signing with an EC private key kept on a PKCS#11 token.
 
-:func:`load_signing_key` takes an RFC 7512 URI such as
-``pkcs11:token=ci;object=model-key?module-name=softhsm2&pin-source=/run/pin``,
-opens the module, picks the one token and the one private key the URI names,
-logs in and returns a :class:`~omsign.backends.SigningKey`. Data is hashed
-locally with the curve's hash and the token signs the digest (``CKM_ECDSA``).
-
-The PIN comes from ``pin-source`` (a file), else ``pin-value`` (which logs a
-warning, as it ends up in shell history), else ``OMSIGN_PKCS11_PIN``, else the
-password source (a prompt); see :func:`~omsign.backends._pkcs11_uri.resolve_pin`.
-PyKCS11 is optional: ``pip install 'omsign[pkcs11]'``.
+:func:`load_signing_key` opens the token a ``pkcs11:`` URI selects, logs in,
+finds the one private key the URI names and its public half, and returns a
+:class:`Pkcs11SigningKey`. Data is hashed locally with the curve's hash and the
+token signs the digest (``CKM_ECDSA``). :func:`export_public_key_pem` reads the
+public key, without logging in when it can.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Any
 
 from cryptography import x509
@@ -28,17 +19,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from omsign.backends._pkcs11_uri import (
-    PIN_ENV,
-    Pkcs11Uri,
-    find_module,
-    parse_pkcs11_uri,
-    resolve_pin,
-    select_slot,
+from omsign.backends.pkcs11._session import (
+    Token,
+    attribute,
+    login,
+    open_token,
+    template,
 )
-from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
+from omsign.backends.pkcs11._uri import Pkcs11Uri, parse_pkcs11_uri
+from omsign.errors import KeyLoadError, UsageError
 
-__all__ = ["PIN_ENV", "Pkcs11SigningKey", "export_public_key_pem", "load_signing_key"]
+__all__ = ["Pkcs11SigningKey", "export_public_key_pem", "load_signing_key"]
 
 # DER namedCurve OID (CKA_EC_PARAMS) -> curve, hash.
 _CURVES: dict[bytes, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] = {
@@ -48,52 +39,6 @@ _CURVES: dict[bytes, tuple[type[ec.EllipticCurve], type[hashes.HashAlgorithm]]] 
 }
 
 
-def _pykcs11() -> ModuleType:
-    try:
-        import PyKCS11
-    except ImportError:
-        raise BackendUnavailableError(
-            "PKCS#11 keys need PyKCS11: pip install 'omsign[pkcs11]'"
-        ) from None
-    module: ModuleType = PyKCS11
-    return module
-
-
-@dataclass(repr=False)
-class _Token:
-    """An open session on the selected token, and the library that holds it."""
-
-    p11: ModuleType
-    lib: Any
-    session: Any
-    label: str
-    module: str
-    closed: bool = False
-
-    def __repr__(self) -> str:  # PyKCS11 handles read the token in their repr
-        return f"<PKCS#11 token {self.label!r} in {self.module}>"
-
-    def close(self) -> None:
-        if self.closed:  # a second C_CloseSession after C_Finalize would crash
-            return
-        self.closed = True
-        with contextlib.suppress(self.p11.PyKCS11Error):
-            self.session.closeSession()
-        self.lib.unload()
-
-    def error(self, exc: Any, what: str) -> KeyLoadError:
-        """Turns a PyKCS11Error into a one-line KeyLoadError naming this token."""
-        name = self.p11.CKR.get(exc.value, f"0x{exc.value:08X}")
-        token = f"PKCS#11 token {self.label!r}"
-        if name in ("CKR_PIN_INCORRECT", "CKR_PIN_LEN_RANGE"):
-            return KeyLoadError(f"wrong PIN for {token}")
-        if name == "CKR_PIN_LOCKED":
-            return KeyLoadError(f"the PIN of {token} is locked; unlock it with the SO PIN")
-        if name == "CKR_PIN_EXPIRED":
-            return KeyLoadError(f"the PIN of {token} has expired; set a new one")
-        return KeyLoadError(f"{what} failed on {token}: {name}")
-
-
 @dataclass(frozen=True, repr=False)
 class Pkcs11SigningKey:
     """A private EC key (P-256, P-384 or P-521) on a logged-in PKCS#11 token.
@@ -101,7 +46,7 @@ class Pkcs11SigningKey:
     Use it as a context manager, or call :meth:`close`, to end the session.
     """
 
-    _token: _Token
+    _token: Token
     _handle: Any
     _public_key: ec.EllipticCurvePublicKey
     _hash_type: type[hashes.HashAlgorithm]
@@ -198,13 +143,13 @@ def load_signing_key(uri: str, password_source: Callable[[str], bytes | None]) -
 
 
 def _load(parsed: Pkcs11Uri, password_source: Callable[[str], bytes | None]) -> Pkcs11SigningKey:
-    token = _open_token(parsed)
+    token = open_token(parsed)
     try:
-        pin = _login(token, parsed, password_source)
+        pin = login(token, parsed, password_source)
         handle, key_id, label, params = _find_private_key(token, parsed)
         curve, hash_type = _curve(params, token, label)
         public = _public_key(token, key_id, label, curve, handle)
-        always = _attribute(token, handle, token.p11.CKA_ALWAYS_AUTHENTICATE, binary=False)
+        always = attribute(token, handle, token.p11.CKA_ALWAYS_AUTHENTICATE, binary=False)
         context_pin = pin if always else None
     except BaseException:
         token.close()
@@ -232,7 +177,7 @@ def export_public_key_pem(uri: str, password_source: Callable[[str], bytes | Non
         raise UsageError(f"PKCS#11 URI type={parsed.type} names no key; use type=public")
     public: ec.EllipticCurvePublicKey | None = None
     if parsed.id is not None or parsed.object is not None:
-        token = _open_token(parsed)
+        token = open_token(parsed)
         try:
             public = _lone_public_key(token, parsed)
         finally:
@@ -245,83 +190,11 @@ def export_public_key_pem(uri: str, password_source: Callable[[str], bytes | Non
     )
 
 
-def _open_token(uri: Pkcs11Uri) -> _Token:
-    p11 = _pykcs11()
-    module = find_module(uri)
-    lib = p11.PyKCS11Lib()
-    try:
-        with _quiet_stderr():  # the loader prints dlopen errors itself
-            lib.load(module)
-    except p11.PyKCS11Error as exc:
-        reason = (
-            "not a loadable library for this system"
-            if exc.value < 0
-            else f"its C_Initialize failed with {p11.CKR.get(exc.value, exc.value)}"
-        )
-        raise KeyLoadError(f"cannot load PKCS#11 module {module}: {reason}") from None
-    try:
-        slot, label = select_slot(p11, lib, uri, module)
-        session = lib.openSession(slot)
-    except p11.PyKCS11Error as exc:
-        lib.unload()
-        raise KeyLoadError(f"PKCS#11 module {module} failed: {exc}") from None
-    except BaseException:
-        lib.unload()
-        raise
-    return _Token(p11, lib, session, label, module)
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        os.close(null)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _login(
-    token: _Token, uri: Pkcs11Uri, password_source: Callable[[str], bytes | None]
-) -> bytes | None:
-    p11 = token.p11
-    flags = token.lib.getTokenInfo(token.session.getSessionInfo().slotID).flags
-    if not flags & p11.CKF_LOGIN_REQUIRED:
-        return None
-    pin = resolve_pin(uri, token.label, password_source)
-    try:
-        token.session.login(pin)
-    except p11.PyKCS11Error as exc:
-        if exc.value != p11.CKR_USER_ALREADY_LOGGED_IN:
-            raise token.error(exc, "login") from None
-    return pin
-
-
-def _attribute(token: _Token, handle: Any, attribute: int, *, binary: bool = True) -> Any:
-    try:
-        return token.session.getAttributeValue(handle, [attribute], allAsBinary=binary)[0]
-    except token.p11.PyKCS11Error:
-        return None
-
-
-def _template(p11: ModuleType, uri: Pkcs11Uri, object_class: int) -> list[tuple[int, Any]]:
-    template: list[tuple[int, Any]] = [(p11.CKA_CLASS, object_class)]
-    if uri.id is not None:
-        template.append((p11.CKA_ID, uri.id))
-    if uri.object is not None:
-        template.append((p11.CKA_LABEL, uri.object))
-    return template
-
-
-def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, bytes]:
+def _find_private_key(token: Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, bytes]:
     p11 = token.p11
     where = f"on PKCS#11 token {token.label!r}"
     try:
-        handles = token.session.findObjects(_template(p11, uri, p11.CKO_PRIVATE_KEY))
+        handles = token.session.findObjects(template(p11, uri, p11.CKO_PRIVATE_KEY))
     except p11.PyKCS11Error as exc:
         raise token.error(exc, "key search") from None
     if not handles:
@@ -332,21 +205,21 @@ def _find_private_key(token: _Token, uri: Pkcs11Uri) -> tuple[Any, bytes, str, b
             "add id= or object= to the URI"
         )
     handle = handles[0]
-    key_type = _attribute(token, handle, p11.CKA_KEY_TYPE, binary=False)
-    sign = _attribute(token, handle, p11.CKA_SIGN, binary=False)
-    key_id = bytes(_attribute(token, handle, p11.CKA_ID) or b"")
-    label = bytes(_attribute(token, handle, p11.CKA_LABEL) or b"").decode("utf-8", "replace")
+    key_type = attribute(token, handle, p11.CKA_KEY_TYPE, binary=False)
+    sign = attribute(token, handle, p11.CKA_SIGN, binary=False)
+    key_id = bytes(attribute(token, handle, p11.CKA_ID) or b"")
+    label = bytes(attribute(token, handle, p11.CKA_LABEL) or b"").decode("utf-8", "replace")
     name = label or key_id.hex()
     if key_type is not None and key_type != p11.CKK_EC:
         raise KeyLoadError(f"key {name!r} {where} is not an EC key; omsign signs with ECDSA")
     if sign is False:
         raise KeyLoadError(f"key {name!r} {where} is not allowed to sign (CKA_SIGN is false)")
-    params = _attribute(token, handle, p11.CKA_EC_PARAMS)
+    params = attribute(token, handle, p11.CKA_EC_PARAMS)
     return handle, key_id, name, bytes(params or b"")
 
 
 def _curve(
-    params: bytes, token: _Token, name: str
+    params: bytes, token: Token, name: str
 ) -> tuple[ec.EllipticCurve, type[hashes.HashAlgorithm]]:
     try:
         curve_type, hash_type = _CURVES[params]
@@ -358,7 +231,7 @@ def _curve(
 
 
 def _decode_point(
-    value: bytes, curve: ec.EllipticCurve, token: _Token, name: str
+    value: bytes, curve: ec.EllipticCurve, token: Token, name: str
 ) -> ec.EllipticCurvePublicKey:
     size = (curve.key_size + 7) // 8
     point = value
@@ -382,22 +255,22 @@ def _decode_point(
 
 
 def _public_key(
-    token: _Token, key_id: bytes, label: str, curve: ec.EllipticCurve, private: Any
+    token: Token, key_id: bytes, label: str, curve: ec.EllipticCurve, private: Any
 ) -> ec.EllipticCurvePublicKey:
     p11 = token.p11
     select = (p11.CKA_ID, key_id) if key_id else (p11.CKA_LABEL, label)
     candidates: list[ec.EllipticCurvePublicKey] = []
     for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_PUBLIC_KEY), select]):
-        point = _attribute(token, handle, p11.CKA_EC_POINT)
+        point = attribute(token, handle, p11.CKA_EC_POINT)
         if point:
             candidates.append(_decode_point(bytes(point), curve, token, label))
     if not candidates:
-        point = _attribute(token, private, p11.CKA_EC_POINT)
+        point = attribute(token, private, p11.CKA_EC_POINT)
         if point:
             candidates.append(_decode_point(bytes(point), curve, token, label))
     if not candidates:
         for handle in token.session.findObjects([(p11.CKA_CLASS, p11.CKO_CERTIFICATE), select]):
-            der = _attribute(token, handle, p11.CKA_VALUE)
+            der = attribute(token, handle, p11.CKA_VALUE)
             cert_key = x509.load_der_x509_certificate(bytes(der)).public_key() if der else None
             if (
                 isinstance(cert_key, ec.EllipticCurvePublicKey)
@@ -417,16 +290,16 @@ def _public_key(
     return candidates[0]
 
 
-def _lone_public_key(token: _Token, uri: Pkcs11Uri) -> ec.EllipticCurvePublicKey | None:
+def _lone_public_key(token: Token, uri: Pkcs11Uri) -> ec.EllipticCurvePublicKey | None:
     p11 = token.p11
     try:
-        handles = token.session.findObjects(_template(p11, uri, p11.CKO_PUBLIC_KEY))
+        handles = token.session.findObjects(template(p11, uri, p11.CKO_PUBLIC_KEY))
     except p11.PyKCS11Error:
         return None
     if len(handles) != 1:
         return None
-    point = _attribute(token, handles[0], p11.CKA_EC_POINT)
-    params = bytes(_attribute(token, handles[0], p11.CKA_EC_PARAMS) or b"")
+    point = attribute(token, handles[0], p11.CKA_EC_POINT)
+    params = bytes(attribute(token, handles[0], p11.CKA_EC_PARAMS) or b"")
     if not point or params not in _CURVES:
         return None
     curve, _ = _curve(params, token, uri.describe_key())

@@ -1,26 +1,19 @@
-"""PKCS#11 URIs (RFC 7512) and what their query attributes point to.
+"""PKCS#11 URIs (RFC 7512) and the PIN they point to.
 
 :func:`parse_pkcs11_uri` turns ``pkcs11:token=t;object=k?module-name=softhsm2``
-into a frozen :class:`Pkcs11Uri`; :func:`find_module` turns the URI's
-``module-path`` or ``module-name`` (or the ``OMSIGN_PKCS11_MODULE`` variable)
-into the path of a shared library; :func:`select_slot` matches the URI's token
-attributes against the tokens a loaded module reports; :func:`resolve_pin`
-finds the user PIN. None of them opens a session.
+into a frozen :class:`Pkcs11Uri`; :func:`resolve_pin` finds the user PIN from
+the URI's ``pin-source`` or ``pin-value``, the environment, or a prompt.
+Neither loads a module or opens a session.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
-import sys
-import sysconfig
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from omsign.errors import KeyLoadError, UsageError
@@ -29,11 +22,8 @@ __all__ = [
     "MODULE_ENV",
     "PIN_ENV",
     "Pkcs11Uri",
-    "find_module",
-    "module_search_dirs",
     "parse_pkcs11_uri",
     "resolve_pin",
-    "select_slot",
 ]
 
 MODULE_ENV = "OMSIGN_PKCS11_MODULE"
@@ -64,7 +54,6 @@ _OBJECT_TYPES = frozenset({"public", "private", "cert", "secret-key", "data"})
 # anything else, such as a bare '%' or a space, is malformed.
 _PATH_VALUE = re.compile(r"(?:[A-Za-z0-9\-._~:\[\]@!$'()*+,=&/]|%[0-9A-Fa-f]{2})*")
 _QUERY_VALUE = re.compile(r"(?:[A-Za-z0-9\-._~:\[\]@!$'()*+,;/?]|%[0-9A-Fa-f]{2})*")
-_LIBRARY_SUFFIX = re.compile(r"\.(?:so|dylib)(?:\.[0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -211,158 +200,6 @@ def _check_consistent(parsed: Pkcs11Uri) -> None:
             f"PKCS#11 URI module-name must be a bare library name (use module-path for a "
             f"path), got {parsed.module_name!r}"
         )
-
-
-def select_slot(p11: ModuleType, lib: Any, uri: Pkcs11Uri, module: str) -> tuple[int, str]:
-    """Returns the slot id and label of the one initialised token the URI selects.
-
-    Args:
-        p11: the PyKCS11 module.
-        lib: a loaded ``PyKCS11.PyKCS11Lib``.
-        uri: the parsed URI; its library, slot and token attributes must all match.
-        module: the module path, for messages.
-
-    Raises:
-        KeyLoadError: no token or several tokens match.
-    """
-    info = lib.getInfo()
-    library = {
-        "library-manufacturer": (uri.library_manufacturer, info.manufacturerID),
-        "library-description": (uri.library_description, info.libraryDescription),
-        "library-version": (uri.library_version, "{}.{}".format(*info.libraryVersion)),
-    }
-    if uri.library_version is not None and "." not in uri.library_version:
-        library["library-version"] = (uri.library_version, str(info.libraryVersion[0]))
-    for name, (wanted, actual) in library.items():
-        if wanted is not None and wanted != actual.strip():
-            raise KeyLoadError(
-                f"PKCS#11 module {module} has {name} {actual.strip()!r}, not {wanted!r}"
-            )
-    found: list[str] = []
-    matches: list[tuple[int, str]] = []
-    for slot in lib.getSlotList(tokenPresent=True):
-        token = lib.getTokenInfo(slot)
-        if not token.flags & p11.CKF_TOKEN_INITIALIZED:
-            continue
-        label = token.label.strip()
-        found.append(repr(label))
-        checks = [
-            (uri.slot_id, slot),
-            (uri.token, label),
-            (uri.manufacturer, token.manufacturerID.strip()),
-            (uri.serial, token.serialNumber.strip()),
-            (uri.model, token.model.strip()),
-        ]
-        if uri.slot_description is not None or uri.slot_manufacturer is not None:
-            slot_info = lib.getSlotInfo(slot)
-            checks += [
-                (uri.slot_description, slot_info.slotDescription.strip()),
-                (uri.slot_manufacturer, slot_info.manufacturerID.strip()),
-            ]
-        if all(wanted is None or wanted == actual for wanted, actual in checks):
-            matches.append((slot, label))
-    if not matches:
-        raise KeyLoadError(
-            f"no PKCS#11 token matches {uri.describe_token()} in {module} "
-            f"(tokens: {', '.join(found) or 'none'})"
-        )
-    if len(matches) > 1:
-        raise KeyLoadError(
-            f"{len(matches)} PKCS#11 tokens match {uri.describe_token()} in {module} "
-            f"({', '.join(repr(label) for _, label in matches)}); "
-            "add token=, serial= or slot-id= to the URI"
-        )
-    return matches[0]
-
-
-def _multiarch() -> list[str]:
-    triplets = []
-    configured = sysconfig.get_config_var("MULTIARCH")
-    if isinstance(configured, str) and configured:
-        triplets.append(configured)
-    machine = platform.machine()
-    if machine:
-        guess = f"{machine}-linux-gnu"
-        if guess not in triplets:
-            triplets.append(guess)
-    return triplets
-
-
-def module_search_dirs() -> list[Path]:
-    """Returns the directories searched for a ``module-name``, most specific first.
-
-    Covers Debian and Ubuntu (multiarch and ``/usr/lib``), Fedora and RHEL
-    (``/usr/lib64``), and macOS (``/usr/local/lib``, ``/opt/homebrew/lib``).
-    """
-    dirs: list[str] = []
-    for triplet in _multiarch():
-        dirs += [f"/usr/lib/{triplet}/pkcs11", f"/usr/lib/{triplet}/softhsm", f"/usr/lib/{triplet}"]
-    dirs += ["/usr/lib64/pkcs11", "/usr/lib64", "/usr/lib64/softhsm"]
-    dirs += ["/usr/lib/pkcs11", "/usr/lib/softhsm", "/usr/lib"]
-    dirs += ["/usr/local/lib/pkcs11", "/usr/local/lib/softhsm", "/usr/local/lib"]
-    dirs += ["/opt/homebrew/lib/pkcs11", "/opt/homebrew/lib/softhsm", "/opt/homebrew/lib"]
-    return [Path(d) for d in dirs]
-
-
-def _candidate_names(name: str) -> list[str]:
-    stems = [name] if name.startswith("lib") else [name, f"lib{name}"]
-    if _LIBRARY_SUFFIX.search(name):
-        return stems
-    suffixes = [".dylib", ".so"] if sys.platform == "darwin" else [".so", ".dylib"]
-    return [stem + suffix for stem in stems for suffix in suffixes]
-
-
-def find_module(
-    uri: Pkcs11Uri,
-    *,
-    search_dirs: Sequence[Path] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> str:
-    """Finds the PKCS#11 module (shared library) a URI asks for.
-
-    Looks at ``module-path``, else ``module-name`` (with or without the ``lib``
-    prefix and ``.so``/``.dylib`` suffix) in :func:`module_search_dirs`, else the
-    ``OMSIGN_PKCS11_MODULE`` environment variable.
-
-    Args:
-        uri: the parsed URI.
-        search_dirs: directories to search for ``module-name`` instead of the usual ones.
-        environ: the environment to read ``OMSIGN_PKCS11_MODULE`` from (default ``os.environ``).
-
-    Returns:
-        The absolute, resolved path of the module.
-
-    Raises:
-        UsageError: the URI names no module and the environment variable is not set.
-        KeyLoadError: the named module does not exist.
-    """
-    env = os.environ if environ is None else environ
-    if uri.module_path is not None:
-        return _existing(uri.module_path, "module-path")
-    if uri.module_name is not None:
-        dirs = module_search_dirs() if search_dirs is None else list(search_dirs)
-        for directory in dirs:
-            for candidate in _candidate_names(uri.module_name):
-                path = directory / candidate
-                if path.is_file():
-                    return str(path.resolve())
-        raise KeyLoadError(
-            f"PKCS#11 module {uri.module_name!r} not found in {', '.join(map(str, dirs))}; "
-            "give module-path= in the URI"
-        )
-    from_env = env.get(MODULE_ENV)
-    if from_env:
-        return _existing(from_env, MODULE_ENV)
-    raise UsageError(
-        f"no PKCS#11 module: add module-path= or module-name= to the URI, or set {MODULE_ENV}"
-    )
-
-
-def _existing(path: str, origin: str) -> str:
-    candidate = Path(path).expanduser()
-    if not candidate.is_file():
-        raise KeyLoadError(f"PKCS#11 module not found: {path} (from {origin})")
-    return str(candidate.resolve())
 
 
 def _read_pin_file(source: str) -> bytes:
