@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from helpers.fixtures import CliResult, run_omsign_process
-from omsign.backends._pkcs11 import export_public_key_pem
+from omsign.backends.pkcs11 import export_public_key_pem
 
 if TYPE_CHECKING:
     from services.softhsm import SoftHsm

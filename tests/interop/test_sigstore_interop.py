@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from helpers.fixtures import CliResult
-from omsign.backends._sigstore import SigstoreBundleSigner, SigstoreSettings
+from omsign.backends.sigstore import SigstoreBundleSigner, SigstoreSettings
 from omsign.bundle import build_bundle
 from services.sigstore_local import LocalSigstore
 
