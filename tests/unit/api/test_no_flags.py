@@ -18,7 +18,6 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 PENDING = frozenset(
     {
         "policy.py",
-        "backends/_sigstore.py",
     }
 )
 

@@ -21,6 +21,7 @@ from omsign.backends.sigstore import (
 from omsign.backends.sigstore import describe_sigstore_material as _describe
 from omsign.backends.sigstore import verify_sigstore_bundle as _verify_bundle
 from omsign.bundle import parse_bundle
+from omsign.cli._flags import OPTION_FLAGS
 from omsign.errors import (
     BackendUnavailableError,
     IdentityError,
@@ -172,14 +173,17 @@ def test_missing_trust_config_file_is_a_load_error(tmp_path: Path) -> None:
 
 
 def test_online_trust_root_without_network_is_backend_unavailable() -> None:
-    with pytest.raises(BackendUnavailableError, match="--offline"):
+    with pytest.raises(BackendUnavailableError) as caught:
         verify_sigstore_bundle(VECTOR.read_text(), policy(), SigstoreSettings())
+    assert caught.value.options == ("offline",)
+    assert "use --offline" in caught.value.render(OPTION_FLAGS)
 
 
 def test_staging_and_trust_config_together_is_a_usage_error(tmp_path: Path) -> None:
     settings = SigstoreSettings(staging=True, trust_config=tmp_path / "t.json")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as caught:
         verify_sigstore_bundle(VECTOR.read_text(), policy(), settings)
+    assert caught.value.options == ("staging", "trust_config")
 
 
 @pytest.mark.parametrize(

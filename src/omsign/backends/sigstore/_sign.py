@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 __all__ = ["SigstoreBundleSigner"]
 
 
-_NO_IDENTITY = (
-    "no identity token for Sigstore signing: give --identity-token, run in CI with OIDC "
-    "credentials, run in a terminal to log in, or sign with --key"
-)
+def _no_identity() -> KeyLoadError:
+    return KeyLoadError(
+        "no identity token for Sigstore signing",
+        hint="give {option0}, run in CI with OIDC credentials, run in a terminal to log in, "
+        "or sign with {option1}",
+        options=("identity_token", "key"),
+    )
 
 
 class SigstoreBundleSigner:
@@ -56,7 +59,7 @@ class SigstoreBundleSigner:
             except Exception:  # a CI provider that is present but misconfigured
                 found = None
             if not found:
-                raise KeyLoadError(_NO_IDENTITY)
+                raise _no_identity()
 
     def _identity(self, trust: ClientTrustConfig) -> Any:
         from sigstore.errors import Error as SigstoreError
@@ -68,7 +71,7 @@ class SigstoreBundleSigner:
             if raw:
                 return IdentityToken(raw)
             if not sys.stdin.isatty():  # the browser flow would wait for a login forever
-                raise KeyLoadError(_NO_IDENTITY)
+                raise _no_identity()
             issuer = Issuer(trust.signing_config.get_oidc_url())
             return issuer.identity_token(force_oob=self._out_of_band)
         except OidcError as exc:

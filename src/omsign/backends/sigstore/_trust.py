@@ -66,7 +66,11 @@ def load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
 
     if settings.trust_config is not None:
         if settings.staging:
-            raise UsageError("--staging and --trust-config cannot be combined")
+            raise UsageError(
+                "the staging instance and a trust config cannot be combined",
+                hint="give {option0} or {option1}, not both",
+                options=("staging", "trust_config"),
+            )
         path = settings.trust_config
         try:
             return ClientTrustConfig.from_json(read_trust_json(path))
@@ -82,11 +86,10 @@ def load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
                 return ClientTrustConfig.staging(offline=settings.offline)
             return ClientTrustConfig.production(offline=settings.offline)
     except (SigstoreError, OSError, ValueError) as exc:
-        hint = (
-            ""
-            if settings.offline
-            else "; to verify without network, use verify --offline (the cached trust root)"
-        )
         raise BackendUnavailableError(
-            f"cannot load the Sigstore {instance} trust root: {exc}{hint}"
+            f"cannot load the Sigstore {instance} trust root: {exc}",
+            hint=""
+            if settings.offline
+            else "to verify without network, use {option} (the cached trust root)",
+            option="offline",
         ) from exc
