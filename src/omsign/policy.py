@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from omsign._timestamp import TimestampAnchor
-    from omsign.backends.sigstore import SigstoreIdentityPolicy, SigstoreSettings
     from omsign.backends._timestamp_authorities import TimestampAuthority
+    from omsign.backends.sigstore import SigstoreIdentityPolicy, SigstoreSettings
 
 __all__ = [
     "CertificatePolicy",
