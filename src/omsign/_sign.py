@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from omsign._keywords import (
     DigestKeywords,
@@ -39,7 +39,7 @@ from omsign.manifest import (
     recorded_ignores,
 )
 from omsign.options import HashOptions, PathLike, ProgressCallback, Runtime
-from omsign.predicates import encode_statement
+from omsign.predicates import encode_statement, written_form
 from omsign.results import SignResult
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ def digest(
     signature: PathLike | None = None,
     hashing: HashOptions | None = None,
     runtime: Runtime | None = None,
+    compat: Literal["model-signing"] | None = None,
     **options: Unpack[DigestKeywords],
 ) -> str:
     """Computes a model's root digest without signing it.
@@ -132,6 +133,8 @@ def digest(
         hashing: how to hash; or the keywords ``hash_algorithm`` (``sha256``, ``blake2b``
             or ``blake3``), ``shard_size``, ``ignore_paths``, ``allow_symlinks``.
         runtime: how to run; or the keywords ``workers``, ``progress``, ``executor``.
+        compat: ``"model-signing"`` for the root digest model_signing 1.1.1 computes
+            (its resource order; see :func:`sign`).
         **options: the keyword forms of ``hashing`` and ``runtime``.
 
     Returns:
@@ -143,7 +146,7 @@ def digest(
     path = Path(model)
     sig_path = Path(signature) if signature is not None else default_signature(path)
     manifest, _ = _hash_model(path, opts, sig_path, run, reuse_digests=False)
-    return manifest.root_digest().hex()
+    return written_form(manifest, compat, single_file=not path.is_dir()).root_digest().hex()
 
 
 def make_signer(**options: Unpack[SignerOptions]) -> BundleSigner:
@@ -206,6 +209,7 @@ def sign(
     hashing: HashOptions | None = None,
     runtime: Runtime | None = None,
     reuse_digests: bool = False,
+    compat: Literal["model-signing"] | None = None,
     **options: Unpack[SignKeywords],
 ) -> SignResult:
     """Signs a model and writes the OMS bundle atomically.
@@ -230,6 +234,10 @@ def sign(
         reuse_digests: re-hash only files whose size, times or inode differ from the
             digest cache kept outside the model (see :mod:`omsign._reuse`), and update
             it. The signed payload is the same as a full run's.
+        compat: ``None`` writes the OMS v1.0 form; ``"model-signing"`` writes what
+            model_signing 1.1.1 verifies (a single file named ``.``, ``blake2`` and
+            ``<hash>-sharded-<N>`` algorithm names, resources in its order). It cannot
+            verify blake3 shards, so that combination is refused before hashing.
         **options: the signing keywords ``key``, ``certificate``, ``chain``,
             ``password``, ``tsa_url``, ``identity_token``, ``staging``, ``trust_config``,
             ``oauth_out_of_band`` (see :class:`~omsign._keywords.SignerOptions`), and the
@@ -258,8 +266,11 @@ def sign(
     _check_targets(path, sig_path, opts, explicit=signature is not None)
     if signer is None:
         signer = make_signer(**signing)
+    planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)
+    written_form(Manifest((), planned), compat)  # refused before hashing, if it must be
     manifest, hashed = _hash_model(path, opts, sig_path, run, reuse_digests=reuse_digests)
-    payload = encode_statement(manifest, subject_name(path))
+    manifest = written_form(manifest, compat, single_file=not path.is_dir())
+    payload = encode_statement(manifest, subject_name(path), compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     write_bundle(sig_path, bundle)
     return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)

@@ -61,7 +61,7 @@ def positive_int(text: str) -> int:
 
 
 def add_hashing_flags(p: argparse.ArgumentParser) -> None:
-    """``--hash``, ``--shard-size``, ``--workers``."""
+    """``--hash``, ``--shard-size``, ``--workers``, ``--compat``."""
     p.add_argument(
         "--hash",
         choices=("sha256", "blake2b", "blake3"),
@@ -77,6 +77,12 @@ def add_hashing_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
+    )
+    p.add_argument(
+        "--compat",
+        choices=("model-signing",),
+        help="model_signing 1.1.1's form instead of OMS v1.0: its algorithm names, a single "
+        "file named '.', its resource order (a signature it verifies, its root digest)",
     )
 
 

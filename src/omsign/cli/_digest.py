@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         signature=args.signature,
         hashing=hash_options(args),
         runtime=Runtime(workers=args.workers),
+        compat=args.compat,
     )
     print(f"sha256:{root}")
     return 0

@@ -37,6 +37,7 @@ OPTION_FLAGS: dict[str, str] = {
     "ignore_paths": "--ignore-paths",
     "allow_symlinks": "--allow-symlinks",
     "reuse_digests": "--reuse-digests",
+    "compat": "--compat",
     # verification scope and run time
     "ignore_unsigned_files": "--ignore-unsigned-files",
     "allow_missing": "--allow-missing",

@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         hashing=hash_options(args),
         runtime=Runtime(workers=args.workers, progress=progress_bar(args, "hashing")),
         reuse_digests=args.reuse_digests and not args.no_cache,
+        compat=args.compat,
     )
     if not args.quiet:
         files = len(result.manifest.by_file())

@@ -16,6 +16,7 @@ from omsign.predicates import _legacy, _oms
 from omsign.predicates._common import Predicate, SignedStatement, check_resource_path
 
 __all__ = [
+    "COMPAT_FORMS",
     "LEGACY_PREDICATE_TYPE",
     "PREDICATE_TYPE",
     "Predicate",
@@ -24,6 +25,7 @@ __all__ = [
     "encode_statement",
     "find_predicate",
     "parse_statement",
+    "written_form",
 ]
 
 PREDICATE_TYPE = _oms.PREDICATE_TYPE
@@ -35,6 +37,8 @@ _REGISTRY: dict[str, Predicate] = {
 }
 
 encode_statement = _oms.encode
+written_form = _oms.written_form
+COMPAT_FORMS = _oms.COMPAT_FORMS
 
 
 def find_predicate(predicate_type: str) -> Predicate | None:
