@@ -58,9 +58,12 @@ def test_lazy_read_of_a_grown_file_is_refused_before_copying(model: Path, p256: 
 def test_unhashed_file_of_a_partial_verification_is_refused(model: Path, p256: KeyPair) -> None:
     vm = open_verified(model, key=p256.public, files=["config.json"])
     _grow_beyond_free_space(model / "weights.bin")
-    with deadline(30), pytest.raises(ModelError, match="refusing to fill the disk"):
-        with vm.open("weights.bin") as f:
-            f.read(10)
+    with (
+        deadline(30),
+        pytest.raises(ModelError, match="refusing to fill the disk"),
+        vm.open("weights.bin") as f,
+    ):
+        f.read(10)
 
 
 def test_size_proven_by_a_read_binds_later_opens(model: Path, p256: KeyPair) -> None:
