@@ -22,8 +22,11 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+
+from benchlib.tools import keys
 
 REPO = Path(__file__).resolve().parent.parent
 _SIZES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -50,17 +53,15 @@ def _size(text: str) -> int:
 
 
 def _make(folder: Path, size: int, shards: int) -> tuple[Path, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     from safetensors.numpy import save_file
 
     import omsign
 
     stamp = folder / "stamp.json"
     want = {"size": size, "shards": shards}
-    model, public = folder / "model", folder / "public.pem"
+    model = folder / "model"
     if stamp.exists() and json.loads(stamp.read_text()) == want:
-        return model, public
+        return model, keys(SimpleNamespace(workdir=folder))[1]  # type: ignore[arg-type]
     folder.mkdir(parents=True, exist_ok=True)
     model.mkdir(exist_ok=True)
     for old in model.iterdir():
@@ -77,20 +78,7 @@ def _make(folder: Path, size: int, shards: int) -> tuple[Path, Path]:
         weight_map.update(dict.fromkeys(tensors, name))
     index = {"metadata": {}, "weight_map": weight_map}
     (model / "model.safetensors.index.json").write_text(json.dumps(index))
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = folder / "private.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    private, public = keys(SimpleNamespace(workdir=folder))  # type: ignore[arg-type]
     omsign.sign(model, key=private)
     stamp.write_text(json.dumps(want))
     return model, public

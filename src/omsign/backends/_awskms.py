@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omsign.backends import PasswordSource
-from omsign.backends._remote import RemoteSigningKey, load_public_der
+from omsign.backends._remote import RemoteSigningKey, load_public
 from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
 
 __all__ = ["AwsKeyRef", "load_signing_key", "parse_awskms_uri"]
@@ -193,7 +193,7 @@ def load_signing_key(uri: str, password_source: PasswordSource) -> RemoteSigning
     algorithm, curve = _SPECS[spec]
     if algorithm not in answer.get("SigningAlgorithms", [algorithm]):
         raise KeyLoadError(f"{uri}: the key does not offer {algorithm}")
-    public = load_public_der(answer["PublicKey"], uri)
+    public = load_public(answer["PublicKey"], uri)
     if public.curve.name != curve:
         raise KeyLoadError(f"{uri}: the service reported a {spec} key with another curve")
     key_id = answer.get("KeyId", ref.key_id)  # the key ARN: an alias moved later is not followed

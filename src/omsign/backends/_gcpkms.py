@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from omsign.backends import PasswordSource
-from omsign.backends._remote import RemoteSigningKey, load_public_pem
+from omsign.backends._remote import RemoteSigningKey, load_public
 from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
 
 __all__ = ["load_signing_key", "parse_gcpkms_uri", "pick_version"]
@@ -150,7 +150,7 @@ def load_signing_key(
         )
     field, curve = _ALGORITHMS[algorithm]
     pem = answer.pem.encode() if isinstance(answer.pem, str) else bytes(answer.pem)
-    public = load_public_pem(pem, uri)
+    public = load_public(pem, uri)
     if public.curve.name != curve:
         raise KeyLoadError(f"{uri}: the service reported a {algorithm} key with another curve")
 

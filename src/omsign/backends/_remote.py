@@ -21,27 +21,18 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from omsign.backends._ec import check_ec_key, hash_for
 from omsign.errors import KeyLoadError
 
-__all__ = ["RemoteSigningKey", "der_from_raw", "load_public_der", "load_public_pem"]
+__all__ = ["RemoteSigningKey", "der_from_raw", "load_public"]
 
 # Signs with the service: (the data, its digest under the curve's hash) -> DER or raw r||s.
 SignCall = Callable[[bytes, bytes], bytes]
 
 
-def load_public_der(der: bytes, source: str) -> ec.EllipticCurvePublicKey:
-    """A service's DER SubjectPublicKeyInfo answer as a supported EC public key."""
+def load_public(data: bytes, source: str) -> ec.EllipticCurvePublicKey:
+    """A service's SubjectPublicKeyInfo answer (PEM or DER) as a supported EC public key."""
+    pem = data.lstrip().startswith(b"-----BEGIN")
+    loader = serialization.load_pem_public_key if pem else serialization.load_der_public_key
     try:
-        key = serialization.load_der_public_key(der)
-    except ValueError:
-        raise KeyLoadError(
-            f"{source}: the service returned a public key omsign cannot read"
-        ) from None
-    return check_ec_key(key, source)
-
-
-def load_public_pem(pem: bytes, source: str) -> ec.EllipticCurvePublicKey:
-    """A service's PEM SubjectPublicKeyInfo answer as a supported EC public key."""
-    try:
-        key = serialization.load_pem_public_key(pem)
+        key = loader(data)
     except ValueError:
         raise KeyLoadError(
             f"{source}: the service returned a public key omsign cannot read"
