@@ -5,6 +5,8 @@ REFVENV := .venv-ms
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REFSTAMP := $(REFVENV)/.installed
+DEMOVENV := .venv-demo
+DEMOSTAMP := $(DEMOVENV)/.installed
 SYSSTAMP := .cache/system-packages
 
 .PHONY: env demo test check lint typecheck pytest bench fuzz clean reference system
@@ -32,8 +34,16 @@ $(SYSSTAMP): scripts/setup-system.sh
 	bash scripts/setup-system.sh
 	mkdir -p .cache && touch $@
 
-demo: env
-	bash scripts/demo.sh
+# The demo needs omsign and its runtime dependencies only: its own environment, without the
+# development tools of .venv (make test still installs everything there).
+$(DEMOSTAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMOVENV)
+	$(DEMOVENV)/bin/pip install -q --upgrade pip
+	$(DEMOVENV)/bin/pip install -q -e .
+	touch $@
+
+demo: $(DEMOSTAMP)
+	OMSIGN_VENV=$(DEMOVENV) bash scripts/demo.sh
 
 lint: env
 	$(BIN)/ruff check src tests benchmarks
@@ -70,4 +80,4 @@ bench: env reference system
 	$(BIN)/python benchmarks/loading.py
 
 clean:
-	rm -rf $(VENV) $(REFVENV) .cache .demo .bench .coverage .coverage.*
+	rm -rf $(VENV) $(REFVENV) $(DEMOVENV) .cache .demo .bench .coverage .coverage.*

@@ -3,8 +3,9 @@
 # signature, then show verification catching a tampered file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OMSIGN=.venv/bin/omsign
-PY=.venv/bin/python
+venv=${OMSIGN_VENV:-.venv}
+OMSIGN=$venv/bin/omsign
+PY=$venv/bin/python
 demo=.demo
 rm -rf "$demo" && mkdir -p "$demo/model/tokenizer"
 
