@@ -3,10 +3,11 @@
 Work is cut into units (a whole file in ``files`` mode, one shard in ``shards`` mode,
 OMS 6.3). Consecutive small units are grouped into batches so that per-task overhead
 stays negligible, but never into batches so large that the cores could not share the
-work evenly: a batch holds at most a fraction of the model's bytes per worker. Batches
-run the largest first (longest-processing-time first): the big units start at once and
-the small ones fill the gaps at the end, so no core idles while another finishes a big
-file. Units and batches are frozen values that pickle, so any executor can run them.
+work evenly: a batch holds at most a fraction of each worker's share of the bytes left,
+so batches shrink towards the end of the plan. Batches run the largest first
+(longest-processing-time first): the big units start at once and the small ones fill the
+gaps at the end, so no core idles while another finishes a big file. Units and batches are
+frozen values that pickle, so any executor can run them.
 """
 
 from __future__ import annotations
@@ -65,22 +66,28 @@ def unit_bytes(units: Sequence[Unit]) -> int:
 
 
 def batch_limit(total: int, workers: int) -> int:
-    """The most bytes a batch of several units may hold for ``workers`` to share ``total``."""
+    """The most bytes a batch of several units may hold while ``workers`` share ``total``."""
     share = total // (max(1, workers) * _BATCHES_PER_WORKER)
     return max(_MIN_BATCH_BYTES, min(_BATCH_BYTES, share))
 
 
-def _batches(units: Sequence[Unit], limit: int) -> list[Batch]:
-    """Groups consecutive units into batches of at most ``limit`` bytes and _BATCH_UNITS.
+def _batches(units: Sequence[Unit], workers: int) -> list[Batch]:
+    """Groups consecutive units into batches that shrink as the work left shrinks.
 
-    A unit larger than ``limit`` is a batch of its own.
+    Each batch holds at most :func:`batch_limit` of the bytes not yet batched (and at most
+    ``_BATCH_UNITS`` units), so the smallest batches come last and even out the finish
+    (guided self-scheduling). A unit larger than the limit is a batch of its own.
     """
     out: list[Batch] = []
     begin, size = 0, 0
+    remaining = unit_bytes(units)
+    limit = batch_limit(remaining, workers)
     for i, unit in enumerate(units):
         n = unit.end - unit.start
         if i > begin and (size + n > limit or i - begin >= _BATCH_UNITS):
             out.append(Batch(begin, i, size))
+            remaining -= size
+            limit = batch_limit(remaining, workers)
             begin, size = i, 0
         size += n
     if begin < len(units):
@@ -94,7 +101,7 @@ def plan_batches(units: Sequence[Unit], workers: int) -> list[Batch]:
     Longest-processing-time first with batches small enough to share: whichever worker
     is free takes the next batch, and the last ones to run are the smallest.
     """
-    batches = _batches(units, batch_limit(unit_bytes(units), workers))
+    batches = _batches(units, workers)
     return sorted(batches, key=lambda b: (-b.size, b.begin))
 
 

@@ -93,7 +93,7 @@ def test_schedule_runs_the_biggest_batches_first_and_covers_every_unit(tmp_path:
 def test_batches_respect_unit_and_byte_limits(tmp_path: Path) -> None:
     m = make_model(tmp_path / "m", {f"f{i:02}": b"y" * 100 for i in range(12)})
     units = plan_units(enumerate_model(m), None)
-    batches = _plan._batches(units, 256 << 10)
+    batches = _plan._batches(units, 2)
     assert [(b.begin, b.end) for b in batches] == [(0, 5), (5, 10), (10, 12)]
     assert [b.size for b in batches] == [500, 500, 200]
 

@@ -66,6 +66,16 @@ def test_many_small_files_are_grouped_but_into_enough_batches_to_share() -> None
     assert finish[-1] - finish[0] <= batch_limit(1000 * (64 << 10), 2)
 
 
+def test_batches_shrink_towards_the_end_so_the_last_ones_even_out_the_finish() -> None:
+    # 100 files of 1 MiB: batches of a fixed 12 MiB left one core 4 MiB behind
+    units = _units([1 * MIB] * 100)
+    batches = plan_batches(units, 2)
+    in_model_order = [b.size for b in sorted(batches, key=lambda b: b.begin)]
+    assert in_model_order == sorted(in_model_order, reverse=True)
+    assert in_model_order[-1] == 1 * MIB
+    assert _finish_times(batches, 2) == [50 * MIB, 50 * MIB]
+
+
 def test_tiny_files_are_grouped_into_batches_of_a_mebibyte_or_256_units() -> None:
     batches = plan_batches(_units([4096] * 20_000), 2)
     assert {b.end - b.begin for b in batches[:-1]} == {256}
