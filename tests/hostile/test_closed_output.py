@@ -111,3 +111,37 @@ def test_verified_model_into_closed_pipe_exits_0(tmp_path: Path, p256: KeyPair, 
     code, err = _run_into_closed_pipe("verify", model, "--key", p256.public, "--json")
     assert code == 0
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def _run_into_full_disk(*args: str | Path) -> tuple[int, str]:
+    """Runs omsign with stdout on ``/dev/full``, where every write fails with ENOSPC."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-c", RUN, *map(str, args)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_failed_verify_onto_a_full_disk_exits_1(tampered: Path, p256: KeyPair) -> None:
+    code, err = _run_into_full_disk("verify", tampered, "--key", p256.public, "--json")
+    assert code == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_verified_model_onto_a_full_disk_is_an_environment_error(
+    tmp_path: Path, p256: KeyPair, cli: Cli
+) -> None:
+    """The report was asked for and lost: not a silent success."""
+    model = make_model(tmp_path / "model", {"a.bin": b"a"})
+    assert cli("sign", model, "--key", p256.private).code == 0
+    code, err = _run_into_full_disk("verify", model, "--key", p256.public, "--json")
+    assert code == 2
+    assert "cannot write the output" in err and "Traceback" not in err
+    assert "Exception ignored" not in err

@@ -87,7 +87,9 @@ def dispatch(argv: Sequence[str]) -> int:
 
     A reader that stops early (``omsign verify --json | head``) never changes the exit
     code: output to a closed pipe is dropped and the command finishes, so a failed
-    verification still exits 1; a success whose output was cut still exits 0.
+    verification still exits 1; a success whose output was cut still exits 0. Output
+    that cannot be written for another reason (a full disk) turns a success into an
+    environment error (2); a failure keeps its own code.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -96,11 +98,15 @@ def dispatch(argv: Sequence[str]) -> int:
     guard = _PipeGuard(stdout)
     sys.stdout = wrapped = cast("TextIO", guard)
     try:
-        return _run(args)
-    finally:
+        code = _run(args)
         guard.flush()
+    finally:
         if sys.stdout is wrapped:
             sys.stdout = stdout
+    if guard.error is not None and code == 0:
+        print(f"omsign: error: cannot write the output ({guard.error})", file=sys.stderr)
+        return 2
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -129,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 class _PipeGuard(io.TextIOBase):
-    """Standard output that drops what a closed pipe no longer accepts.
+    """Standard output that drops what it cannot write instead of raising.
 
     The command's outcome, not the reader's patience, decides the exit code: once the
     reader is gone, later writes (and the final flush) go nowhere instead of raising.
@@ -139,24 +145,27 @@ class _PipeGuard(io.TextIOBase):
         super().__init__()
         self._stream = stream
         self.cut = False
+        self.error: str | None = None  # why output was lost, other than a closed pipe
 
     def write(self, text: str) -> int:
         if not self.cut:
             try:
                 self._stream.write(text)
-            except BrokenPipeError:
-                self._drop()
+            except OSError as exc:
+                self._drop(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.cut:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._drop()
+            except OSError as exc:
+                self._drop(exc)
 
-    def _drop(self) -> None:
+    def _drop(self, exc: OSError) -> None:
         self.cut = True
+        if not isinstance(exc, BrokenPipeError):
+            self.error = exc.strerror or str(exc)
         try:  # what the stream still buffers must not fail again at exit
             fd = os.open(os.devnull, os.O_WRONLY)
             os.dup2(fd, self._stream.fileno())
