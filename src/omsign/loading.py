@@ -320,15 +320,17 @@ class VerifiedFile(io.RawIOBase):
             ) from None
         try:
             vfs = os.fstatvfs(spool.fileno())
-            free = vfs.f_bavail * vfs.f_frsize
+            # The copy must leave room: 5% of the file system, at most 1 GiB.
+            reserve = min(1 << 30, vfs.f_blocks * vfs.f_frsize // 20)
+            room = vfs.f_bavail * vfs.f_frsize - reserve
         except OSError:
-            free = length  # unknown: the writes will tell
-        if free < length:
+            room = length  # unknown: the writes will tell
+        if room < length:
             spool.close()
             raise ModelError(
                 f"{self.name}: checking its {length} bytes needs a private copy, but only "
-                f"{free} bytes are free in {tempfile.gettempdir()}; refusing to fill the disk "
-                "(set TMPDIR to a larger folder if the file really is this large)"
+                f"{max(room, 0)} bytes can be spared in {tempfile.gettempdir()}; refusing to "
+                "fill the disk (set TMPDIR to a larger folder if the file really is this large)"
             )
         return spool
 
