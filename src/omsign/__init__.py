@@ -18,6 +18,7 @@ from omsign._version import __version__
 if TYPE_CHECKING:
     from omsign._api import make_policy, verify
     from omsign._sign import digest, make_signer, sign
+    from omsign.inspect import SignatureDescription, describe_signature
     from omsign.loading import VerifiedModel, load_safetensors, open_verified
     from omsign.manifest import Difference, Manifest, Serialization
     from omsign.options import HashOptions, Runtime, VerifyScope
@@ -33,12 +34,14 @@ __all__ = [
     "Serialization",
     "Runtime",
     "SignResult",
+    "SignatureDescription",
     "SigstorePolicy",
     "VerificationResult",
     "VerifiedModel",
     "VerifiedSigner",
     "VerifyScope",
     "__version__",
+    "describe_signature",
     "digest",
     "load_safetensors",
     "make_policy",
@@ -60,6 +63,8 @@ _LAZY = {
     "HashOptions": "omsign.options",
     "VerifyScope": "omsign.options",
     "Runtime": "omsign.options",
+    "describe_signature": "omsign.inspect",
+    "SignatureDescription": "omsign.inspect",
     "VerifiedModel": "omsign.loading",
     "open_verified": "omsign.loading",
     "load_safetensors": "omsign.loading",

@@ -1,0 +1,185 @@
+"""Describing a signature without verifying it: who signed, how, when, and what.
+
+:func:`describe_signature` reads a bundle and reports everything it claims: the
+method and signer, timestamps, the statement's format, subject, hashing settings
+and resources. Nothing is verified; ``omsign inspect`` prints this description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omsign.bundle import Bundle, read_bundle
+from omsign.errors import MalformedSignatureError, SignatureError
+from omsign.manifest import ManifestItem, Serialization
+
+__all__ = ["SignatureDescription", "describe_signature"]
+
+
+@dataclass(frozen=True)
+class SignatureDescription:
+    """What a signature says about itself, unverified.
+
+    Attributes:
+        signature: the signature file, or None when a parsed bundle was described.
+        method: ``key``, ``certificate`` or ``sigstore``.
+        signer: who the bundle says signed, JSON-ready: ``key_hint`` (key method);
+            ``certificate`` and ``chain`` (certificate method); ``identity``,
+            ``issuer``, ``github``, certificate validity and log entry (sigstore).
+        timestamps: each RFC 3161 timestamp's ``time``, ``authority``, ``serial``,
+            ``hash_algorithm`` and ``policy``.
+        format: how the statement's predicate is named (``OMS v1.0``, say), or None
+            when the statement cannot be read.
+        subject: the statement's subject name.
+        root_digest: the subject's ``sha256:<hex>`` digest (None for the v0.2 format).
+        serialization: the hashing settings the signature records.
+        resources: the signed files or shards, as listed.
+        statement_error: why the statement cannot be read, or None.
+    """
+
+    signature: str | None
+    method: str
+    signer: dict[str, Any]
+    timestamps: tuple[dict[str, Any], ...] = ()
+    format: str | None = None
+    subject: str | None = None
+    root_digest: str | None = None
+    serialization: Serialization | None = None
+    resources: tuple[ManifestItem, ...] = ()
+    statement_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The description as a JSON object (``omsign inspect --json``)."""
+        info: dict[str, Any] = {
+            "signature": self.signature,
+            "verified": False,
+            "method": self.method,
+            "signer": self.signer,
+            "timestamps": list(self.timestamps),
+        }
+        if self.statement_error is not None or self.serialization is None:
+            info["statement_error"] = self.statement_error
+            return info
+        ser = self.serialization
+        info.update(
+            {
+                "format": self.format,
+                "subject": self.subject,
+                "root_digest": self.root_digest,
+                "serialization": {
+                    "method": ser.method,
+                    "hash_type": ser.hash_type,
+                    "shard_size": ser.shard_size,
+                    "allow_symlinks": ser.allow_symlinks,
+                    "ignore_paths": list(ser.ignore_paths or []),
+                },
+                "resources": [{"name": i.name, "digest": i.digest.hex()} for i in self.resources],
+            }
+        )
+        return info
+
+
+def _certificate(der: bytes) -> dict[str, Any]:
+    from cryptography import x509
+
+    from omsign.backends._certificate import describe_certificate
+
+    cert = x509.load_der_x509_certificate(der)
+    return {
+        "subject": describe_certificate(cert),
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "serial": format(cert.serial_number, "x"),
+    }
+
+
+def _key_signer(bundle: Bundle) -> dict[str, Any]:
+    out: dict[str, Any] = {"key_hint": bundle.key_hint}
+    raw = bundle.key_raw
+    if raw is None:
+        return out
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    from omsign.backends._ec import key_hint
+
+    start = raw.find(b"-----BEGIN")
+    try:
+        key = (
+            serialization.load_pem_public_key(raw[start:])
+            if start >= 0
+            else serialization.load_der_public_key(raw)
+        )
+        out["key_hint"] = key_hint(key)  # type: ignore[arg-type]  # any key's PEM fingerprint
+    except (ValueError, TypeError, AttributeError, UnsupportedAlgorithm):
+        out["key_raw"] = "unreadable"
+    out["key_details"] = bundle.material.key_details
+    return out
+
+
+def _signer(bundle: Bundle) -> dict[str, Any]:
+    if bundle.method == "key":
+        return _key_signer(bundle)
+    if bundle.method == "certificate":
+        chain = [_certificate(der) for der in bundle.certificates]
+        return {"certificate": chain[0], "chain": chain[1:]}
+    from omsign.backends.sigstore import describe_sigstore_material
+
+    return describe_sigstore_material(bundle)
+
+
+def _timestamps(bundle: Bundle) -> tuple[dict[str, Any], ...]:
+    from omsign._timestamp import describe_timestamp
+
+    return tuple(describe_timestamp(t) for t in bundle.timestamps)
+
+
+def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDescription:
+    """Describes a signature without verifying it.
+
+    Args:
+        source: a signature file, a model directory holding ``model.sig``, or a
+            parsed :class:`~omsign.bundle.Bundle`.
+
+    Returns:
+        What the signature claims. A statement that cannot be read is reported in
+        ``statement_error``, not raised.
+
+    Raises:
+        ModelError: the signature file is missing or unreadable.
+        MalformedSignatureError: the file is not a well-formed bundle.
+        SignatureError: a timestamp in the bundle cannot be parsed.
+    """
+    from omsign.predicates import find_predicate, parse_statement
+
+    if isinstance(source, Bundle):
+        bundle, name = source, None
+    else:
+        path = Path(source)
+        if path.is_dir():
+            path = path / "model.sig"
+        bundle, name = read_bundle(path), str(path)
+    described = SignatureDescription(
+        signature=name,
+        method=bundle.method,
+        signer=_signer(bundle),
+        timestamps=_timestamps(bundle),
+    )
+    try:
+        signed = parse_statement(bundle.payload, name)
+    except (MalformedSignatureError, SignatureError) as exc:
+        return dataclasses.replace(described, statement_error=str(exc))
+    predicate = find_predicate(signed.predicate_type)
+    return dataclasses.replace(
+        described,
+        format=predicate.description if predicate else signed.predicate_type,
+        subject=signed.subject_name,
+        root_digest=f"sha256:{signed.root_digest.hex()}" if signed.root_digest else None,
+        serialization=signed.manifest.serialization,
+        resources=signed.manifest.items,
+    )
