@@ -10,7 +10,9 @@ JOBS.json is a list of operations run in order; one JSON result per operation is
 as a list, each ``{"ok": bool, "error": str, "digest": str}``. Operations:
 
 - ``{"op": "sign", "model", "signature", "hash", "shard_size", "key", "cert", "chain"}``
-- ``{"op": "verify", "model", "signature", "public_key" | "chain"}``
+  (or ``"identity_token"`` and ``"trust_config"`` for Sigstore)
+- ``{"op": "verify", "model", "signature", "public_key" | "chain" |
+  "identity", "issuer", "trust_config"}``
 - ``{"op": "digest", "model", "hash", "shard_size"}`` (the root digest a signature records)
 - ``{"op": "tamper", "file", "offset"}`` (flips one byte in place)
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from model_signing import hashing, signing, verifying
@@ -50,7 +53,11 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
         return {}
     if op == "sign":
         config = signing.Config().set_hashing_config(_hashing(job))
-        if job.get("cert"):
+        if job.get("identity_token"):
+            config.use_sigstore_signer(
+                identity_token=job["identity_token"], trust_config=Path(job["trust_config"])
+            )
+        elif job.get("cert"):
             config.use_certificate_signer(
                 private_key=job["key"],
                 signing_certificate=job["cert"],
@@ -61,7 +68,13 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
         config.sign(job["model"], job["signature"])
         return {}
     check = verifying.Config()
-    if job.get("public_key"):
+    if job.get("identity"):
+        check.use_sigstore_verifier(
+            identity=job["identity"],
+            oidc_issuer=job["issuer"],
+            trust_config=Path(job["trust_config"]),
+        )
+    elif job.get("public_key"):
         check.use_elliptic_key_verifier(public_key=job["public_key"])
     else:
         check.use_certificate_verifier(certificate_chain=job["chain"])

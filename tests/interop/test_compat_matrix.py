@@ -1,5 +1,6 @@
 """Every method x hash x serialization x layout, both directions, against model_signing 1.1.1.
 
+Methods: key, certificate, and Sigstore against the local instance (``local_sigstore``).
 model_signing 1.1.1's library signs and verifies sha256, blake2 (BLAKE2b) and blake3, by
 files or shards (its CLI only files/sha256). For each combination:
 
@@ -27,6 +28,7 @@ import pytest
 
 from helpers.fixtures import REPO, CliResult, make_model, require, run_cli
 from helpers.pki import issue_leaf, make_ca, make_ec_key, write_private_key, write_public_key
+from services.sigstore_local import LocalSigstore
 
 REFERENCE_LIB = Path(__file__).with_name("reference_lib.py")
 # omsign's hash names and model_signing's library names for them.
@@ -53,7 +55,7 @@ class Case:
 CASES = [
     Case(*combo)
     for combo in itertools.product(
-        ("key", "certificate"), HASHES, (None, SHARD_SIZE), ("dir", "file")
+        ("key", "certificate", "sigstore"), HASHES, (None, SHARD_SIZE), ("dir", "file")
     )
 ]
 
@@ -83,7 +85,7 @@ def write_model(root: Path, layout: str) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class Signers:
-    """A key pair and a certificate chain (root, intermediate, leaf)."""
+    """A key pair, a certificate chain (root, intermediate, leaf) and a Sigstore instance."""
 
     private: Path
     public: Path
@@ -91,10 +93,11 @@ class Signers:
     inter: Path
     leaf: Path
     leaf_key: Path
+    sigstore: LocalSigstore
 
 
 @pytest.fixture(scope="module")
-def signers(tmp_path_factory: pytest.TempPathFactory) -> Signers:
+def signers(tmp_path_factory: pytest.TempPathFactory, local_sigstore: LocalSigstore) -> Signers:
     d = tmp_path_factory.mktemp("signers")
     key = make_ec_key("P-256")
     write_private_key(d / "private.pem", key)
@@ -110,6 +113,7 @@ def signers(tmp_path_factory: pytest.TempPathFactory) -> Signers:
         inter.cert_path,
         leaf.cert_path,
         leaf.key_path,
+        local_sigstore,
     )
 
 
@@ -142,19 +146,68 @@ def reference_batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     return run
 
 
+def omsign_signing(case: Case, s: Signers) -> list[str | Path]:
+    """omsign's signing flags for the case's method."""
+    if case.method == "key":
+        return ["--key", s.private]
+    if case.method == "certificate":
+        return ["--key", s.leaf_key, "--cert", s.leaf, "--cert-chain", s.inter]
+    return [
+        "--identity-token",
+        s.sigstore.identity_token,
+        "--trust-config",
+        s.sigstore.trust_config,
+    ]
+
+
+def omsign_trust(case: Case, s: Signers) -> list[str | Path]:
+    """omsign's verification flags for the case's method."""
+    if case.method == "key":
+        return ["--key", s.public]
+    if case.method == "certificate":
+        return ["--cert-chain", s.root]
+    sigstore = s.sigstore
+    return [
+        "--identity",
+        sigstore.identity,
+        "--issuer",
+        sigstore.issuer,
+        "--trust-config",
+        sigstore.trust_config,
+    ]
+
+
+def reference_signing(case: Case, s: Signers) -> dict[str, Any]:
+    """The reference library's signer settings for the case's method."""
+    if case.method == "key":
+        return {"key": s.private}
+    if case.method == "certificate":
+        return {"key": s.leaf_key, "cert": s.leaf, "chain": [s.inter]}
+    return {"identity_token": s.sigstore.identity_token, "trust_config": s.sigstore.trust_config}
+
+
+def reference_trust(case: Case, s: Signers) -> dict[str, Any]:
+    """The reference library's verifier settings for the case's method."""
+    if case.method == "key":
+        return {"public_key": s.public}
+    if case.method == "certificate":
+        return {"chain": [s.root]}
+    sigstore = s.sigstore
+    return {
+        "identity": sigstore.identity,
+        "issuer": sigstore.issuer,
+        "trust_config": sigstore.trust_config,
+    }
+
+
 def omsign_sign(case: Case, model: Path, sig: Path, s: Signers, *compat: str) -> CliResult:
-    how = (
-        ["--key", s.private]
-        if case.method == "key"
-        else ["--key", s.leaf_key, "--cert", s.leaf, "--cert-chain", s.inter]
-    )
     shards = ["--shard-size", str(case.shard_size)] if case.shard_size else []
+    how = omsign_signing(case, s)
     return run_cli("sign", model, "--signature", sig, "--hash", case.hash, *shards, *how, *compat)
 
 
 def reference_verify_job(case: Case, model: Path, sig: Path, s: Signers) -> dict[str, Any]:
-    trust = {"public_key": s.public} if case.method == "key" else {"chain": [s.root]}
-    return {"op": "verify", "model": model, "signature": sig, **trust}
+    return {"op": "verify", "model": model, "signature": sig, **reference_trust(case, s)}
 
 
 # omsign signs, model_signing verifies ------------------------------------------------
@@ -179,11 +232,7 @@ def omsign_compat(
         sig = base / f"{case.id}.sig"
         signed[case.id] = omsign_sign(case, model, sig, signers, "--compat", "model-signing")
         if signed[case.id].code == 0:
-            trust = (
-                ["--key", signers.public]
-                if case.method == "key"
-                else ["--cert-chain", signers.root]
-            )
+            trust = omsign_trust(case, signers)
             ours[case.id] = run_cli("verify", model, "--signature", sig, *trust)
             verify = reference_verify_job(case, model, sig, signers)
             jobs += [verify, {"op": "tamper", "file": target, "offset": 5000}, verify]
@@ -258,11 +307,7 @@ def reference_signed(
     for case in CASES:
         model, target = write_model(base / case.id, case.layout)
         sig = base / f"{case.id}.sig"
-        how: dict[str, Any] = (
-            {"key": signers.private}
-            if case.method == "key"
-            else {"key": signers.leaf_key, "cert": signers.leaf, "chain": [signers.inter]}
-        )
+        how = reference_signing(case, signers)
         jobs.append(
             {
                 "op": "sign",
@@ -284,8 +329,7 @@ def test_omsign_verifies_model_signing_signatures(
     case: Case, signers: Signers, reference_signed: dict[str, tuple[Path, Path, Path]]
 ) -> None:
     model, sig, target = reference_signed[case.id]
-    trust = ["--key", signers.public] if case.method == "key" else ["--cert-chain", signers.root]
-    verify = ("verify", model, "--signature", sig, *trust)
+    verify = ("verify", model, "--signature", sig, *omsign_trust(case, signers))
     result = run_cli(*verify)
     assert result.code == 0, result.err
     data = bytearray(target.read_bytes())
