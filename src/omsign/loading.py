@@ -386,12 +386,14 @@ class VerifiedModel:
 
     def open_raw(self, name: str, *, allow_pickle: bool = False) -> VerifiedFile:
         """Like :meth:`open`, without the buffering layer."""
-        from omsign.integrations.unsafe import sniff_length, unsafe_reason
+        from omsign.integrations.unsafe import sniff_length, unsafe_by_name
 
-        if not allow_pickle and not sniff_length(name):  # refused by its name alone
-            raise _unsafe_error(name, unsafe_reason(name, b"") or "unsafe")
+        reason = None if allow_pickle else unsafe_by_name(name)
+        if reason is not None:
+            raise _unsafe_error(name, reason)
         raw = self._open_raw(name)
-        raw.sniff = not allow_pickle  # by content, at the first read (nothing is read yet)
+        # By content, at the first read (nothing is read yet), unless the name rules it out.
+        raw.sniff = not allow_pickle and sniff_length(name) > 0
         return raw
 
     def _open_raw(self, name: str) -> VerifiedFile:

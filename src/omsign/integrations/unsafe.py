@@ -13,15 +13,34 @@ import ast
 import zipfile
 from typing import BinaryIO
 
-__all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_reason"]
+__all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_by_name", "unsafe_reason"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill")
+# Formats that are never unpickled: their content is not sniffed (a safetensors header
+# length can begin with the bytes of a pickle protocol marker).
+_SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".md", ".gguf", ".jinja", ".onnx")
+# What follows PROTO 2/3 in a real pickle: a container, a global, a mark, a memo, a long.
+_AFTER_PROTO = frozenset(b"}](cq\x8a\x8c\x95")
 _HEAD = 4096  # bytes of a file that the checks below look at
 
 
 def sniff_length(name: str) -> int:
     """How many leading bytes :func:`unsafe_reason` needs for this name (0: none)."""
-    return 0 if name.lower().endswith(PICKLE_SUFFIXES) else _HEAD
+    return 0 if name.lower().endswith(PICKLE_SUFFIXES + _SAFE_SUFFIXES) else _HEAD
+
+
+def unsafe_by_name(name: str) -> str | None:
+    """Why a file is unsafe by its name alone (a pickle-based suffix), or None."""
+    if name.lower().endswith(PICKLE_SUFFIXES):
+        return "a pickle-based format (loading it can run code)"
+    return None
+
+
+def _is_pickle(head: bytes) -> bool:
+    """A pickle stream of protocol 2 or later: PROTO, the protocol, then a pickle opcode."""
+    if len(head) < 3 or head[0] != 0x80 or not 2 <= head[1] <= 5:
+        return False
+    return head[2] == 0x95 if head[1] >= 4 else head[2] in _AFTER_PROTO
 
 
 def _npy_is_object(head: bytes) -> bool:
@@ -49,9 +68,12 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         stream: the file, seekable, for ``.npz`` archives (whose members are checked).
     """
     lower = name.lower()
-    if lower.endswith(PICKLE_SUFFIXES):
-        return "a pickle-based format (loading it can run code)"
-    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+    by_name = unsafe_by_name(name)
+    if by_name is not None:
+        return by_name
+    if lower.endswith(_SAFE_SUFFIXES):
+        return None
+    if _is_pickle(head):
         return "a pickle stream (loading it can run code)"
     if head.startswith(b"PK\x03\x04") and lower.endswith((".bin", ".pt", ".model")):
         return "a PyTorch zip archive holding a pickle (loading it can run code)"

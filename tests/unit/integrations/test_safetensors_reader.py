@@ -125,3 +125,14 @@ def test_npz_with_an_object_array_is_refused(tmp_path: Path, p256: KeyPair) -> N
     assert vm.read_bytes("safe.npz") == safe.read_bytes()
     with pytest.raises(UnsafeFormatError, match="object array"):
         vm.read_bytes("unsafe.npz")
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "w.bin"])
+def test_a_header_length_that_looks_like_a_pickle_marker_is_not_refused(
+    tmp_path: Path, p256: KeyPair, name: str
+) -> None:
+    # A header of 0x0580 bytes starts the file with 80 05: the pickle protocol 5 marker.
+    raw = json.dumps(GOOD).encode().ljust(0x0580)
+    vm = _signed(tmp_path, p256, {name: struct.pack("<Q", len(raw)) + raw + DATA})
+    assert vm.read_bytes(name)[:2] == b"\x80\x05"
+    np.testing.assert_array_equal(load(vm, name)["b"], np.array([1, 2, 3], dtype=np.int8))
