@@ -45,6 +45,8 @@ from omsign.results import SignResult
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from omsign.hashing import FileEntry
+
 __all__ = ["ProgressCallback", "SignResult", "digest", "make_signer", "password_source", "sign"]
 
 
@@ -321,6 +323,21 @@ def _check_targets(path: Path, sig_path: Path, opts: HashOptions, *, explicit: b
         ) from None
 
 
+def _refuse_nothing_to_sign(path: Path, entries: Sequence[FileEntry], ser: Serialization) -> None:
+    """Refuses a model whose manifest would have no resource (OMS 6.3.2).
+
+    Shards cover bytes, so a model whose every file is empty has no shard: its
+    statement would list nothing and no verifier (omsign included) accepts it.
+    """
+    if ser.method == "shards" and all(e.size == 0 for e in entries):
+        raise ModelError(
+            f"{path}: nothing to sign: every file of the model is empty, and shards "
+            "cover only bytes (OMS 6.3.2)",
+            option="shard_size",
+            hint="sign without {option} to sign the empty files by name",
+        )
+
+
 def _hash_model(
     path: Path,
     opts: HashOptions,
@@ -343,6 +360,7 @@ def _hash_model(
         allow_symlinks=opts.allow_symlinks,
         link_policy=snapshot_link_policy(path),
     )
+    _refuse_nothing_to_sign(path, entries, ser)
     if not reuse_digests:
         start(sum(e.size for e in entries))
         manifest = compute_manifest(
