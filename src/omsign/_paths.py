@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from omsign.errors import UsageError
 from omsign.hashing import normalize_ignore
 
 __all__ = [
@@ -58,17 +59,35 @@ def _relative(model: Path, path: Path) -> str | None:
     return Path(os.path.relpath(target, base)).as_posix()
 
 
-def model_relative(model: Path, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+def model_relative(
+    model: Path, paths: Iterable[str | os.PathLike[str]], *, report_unmatched: bool = False
+) -> list[str]:
     """Turns ignore paths (absolute or relative to the current directory) model-relative.
 
-    Paths outside the model are dropped with a warning; the result is normalised.
+    Args:
+        model: the model root.
+        paths: the ignore paths as the caller gave them.
+        report_unmatched: log a warning naming each path that matches nothing in the
+            model (a typo would otherwise leave the file it meant signed).
+
+    Returns:
+        The normalised model-relative paths.
+
+    Raises:
+        UsageError: a path is not inside the model.
     """
     out = []
     for p in paths:
         rel = _relative(model, Path(p))
         if rel is None:
-            logger.warning("ignore path %s is not inside the model %s; not used", p, model)
-            continue
+            raise UsageError(
+                f"{os.fspath(p)}: ignore path is not inside the model {model}",
+                option="ignore_paths",
+                hint="{option} takes paths inside the model, absolute or relative to "
+                "the current directory",
+            )
+        if report_unmatched and not os.path.lexists(os.path.join(model, rel)):
+            logger.warning("ignore path %s matches nothing in the model %s", os.fspath(p), model)
         out.append(normalize_ignore(rel))
     return out
 

@@ -350,7 +350,10 @@ def _hash_model(
     from omsign._hf import snapshot_link_policy
     from omsign.hashing import enumerate_model, hash_entries
 
-    ignores = [*model_relative(path, opts.ignore_paths), *signature_ignore(path, sig_path)]
+    ignores = [
+        *model_relative(path, opts.ignore_paths, report_unmatched=True),
+        *signature_ignore(path, sig_path),
+    ]
     ser = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, ignores)
     started = time.time_ns()
     advance, start = _progress_adapter(run.progress)

@@ -257,7 +257,10 @@ def verify_with_policy(
     checked = _check_signature(model, policy, signature, scope.link_policy)
     path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
-    given = [*model_relative(path, scope.ignore_paths), *signature_ignore(path, checked.signature)]
+    given = [
+        *model_relative(path, scope.ignore_paths, report_unmatched=True),
+        *signature_ignore(path, checked.signature),
+    ]
     ignores = sorted({*(ser.ignore_paths or ()), *given})
     signed_files = set(signed.manifest.by_file())
     # A file the signature lists is part of the model even where the default or the
