@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omsign._keywords import (
@@ -14,17 +13,10 @@ from omsign._keywords import (
     verify_scope,
 )
 from omsign._keywords import runtime as _runtime
-from omsign._paths import as_paths
 from omsign._verify import verify_with_policy
 from omsign.errors import UsageError
 from omsign.options import PathLike, Runtime, VerifyScope
-from omsign.policy import (
-    CertificatePolicy,
-    KeyPolicy,
-    Policy,
-    SigstorePolicy,
-    load_tsa_anchors,
-)
+from omsign.policy import Policy
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -47,55 +39,9 @@ def make_policy(**options: Unpack[TrustOptions]) -> Policy:
         UsageError: no method or more than one method was chosen.
     """
     check_keywords("make_policy", options, TrustOptions)
-    key = options.get("key")
-    identity, identity_regexp = options.get("identity"), options.get("identity_regexp")
-    issuer, trust_config = options.get("issuer"), options.get("trust_config")
-    cert_chain = as_paths(options.get("cert_chain", ()))
-    tsa_certs = as_paths(options.get("tsa_certs", ()))
-    chosen = [
-        name
-        for name, on in (
-            ("key", key is not None),
-            ("cert_chain", bool(cert_chain)),
-            ("identity", bool(identity or identity_regexp or issuer)),
-        )
-        if on
-    ]
-    if len(chosen) != 1:
-        got = ", ".join(f"{{option{i}}}" for i in range(4, 4 + len(chosen)))
-        raise UsageError(
-            "choose exactly one way to trust the signer",
-            options=("key", "cert_chain", "identity", "issuer", *chosen),
-            hint="give {option0} PUBLIC.pem, {option1} CA.pem, or {option2} ID with "
-            "{option3} URL" + (f" (got {got})" if chosen else ""),
-        )
-    if key is not None:
-        return KeyPolicy.from_files(as_paths(key), load_tsa_anchors(tsa_certs, trust_config))
-    if cert_chain:
-        return CertificatePolicy.from_files(cert_chain, load_tsa_anchors(tsa_certs, trust_config))
-    if not issuer or not (identity or identity_regexp) or (identity and identity_regexp):
-        raise UsageError(
-            "Sigstore verification needs an issuer and one identity (or identity pattern)",
-            options=("issuer", "identity", "identity_regexp"),
-            hint="give {option0} URL and one of {option1} ID or {option2} PATTERN",
-        )
-    from omsign.backends.sigstore import SigstoreIdentityPolicy, SigstoreSettings
+    from omsign.policy import policy_from_options
 
-    return SigstorePolicy(
-        SigstoreIdentityPolicy(
-            issuer=issuer,
-            identity=identity,
-            identity_regexp=identity_regexp,
-            github_repository=options.get("github_repository"),
-            github_ref=options.get("github_ref"),
-            github_workflow_name=options.get("github_workflow_name"),
-        ),
-        SigstoreSettings(
-            staging=options.get("staging", False),
-            trust_config=Path(trust_config) if trust_config else None,
-            offline=options.get("offline", False),
-        ),
-    )
+    return policy_from_options(options)
 
 
 def resolve_policy(policy: Policy | None, options: Mapping[str, Any]) -> Policy:

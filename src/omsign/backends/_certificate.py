@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -27,9 +28,16 @@ from omsign.backends._dsse_sig import sign_dsse, verify_dsse
 from omsign.backends._ec import check_ec_key
 from omsign.bundle import Bundle, Material, Signed
 from omsign.errors import IdentityError, KeyLoadError, MalformedSignatureError, SignatureError
+from omsign.policy._base import VerifiedSignature, check_method
+
+if TYPE_CHECKING:
+    import os
+
+    from omsign._timestamp import TimestampAnchor
 
 __all__ = [
     "CertificateBundleSigner",
+    "CertificatePolicy",
     "describe_certificate",
     "validate_chain",
     "verify_certificate_bundle",
@@ -340,3 +348,81 @@ def verify_certificate_bundle(
     who = describe_certificate(leaf)
     legacy = verify_dsse(bundle, key, f"the certificate {who}")
     return who, leaf, legacy
+
+
+@dataclass(frozen=True)
+class CertificatePolicy:
+    """Trust certificates that chain to these anchors (certificate method).
+
+    Attributes:
+        anchors: trusted root or intermediate CA certificates; never the system store.
+        tsa_anchors: roots for RFC 3161 timestamp authorities; a timestamp verified
+            against them moves the certificate validity check to the proven time.
+    """
+
+    anchors: tuple[x509.Certificate, ...]
+    tsa_anchors: tuple[TimestampAnchor, ...] = ()
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        tsa_anchors: Sequence[TimestampAnchor] = (),
+    ) -> CertificatePolicy:
+        """Loads every PEM certificate in the files as a trust anchor."""
+        from omsign.backends._pem import load_certificates
+        from omsign.errors import UsageError
+
+        anchors = tuple(c for p in paths for c in load_certificates(p))
+        if not anchors:
+            raise UsageError(
+                "no trust anchor given",
+                option="cert_chain",
+                hint="give CA certificates with {option}",
+            )
+        return cls(anchors, tuple(tsa_anchors))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> CertificatePolicy:
+        """The policy ``cert_chain=`` (with ``tsa_certs=`` and ``trust_config=``) describes."""
+        from omsign._paths import as_paths
+        from omsign.backends._stamps import load_tsa_anchors
+
+        anchors = load_tsa_anchors(
+            as_paths(options.get("tsa_certs", ())), options.get("trust_config")
+        )
+        return cls.from_files(as_paths(options["cert_chain"]), anchors)
+
+    @property
+    def method(self) -> str:
+        """``certificate``."""
+        return "certificate"
+
+    @property
+    def name(self) -> str:
+        """The trusted anchors' subjects."""
+        subjects = "; ".join(a.subject.rfc4514_string() or "(empty subject)" for a in self.anchors)
+        return f"certificates issued by {subjects}"
+
+    def verify(self, bundle: Bundle) -> VerifiedSignature:
+        """Checks the chain, at a trusted timestamp's time or now, then the signature.
+
+        Raises:
+            IdentityError: another method, an untrusted chain or an unusable leaf.
+            SignatureError: the signature or a timestamp does not verify.
+            MalformedSignatureError: a certificate cannot be parsed.
+        """
+        from omsign.backends._stamps import proven_time
+
+        check_method(bundle, "certificate")
+        stamped = proven_time(bundle, self.tsa_anchors)
+        at = stamped or dt.datetime.now(dt.timezone.utc)
+        signer, leaf, legacy = verify_certificate_bundle(bundle, self.anchors, at)
+        return VerifiedSignature(
+            "certificate",
+            bundle.payload,
+            signer,
+            issuer=leaf.issuer.rfc4514_string(),
+            signed_at=stamped,
+            legacy_encoding=legacy,
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,8 +14,14 @@ from omsign.backends._dsse_sig import PaeDigests, sign_dsse, verify_dsse
 from omsign.backends._ec import key_hint
 from omsign.bundle import Bundle, Material, Signed
 from omsign.errors import SignatureError
+from omsign.policy._base import VerifiedSignature, check_method
 
-__all__ = ["KeyBundleSigner", "verify_key_bundle"]
+if TYPE_CHECKING:
+    import os
+
+    from omsign._timestamp import TimestampAnchor
+
+__all__ = ["KeyBundleSigner", "KeyPolicy", "verify_key_bundle"]
 
 
 class KeyBundleSigner:
@@ -80,3 +88,68 @@ def verify_key_bundle(
         )
     assert last is not None
     raise last
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Trust signatures made by any of these public keys (key method).
+
+    Attributes:
+        keys: the trusted public keys.
+        tsa_anchors: timestamp authorities whose tokens prove when the signature existed.
+    """
+
+    keys: tuple[ec.EllipticCurvePublicKey, ...]
+    tsa_anchors: tuple[TimestampAnchor, ...] = ()
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[str | os.PathLike[str]],
+        tsa_anchors: Sequence[TimestampAnchor] = (),
+    ) -> KeyPolicy:
+        """Loads every PEM public key in the files (TSA anchors: ``load_tsa_anchors``)."""
+        from omsign.backends._pem import load_public_keys
+
+        return cls(tuple(k for p in paths for k in load_public_keys(p)), tuple(tsa_anchors))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> KeyPolicy:
+        """The policy ``key=`` (with ``tsa_certs=`` and ``trust_config=``) describes."""
+        from omsign._paths import as_paths
+        from omsign.backends._stamps import load_tsa_anchors
+
+        anchors = load_tsa_anchors(
+            as_paths(options.get("tsa_certs", ())), options.get("trust_config")
+        )
+        return cls.from_files(as_paths(options["key"]), anchors)
+
+    @property
+    def method(self) -> str:
+        """``key``."""
+        return "key"
+
+    @property
+    def name(self) -> str:
+        """The trusted keys' fingerprints."""
+        hints = ", ".join(f"sha256:{key_hint(k)[:16]}" for k in self.keys)
+        return f"key {hints}" if hints else "no key"
+
+    def verify(self, bundle: Bundle) -> VerifiedSignature:
+        """Checks the signature with the trusted keys and any trusted timestamp (OMS 8.2).
+
+        Raises:
+            IdentityError: the bundle was not signed with the key method.
+            SignatureError: no trusted key verifies the signature, or a timestamp is bad.
+        """
+        from omsign.backends._stamps import proven_time
+
+        check_method(bundle, "key")
+        signer, legacy = verify_key_bundle(bundle, self.keys)
+        return VerifiedSignature(
+            "key",
+            bundle.payload,
+            signer,
+            signed_at=proven_time(bundle, self.tsa_anchors),
+            legacy_encoding=legacy,
+        )

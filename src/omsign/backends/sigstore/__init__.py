@@ -9,13 +9,15 @@ the envelope signature, then the signer's identity against a
 
 sigstore-python is imported only inside the functions that need it. The package is
 split by concern: ``_trust`` (which instance), ``_identity`` (who must have signed),
-``_verify``, ``_sign``, and ``_cert`` (reading Fulcio certificates and log entries).
+``_verify`` (checking a bundle), ``_policy`` (the verifier), ``_sign``, and ``_cert``
+(reading Fulcio certificates and log entries).
 """
 
 from __future__ import annotations
 
 from omsign.backends.sigstore._cert import describe_sigstore_material
 from omsign.backends.sigstore._identity import SigstoreIdentityPolicy
+from omsign.backends.sigstore._policy import SigstorePolicy
 from omsign.backends.sigstore._sign import SigstoreBundleSigner
 from omsign.backends.sigstore._trust import SigstoreSettings
 from omsign.backends.sigstore._verify import SigstoreVerified, verify_sigstore_bundle
@@ -23,6 +25,7 @@ from omsign.backends.sigstore._verify import SigstoreVerified, verify_sigstore_b
 __all__ = [
     "SigstoreBundleSigner",
     "SigstoreIdentityPolicy",
+    "SigstorePolicy",
     "SigstoreSettings",
     "SigstoreVerified",
     "describe_sigstore_material",
