@@ -58,6 +58,10 @@ class Error(Exception):
         self.options = (option,) if option is not None else tuple(options)
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickles with every attribute (hint, options, difference): errors cross processes."""
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
     def render(self, names: Mapping[str, str] | None = None) -> str:
         """The message with its hint; ``names`` maps options to how they are spelt.
 
@@ -74,6 +78,14 @@ class Error(Exception):
         except (KeyError, IndexError):  # pragma: no cover - a hint with a stray brace
             hint = self.hint
         return f"{self.message}; {hint}"
+
+
+def _restore(cls: type[Error], args: tuple[object, ...], state: dict[str, object]) -> Error:
+    """Rebuilds a pickled error without calling its constructor."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(Error):
