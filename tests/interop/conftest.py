@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.interop)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def reference_bin() -> Path:
     """The reference's ``bin`` folder; skips (fails under CI) when it is not installed."""
     missing = [p for p in (REFERENCE_CLI, REFERENCE_PYTHON) if not p.exists()]
@@ -43,13 +43,13 @@ def reference_bin() -> Path:
     return REFERENCE_BIN
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference_python(reference_bin: Path) -> Path:
     """The Python interpreter of the reference's virtual environment."""
     return reference_bin / "python"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference(reference_bin: Path) -> Callable[..., CliResult]:
     """Runs model_signing 1.1.1's CLI from its own virtual environment."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from helpers.fixtures import REPO, CliResult, make_model, require, run_cli
+from helpers.fixtures import CliResult, make_model, run_cli
 from helpers.pki import issue_leaf, make_ca, make_ec_key, write_private_key, write_public_key
 from services.sigstore_local import LocalSigstore
 
@@ -121,20 +121,15 @@ Batch = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def reference_batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+def reference_batch(tmp_path_factory: pytest.TempPathFactory, reference_python: Path) -> Batch:
     """Runs a list of operations in model_signing 1.1.1's library, in one process."""
-    python = REPO / ".venv-ms" / "bin" / "python"
-    require(
-        python.exists(),
-        f"model_signing 1.1.1 is not installed: {python} is missing (run 'make reference')",
-    )
     d = tmp_path_factory.mktemp("jobs")
 
     def run(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         path = d / f"jobs-{len(list(d.iterdir()))}.json"
         path.write_text(json.dumps(jobs, default=str))
         proc = subprocess.run(
-            [str(python), str(REFERENCE_LIB), str(path)],
+            [str(reference_python), str(REFERENCE_LIB), str(path)],
             capture_output=True,
             text=True,
             check=False,
