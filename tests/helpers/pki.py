@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -89,9 +89,9 @@ class Issued:
         return replace(self, cert_path=cert_path, key_path=key_path, chain_path=chain_path)
 
 
-def make_ec_key(curve: str = "P-256") -> ec.EllipticCurvePrivateKey:
-    """A new ECDSA private key on ``curve`` ("P-256", "P-384" or "P-521")."""
-    return ec.generate_private_key(_CURVES[curve]())
+def make_ec_key(curve: str | type[ec.EllipticCurve] = "P-256") -> ec.EllipticCurvePrivateKey:
+    """A new ECDSA private key on ``curve`` ("P-256", "P-384", "P-521" or a curve class)."""
+    return ec.generate_private_key((_CURVES[curve] if isinstance(curve, str) else curve)())
 
 
 def make_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -102,6 +102,16 @@ def make_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 def make_ed25519_key() -> ed25519.Ed25519PrivateKey:
     """A new Ed25519 private key."""
     return ed25519.Ed25519PrivateKey.generate()
+
+
+def make_ed448_key() -> ed448.Ed448PrivateKey:
+    """A new Ed448 private key (an algorithm omsign does not sign with)."""
+    return ed448.Ed448PrivateKey.generate()
+
+
+def make_dsa_key(bits: int = 2048) -> dsa.DSAPrivateKey:
+    """A new DSA private key (an algorithm omsign does not sign with)."""
+    return dsa.generate_private_key(key_size=bits)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -397,7 +407,9 @@ def write_private_key(path: Path, key: PrivateKey, password: bytes | None = None
     return path
 
 
-def write_public_key(path: Path, key: PrivateKey) -> Path:
+def write_public_key(
+    path: Path, key: PrivateKey | ed448.Ed448PrivateKey | dsa.DSAPrivateKey
+) -> Path:
     """Write the SubjectPublicKeyInfo PEM of ``key`` to ``path``; returns ``path``."""
     path.write_bytes(
         key.public_key().public_bytes(

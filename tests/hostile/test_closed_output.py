@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.pki import make_ec_key, write_private_key
 from hostile.signed import sign_payload
 
 Cli = Callable[..., CliResult]
@@ -89,14 +88,7 @@ def test_failed_verify_text_into_closed_pipe_exits_1(tampered: Path, p256: KeyPa
 def test_malformed_inspect_into_closed_pipe_exits_1(tmp_path: Path) -> None:
     """inspect prints first and fails after: the failure survives a closed pipe."""
     priv = tmp_path / "k.pem"
-    key = ec.generate_private_key(ec.SECP256R1())
-    priv.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    write_private_key(priv, make_ec_key())
     sig = tmp_path / "model.sig"
     sig.write_text(json.dumps(sign_payload(priv, b"not a statement")))
     code, err = _run_into_closed_pipe("inspect", sig, "--json")

@@ -15,10 +15,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
 
 from helpers.fixtures import CliResult, KeyPair
-from helpers.pki import build_certificate, issue_leaf, make_ca, make_ed25519_key, write_certs
+from helpers.pki import (
+    build_certificate,
+    issue_leaf,
+    make_ca,
+    make_dsa_key,
+    make_ed448_key,
+    make_ed25519_key,
+    make_rsa_key,
+    write_certs,
+    write_public_key,
+)
 from hostile.signed import deadline
 from omsign.errors import KeyLoadError
 
@@ -95,10 +104,10 @@ def test_a_public_key_of_an_unknown_algorithm_is_a_usage_error(
 @pytest.mark.parametrize(
     "make",
     [
-        ed25519.Ed25519PrivateKey.generate,
-        ed448.Ed448PrivateKey.generate,
-        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        lambda: dsa.generate_private_key(key_size=2048),
+        make_ed25519_key,
+        make_ed448_key,
+        make_rsa_key,
+        make_dsa_key,
     ],
     ids=["ed25519", "ed448", "rsa", "dsa"],
 )
@@ -107,11 +116,7 @@ def test_a_public_key_of_another_algorithm_is_a_usage_error(
 ) -> None:
     model, _ = signed
     key = tmp_path / "other.pub"
-    key.write_bytes(
-        make()
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    write_public_key(key, make())
     _usage_error(cli("verify", model, "--key", key), str(key), "not an elliptic-curve key")
 
 

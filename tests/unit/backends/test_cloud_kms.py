@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_ds
 
 import omsign
 from helpers.fixtures import make_model
+from helpers.pki import make_ec_key, write_private_key, write_public_key
 from omsign.backends import _azurekms, _gcpkms
 from omsign.errors import BackendUnavailableError, KeyLoadError, UsageError
 
@@ -39,8 +40,8 @@ class StandInKms:
     digests: list[dict[str, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.key = ec.generate_private_key(self.curve())
-        self.other = ec.generate_private_key(self.curve())
+        self.key = make_ec_key(self.curve)
+        self.other = make_ec_key(self.curve)
 
     def list_crypto_key_versions(self, request: dict[str, str]) -> list[Any]:
         from google.cloud import kms
@@ -99,11 +100,7 @@ def test_gcp_signature_verifies_and_only_the_digest_is_sent(
 def test_gcp_key_signs_a_model_through_the_signer_interface(tmp_path: Path) -> None:
     client = StandInKms()
     key = _gcp(client)
-    (tmp_path / "public.pem").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_public_key(tmp_path / "public.pem", key)
     from omsign.backends._key import KeyBundleSigner
 
     model = make_model(tmp_path / "model")
@@ -189,7 +186,7 @@ class StandInVault:
     calls: list[tuple[str, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.key = ec.generate_private_key(self.curve())
+        self.key = make_ec_key(self.curve)
 
     def key_client(self, vault: str, credential: object) -> StandInVault:
         self.vault = vault
@@ -290,7 +287,7 @@ def test_azure_service_errors_are_one_line() -> None:
 
 
 def test_azure_signature_of_the_wrong_length_is_refused() -> None:
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    key = make_ec_key().public_key()
     with pytest.raises(KeyLoadError, match="64 bytes"):
         _azurekms.der_from_raw(b"\x01" * 63, key, VAULT_URI)
 
@@ -329,14 +326,8 @@ def test_third_party_scheme_registers_through_an_entry_point(
 ) -> None:
     # An installed distribution (a dist-info on sys.path) declares the scheme "toykms".
     pem = tmp_path / "toy.pem"
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key = make_ec_key()
+    write_private_key(pem, key)
     site = tmp_path / "site"
     (site / "toykms-1.0.dist-info").mkdir(parents=True)
     (site / "toykms-1.0.dist-info" / "METADATA").write_text("Name: toykms\nVersion: 1.0\n")
@@ -349,11 +340,7 @@ def test_third_party_scheme_registers_through_an_entry_point(
         f"    return load_pem_signing_key({str(pem)!r}, password_source)\n"
     )
     monkeypatch.syspath_prepend(str(site))
-    (tmp_path / "public.pem").write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_public_key(tmp_path / "public.pem", key)
     model = make_model(tmp_path / "model")
     omsign.sign(model, key="toykms://anything")
     assert omsign.verify(model, key=tmp_path / "public.pem").method == "key"
