@@ -43,14 +43,14 @@ def cache_dir() -> Path:
 
 
 def _stamp(entry: FileEntry) -> list[int]:
-    return [entry.size, entry.mtime_ns, entry.inode, entry.ctime_ns, entry.device]
+    return list(entry.stamp)
 
 
 class DigestCache:
     """The digests recorded for one model and one hashing setting."""
 
-    def __init__(self, model: Path, hash_type: str, shard_size: int | None) -> None:
-        self.model = os.path.abspath(model)
+    def __init__(self, model: str | Path, hash_type: str, shard_size: int | None) -> None:
+        self.model = os.path.abspath(model) if isinstance(model, Path) else model
         self.hash_type = hash_type
         self.shard_size = shard_size
         key = json.dumps([_VERSION, self.model, hash_type, shard_size])
@@ -58,8 +58,14 @@ class DigestCache:
         self._files: dict[str, Any] = {}
 
     @classmethod
-    def load(cls, model: Path, hash_type: str, shard_size: int | None) -> DigestCache:
-        """Reads the cache for these settings; an absent or corrupt one is empty."""
+    def load(cls, model: str | Path, hash_type: str, shard_size: int | None) -> DigestCache:
+        """Reads the cache for these settings; an absent or corrupt one is empty.
+
+        Args:
+            model: the model source's key (an absolute path or a URL), or its local path.
+            hash_type: the hash algorithm.
+            shard_size: the shard size, or None for files mode.
+        """
         cache = cls(model, hash_type, shard_size)
         try:
             with open(cache.path, encoding="utf-8") as f:

@@ -34,20 +34,28 @@ from omsign.hashing import DEFAULT_IGNORES
 from omsign.manifest import (
     Manifest,
     Serialization,
-    compute_manifest,
     manifest_from_digests,
     recorded_ignores,
 )
 from omsign.options import HashOptions, PathLike, ProgressCallback, Runtime
 from omsign.predicates import encode_statement, written_form
 from omsign.results import SignResult
+from omsign.sources import ModelSource, resolve_source
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from omsign.hashing import FileEntry
 
-__all__ = ["ProgressCallback", "SignResult", "digest", "make_signer", "password_source", "sign"]
+__all__ = [
+    "ProgressCallback",
+    "SignResult",
+    "digest",
+    "local_path",
+    "make_signer",
+    "password_source",
+    "sign",
+]
 
 
 def password_source(
@@ -145,10 +153,11 @@ def digest(
     check_keywords("digest", options, DigestKeywords)
     opts = hash_options(hashing, options)
     run = _runtime(runtime, options)
-    path = Path(model)
+    source = resolve_source(model)
+    path = local_path(source)
     sig_path = Path(signature) if signature is not None else default_signature(path)
-    manifest, _ = _hash_model(path, opts, sig_path, run, reuse_digests=False)
-    return written_form(manifest, compat, single_file=not path.is_dir()).root_digest().hex()
+    manifest, _ = _hash_model(source, opts, sig_path, run, reuse_digests=False)
+    return written_form(manifest, compat, single_file=not source.is_dir).root_digest().hex()
 
 
 def make_signer(**options: Unpack[SignerOptions]) -> BundleSigner:
@@ -263,16 +272,17 @@ def sign(
             + ", ".join(f"{{option{i}}}" for i in range(1, len(signing) + 1))
             + ", not both",
         )
-    path = Path(model)
+    source = resolve_source(model)
+    path = local_path(source)
     sig_path = Path(signature) if signature is not None else default_signature(path)
     _check_targets(path, sig_path, opts, explicit=signature is not None)
     if signer is None:
         signer = make_signer(**signing)
     planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)
     written_form(Manifest((), planned), compat)  # refused before hashing, if it must be
-    manifest, hashed = _hash_model(path, opts, sig_path, run, reuse_digests=reuse_digests)
-    manifest = written_form(manifest, compat, single_file=not path.is_dir())
-    payload = encode_statement(manifest, subject_name(path), compat=compat)
+    manifest, hashed = _hash_model(source, opts, sig_path, run, reuse_digests=reuse_digests)
+    manifest = written_form(manifest, compat, single_file=not source.is_dir)
+    payload = encode_statement(manifest, source.name, compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     write_bundle(sig_path, bundle)
     return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)
@@ -338,18 +348,25 @@ def _refuse_nothing_to_sign(path: Path, entries: Sequence[FileEntry], ser: Seria
         )
 
 
+def local_path(source: ModelSource) -> Path:
+    """The source's local path (signing and verifying write and read files next to it)."""
+    if source.path is None:  # pragma: no cover - every source so far is on this machine
+        raise UsageError(f"{source.location}: the model must be on this machine")
+    return source.path
+
+
 def _hash_model(
-    path: Path,
+    source: ModelSource,
     opts: HashOptions,
     sig_path: Path,
     run: Runtime,
     *,
     reuse_digests: bool,
 ) -> tuple[Manifest, tuple[str, ...]]:
-    """Enumerates and hashes the model (reusing cached digests when asked)."""
-    from omsign._hf import snapshot_link_policy
-    from omsign.hashing import enumerate_model, hash_entries
+    """Lists and hashes the model (reusing cached digests when asked)."""
+    from omsign.hashing import hash_entries
 
+    path = local_path(source)
     ignores = [
         *model_relative(path, opts.ignore_paths, report_unmatched=True),
         *signature_ignore(path, sig_path),
@@ -357,28 +374,17 @@ def _hash_model(
     ser = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, ignores)
     started = time.time_ns()
     advance, start = _progress_adapter(run.progress)
-    entries = enumerate_model(
-        path,
-        ignore_paths=ser.ignore_paths or (),
-        allow_symlinks=opts.allow_symlinks,
-        link_policy=snapshot_link_policy(path),
+    entries = source.entries(
+        ignore_paths=ser.ignore_paths or (), allow_symlinks=opts.allow_symlinks
     )
     _refuse_nothing_to_sign(path, entries, ser)
-    if not reuse_digests:
-        start(sum(e.size for e in entries))
-        manifest = compute_manifest(
-            path,
-            ser,
-            entries=entries,
-            workers=run.workers,
-            progress=advance,
-            executor=run.executor,
-        )
-        return manifest, tuple(e.name for e in entries)
-    from omsign._reuse import DigestCache
+    if reuse_digests:
+        from omsign._reuse import DigestCache
 
-    cache = DigestCache.load(path, ser.hash_type, ser.shard_size)
-    reused, todo = cache.split(entries)
+        cache = DigestCache.load(source.key, ser.hash_type, ser.shard_size)
+        reused, todo = cache.split(entries)
+    else:
+        reused, todo = [], entries
     start(sum(e.size for e in todo))
     pairs = [
         *reused,
@@ -391,6 +397,7 @@ def _hash_model(
             executor=run.executor,
         ),
     ]
-    cache.record(entries, pairs, started)
-    cache.save()
+    if reuse_digests:
+        cache.record(entries, pairs, started)
+        cache.save()
     return manifest_from_digests(pairs, ser), tuple(e.name for e in todo)

@@ -6,7 +6,8 @@ the signed settings and compare; 8.5 unsigned files. Partial verification
 (``allow_missing``, ``files``) narrows 8.4 and says exactly what was not checked.
 A model may be a ``hf://ORG/NAME[@REVISION]`` name (a Hugging Face cache snapshot);
 in a snapshot folder, links that stay inside the repository's cache folder are
-followed (see :mod:`omsign._hf`).
+followed (see :mod:`omsign.sources._hf`). The model is reached through its source
+(:func:`omsign.sources.resolve_source`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omsign._hf import is_hf_name, resolve_hf_name, snapshot_link_policy
 from omsign._paths import default_signature, model_relative, signature_ignore
-from omsign._sign import _progress_adapter
+from omsign._sign import _progress_adapter, local_path
 from omsign.bundle import read_bundle
 from omsign.errors import IntegrityError, ModelError
-from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
+from omsign.hashing import FileEntry, LinkPolicy
 from omsign.manifest import Difference, Manifest, Serialization, compute_manifest, split_shard_name
 from omsign.options import PathLike, Runtime, VerifyScope
 from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.predicates import SignedStatement, parse_statement
 from omsign.results import VerificationResult, VerifiedSigner
+from omsign.sources import ModelSource, resolve_source
 
 __all__ = [
     "VerificationResult",
@@ -60,13 +61,12 @@ def _select(signed: set[str], patterns: Sequence[str]) -> set[str]:
 
 
 def _local_manifest(
-    model: Path,
+    source: ModelSource,
     signed: SignedStatement,
     *,
     ignores: Sequence[str],
     listed: Sequence[str],
     wanted: set[str] | None,
-    link_policy: LinkPolicy | None,
     run: Runtime,
 ) -> tuple[Manifest, tuple[str, ...], list[FileEntry], tuple[str, ...]]:
     """Hashes the model with the signed settings.
@@ -81,22 +81,16 @@ def _local_manifest(
     )
     signed_files = set(signed.manifest.by_file())
     try:
-        if wanted is not None and model.is_dir():
-            # Only the wanted names are looked up: nothing else is listed or opened.
-            entries = entries_for(
-                model, sorted(wanted), allow_symlinks=ser.allow_symlinks, link_policy=link_policy
-            )
-        else:
-            entries = enumerate_model(
-                model,
-                ignore_paths=ignores,
-                allow_symlinks=ser.allow_symlinks,
-                link_policy=link_policy,
-                keep=listed,
-            )
+        # With ``wanted``, only those names are looked up: nothing else is listed or opened.
+        entries = source.entries(
+            ignore_paths=ignores,
+            allow_symlinks=ser.allow_symlinks,
+            names=None if wanted is None else sorted(wanted),
+            keep=listed,
+        )
     except ModelError as exc:
         raise as_integrity(exc) from None
-    if not model.is_dir() and signed_files == {"."}:  # single file named "." (model_signing)
+    if not source.is_dir and signed_files == {"."}:  # single file named "." (model_signing)
         entries = [dataclasses.replace(e, name=".") for e in entries]
     unsigned = tuple(e.name for e in entries if e.name not in signed_files)
     resized: tuple[str, ...] = ()
@@ -117,10 +111,10 @@ def _local_manifest(
     start(sum(e.size for e in entries))
     try:
         local = compute_manifest(
-            model,
+            local_path(source),
             local_ser,
             entries=entries,
-            link_policy=link_policy,
+            link_policy=source.link_policy,
             workers=run.workers,
             progress=advance,
             executor=run.executor,
@@ -161,23 +155,24 @@ def _signed_sizes(manifest: Manifest) -> dict[str, int]:
 class _Checked:
     """A model whose signature and signer were proven (8.1 to 8.3), content not yet."""
 
+    source: ModelSource
     path: Path
     signature: Path
     proven: VerifiedSignature
     signed: SignedStatement
-    link_policy: LinkPolicy | None
 
 
-def resolve_model(model: PathLike) -> Path:
-    """The model's path: a ``hf://`` name is looked up in the local Hugging Face cache.
+def resolve_model(model: PathLike, link_policy: LinkPolicy | None = None) -> ModelSource:
+    """The model's source: a ``hf://`` name is looked up in the local Hugging Face cache.
 
     Raises:
         ModelError: the path or the cached snapshot does not exist.
     """
-    path = resolve_hf_name(model) if is_hf_name(model) else Path(model)
+    source = resolve_source(model, link_policy=link_policy)
+    path = local_path(source)
     if not path.exists() and not path.is_symlink():
         raise ModelError(f"{path}: no such file or directory")
-    return path
+    return source
 
 
 def _check_signature(
@@ -186,16 +181,15 @@ def _check_signature(
     signature: PathLike | None,
     link_policy: LinkPolicy | None,
 ) -> _Checked:
-    path = resolve_model(model)
+    source = resolve_model(model, link_policy)
+    path = local_path(source)
     sig_path = Path(signature) if signature is not None else default_signature(path)
     bundle = read_bundle(sig_path)  # 8.1
     proven = verify_signature(bundle, policy)  # 8.2
     signed = parse_statement(  # 8.3
         proven.payload, str(sig_path), legacy_encoding=proven.legacy_encoding
     )
-    if link_policy is None:
-        link_policy = snapshot_link_policy(path)
-    return _Checked(path, sig_path, proven, signed, link_policy)
+    return _Checked(source, path, sig_path, proven, signed)
 
 
 def _result(checked: _Checked, **content: Any) -> VerificationResult:
@@ -220,7 +214,7 @@ def _result(checked: _Checked, **content: Any) -> VerificationResult:
         serialization=signed.manifest.serialization,
         legacy=signed.legacy,
         manifest=signed.manifest,
-        link_policy=checked.link_policy,
+        link_policy=checked.source.link_policy,
         signers=(signer,),
         **content,
     )
@@ -269,12 +263,11 @@ def verify_with_policy(
     listed = sorted(n for n in signed_files if not _covered(n, given))
     wanted = _select(signed_files, files) if files else None
     local, unsigned, entries, resized = _local_manifest(  # 8.4
-        path,
+        checked.source,
         signed,
         ignores=ignores,
         listed=listed,
         wanted=wanted,
-        link_policy=checked.link_policy,
         run=run,
     )
     diff = signed.manifest.diff(local)

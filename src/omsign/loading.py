@@ -50,7 +50,7 @@ from omsign.errors import (
     UnsafeFormatError,
     UsageError,
 )
-from omsign.hashing import FileEntry, entries_for, enumerate_model, new_hasher, open_checked
+from omsign.hashing import FileEntry, new_hasher, open_checked
 from omsign.manifest import split_shard_name
 from omsign.options import Runtime, VerifyScope
 
@@ -433,19 +433,12 @@ class VerifiedModel:
             raw.close()
 
     def _entry(self, name: str) -> FileEntry:
+        from omsign.sources import resolve_source
+
         model, ser = self.result.model, self.result.serialization
+        source = resolve_source(model, link_policy=self.result.link_policy)
         try:
-            if model.is_dir():
-                found = entries_for(
-                    model,
-                    [name],
-                    allow_symlinks=ser.allow_symlinks,
-                    link_policy=self.result.link_policy,
-                )
-            else:
-                found = enumerate_model(
-                    model, allow_symlinks=ser.allow_symlinks, link_policy=self.result.link_policy
-                )
+            found = source.entries(allow_symlinks=ser.allow_symlinks, names=[name])
         except ModelError as exc:
             raise as_integrity(exc) from None
         if not found:

@@ -19,7 +19,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="Hash a model as signing would and print sha256:<root digest>, the "
         "value a signature records for it.",
     )
-    p.add_argument("model", metavar="MODEL", help="file or directory")
+    p.add_argument(
+        "model", metavar="MODEL", help="file, directory, or hf://ORG/NAME[@REVISION] (local cache)"
+    )
     p.add_argument(
         "--signature",
         metavar="PATH",

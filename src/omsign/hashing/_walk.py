@@ -74,6 +74,11 @@ class FileEntry:
     ctime_ns: int
     via_link: bool = False
 
+    @property
+    def stamp(self) -> tuple[int, int, int, int, int]:
+        """Change stamp: size, modification time, inode, change time, device."""
+        return (self.size, self.mtime_ns, self.inode, self.ctime_ns, self.device)
+
 
 def normalize_ignore(entry: str) -> str:
     """Canonicalises a model-relative ignore path (OMS 6.2.1); rejects unsafe forms.

@@ -15,8 +15,8 @@ import pytest
 
 import omsign
 from helpers.fixtures import CliResult, KeyPair, make_model
-from omsign._hf import hub_cache_dir, resolve_hf_name, snapshot_link_policy
 from omsign.errors import ModelError, UsageError
+from omsign.sources._hf import hub_cache_dir, resolve_hf_name, snapshot_link_policy
 
 Cli = Callable[..., CliResult]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -7,6 +7,9 @@ and ``snapshots/<commit>/`` (the files, as symbolic links into ``blobs/``). A li
 snapshot counts as the file it points to only when its fully resolved target stays
 inside that repository's folder; every other link is refused as usual. Nothing here
 uses the network or imports ``huggingface_hub``.
+
+As a model source (:func:`open_source`), ``hf://ORG/NAME[@REVISION]`` is the snapshot
+folder read as a local model, named ``NAME``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
 from omsign.errors import ModelError, UsageError
 from omsign.hashing import LinkPolicy
 
-__all__ = ["HF_SCHEME", "hub_cache_dir", "is_hf_name", "resolve_hf_name", "snapshot_link_policy"]
+if TYPE_CHECKING:
+    from omsign.sources._local import LocalSource
+
+__all__ = [
+    "HF_SCHEME",
+    "hub_cache_dir",
+    "is_hf_name",
+    "open_source",
+    "resolve_hf_name",
+    "snapshot_link_policy",
+]
 
 HF_SCHEME = "hf://"
 _REPO_PREFIXES = ("models--", "datasets--", "spaces--")
@@ -123,3 +136,17 @@ def snapshot_link_policy(model: Path) -> LinkPolicy | None:
         return resolved.startswith(prefix)
 
     return permit
+
+
+def open_source(name: str, link_policy: LinkPolicy | None = None) -> LocalSource:
+    """The model source of ``hf://[TYPE/]ORG/NAME[@REVISION]``: its cached snapshot.
+
+    Raises:
+        UsageError: the name is malformed.
+        ModelError: the repository or revision is not in the local cache.
+    """
+    from omsign.sources._local import LocalSource
+
+    source = LocalSource(resolve_hf_name(name), link_policy)
+    source.name = _parse(name)[2]
+    return source
