@@ -395,6 +395,7 @@ def _hash_model(
             workers=run.workers,
             progress=advance,
             executor=run.executor,
+            reader=source.reader(),
         ),
     ]
     if reuse_digests:

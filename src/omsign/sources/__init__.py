@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from omsign.options import PathLike
 
 if TYPE_CHECKING:
-    from omsign.hashing import FileEntry, LinkPolicy
+    from omsign.hashing import FileEntry, LinkPolicy, Reader
 
 __all__ = ["SCHEMES", "Entry", "ModelSource", "resolve_source"]
 
@@ -88,6 +88,13 @@ class ModelSource(Protocol):
 
         Raises:
             ModelError: the model cannot be listed (missing, bad names, refused links).
+        """
+        ...
+
+    def reader(self) -> Reader:
+        """A picklable reader for the listed entries: byte ranges, a change detected.
+
+        It travels with the hashing work to whatever runs it (threads, processes).
         """
         ...
 

@@ -14,7 +14,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from omsign.hashing import FileEntry, LinkPolicy, entries_for, enumerate_model
+from omsign.hashing import (
+    FileEntry,
+    LinkPolicy,
+    LocalReader,
+    Reader,
+    entries_for,
+    enumerate_model,
+)
 
 __all__ = ["LocalSource"]
 
@@ -60,3 +67,7 @@ class LocalSource:
             link_policy=self.link_policy,
             keep=keep,
         )
+
+    def reader(self) -> Reader:
+        """The hashing engine's checked local reader."""
+        return LocalReader()
