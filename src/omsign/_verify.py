@@ -25,12 +25,12 @@ from omsign._paths import default_signature, model_relative, signature_ignore
 from omsign._sign import _progress_adapter, local_path
 from omsign.bundle import read_bundle
 from omsign.errors import IntegrityError, ModelError
-from omsign.hashing import FileEntry, LinkPolicy, hash_entries
+from omsign.hashing import FileEntry, LinkPolicy
 from omsign.manifest import (
     Difference,
     Manifest,
     Serialization,
-    manifest_from_digests,
+    compute_manifest,
     split_shard_name,
 )
 from omsign.options import PathLike, Runtime, VerifyScope
@@ -116,16 +116,15 @@ def _local_manifest(
     advance, start = _progress_adapter(run.progress)
     start(sum(e.size for e in entries))
     try:
-        pairs = hash_entries(
-            entries,
-            ser.hash_type,
-            ser.shard_size,
+        local = compute_manifest(
+            local_path(source),
+            local_ser,
+            entries=entries,
             workers=run.workers,
             progress=advance,
             executor=run.executor,
             reader=source.reader(),
         )
-        local = manifest_from_digests(pairs, local_ser)
     except ModelError as exc:
         raise as_integrity(exc) from None
     return local, unsigned, entries, resized

@@ -29,6 +29,8 @@ from omsign.hashing import (
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from omsign.hashing import Reader
+
 __all__ = [
     "DEFAULT_SHARD_SIZE",
     "Difference",
@@ -190,6 +192,7 @@ def compute_manifest(
     workers: int | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    reader: Reader | None = None,
 ) -> Manifest:
     """Enumerates and hashes a model with the given settings.
 
@@ -202,6 +205,7 @@ def compute_manifest(
         workers: hashing threads.
         progress: byte-count callback.
         executor: runs the hashing instead of the built-in threads (same digests).
+        reader: opens the entries for range reads (default: the local checked reader).
     """
     if entries is None:
         entries = enumerate_model(
@@ -217,5 +221,6 @@ def compute_manifest(
         workers=workers,
         progress=progress,
         executor=executor,
+        reader=reader,
     )
     return manifest_from_digests(pairs, serialization)
