@@ -15,7 +15,7 @@ import omsign
 from helpers.fixtures import COMPAT, KeyPair, make_model
 from omsign.backends._ec import key_hint
 from omsign.backends._pem import load_public_keys
-from omsign.bundle import parse_bundle
+from omsign.bundle import Material, build_bundle, parse_bundle
 from omsign.inspect import SignatureDescription, describe_signature
 
 SRC = Path(omsign.__file__).parent
@@ -120,3 +120,27 @@ def test_describe_signature_is_exported_lazily() -> None:
         "assert 'describe_signature' in omsign.__all__"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _raw_key_bundle(tmp_path: Path, raw: bytes) -> Path:
+    material = Material("key", key_raw=raw, key_details="PKIX_ECDSA_P256_SHA_256")
+    sig = tmp_path / "old.sig"
+    sig.write_text(json.dumps(build_bundle(b"{}", b"sig", material)))
+    return sig
+
+
+def test_an_older_bundle_with_raw_key_bytes_is_named_by_the_key_fingerprint(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    described = describe_signature(_raw_key_bundle(tmp_path, p256.public.read_bytes()))
+    (public,) = load_public_keys(p256.public)
+    assert described.signer == {
+        "key_hint": key_hint(public),
+        "key_details": "PKIX_ECDSA_P256_SHA_256",
+    }
+    assert described.statement_error is not None  # "{}" is no statement
+
+
+def test_unreadable_raw_key_bytes_are_reported_not_raised(tmp_path: Path) -> None:
+    described = describe_signature(_raw_key_bundle(tmp_path, b"\x30\x03garbage"))
+    assert described.signer["key_raw"] == "unreadable"
