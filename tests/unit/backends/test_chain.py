@@ -21,7 +21,8 @@ from helpers.pki import (
     make_ca,
     make_ec_key,
 )
-from omsign.backends._certificate import CertificateBundleSigner, validate_chain
+from omsign.backends._certificate import CertificateBundleSigner
+from omsign.backends._chain import validate_chain
 from omsign.errors import IdentityError, KeyLoadError
 
 NOW = dt.datetime.now(dt.timezone.utc)
