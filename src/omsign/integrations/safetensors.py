@@ -246,8 +246,8 @@ def _scan_all(
     ]
     cursor = [0]
 
-    def sink(offset: int, chunk: memoryview) -> None:
-        end = offset + len(chunk)
+    def sink(offset: int, data: bytes) -> None:
+        chunk, end = memoryview(data), offset + len(data)
         if offset < start:
             seen[offset : min(end, start)] = chunk[: min(end, start) - offset]
         i = cursor[0]

@@ -163,7 +163,7 @@ def test_lazy_mode_checks_signature_now_and_content_on_read(
 def test_large_pieces_are_spooled(
     files_model: Path, p256: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("omsign.loading._SPOOL", 100)
+    monkeypatch.setattr("omsign._verified_file._SPOOL", 100)
     vm = open_verified(files_model, key=p256.public)
     with vm.open("big.bin") as f:
         f.seek(123)
