@@ -130,6 +130,15 @@ def _local_manifest(
     return local, unsigned, entries, resized
 
 
+def _named(diff: Difference, name: str) -> Difference:
+    """The difference with a single file's resource ``.`` (model_signing) called ``name``."""
+
+    def rename(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name if n == "." else n for n in names)
+
+    return Difference(rename(diff.missing), rename(diff.extra), rename(diff.changed))
+
+
 def _warn_uncovered_empty(names: Sequence[str]) -> None:
     """Reports empty files that a shards signature cannot say anything about."""
     if not names:
@@ -294,6 +303,8 @@ def verify_with_policy(
     if scope.ignore_unsigned_files or wanted is not None:  # 8.5
         diff = Difference(diff.missing, (), diff.changed)
     if not diff.empty:
+        if not path.is_dir():  # a single file is named by its name, even if signed as "."
+            diff = _named(diff, path.name)
         raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}", diff)
     if signed_files and not local.by_file():  # partial verification that checked nothing
         raise IntegrityError(

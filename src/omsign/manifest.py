@@ -118,6 +118,18 @@ class Difference:
         """True when the model matches the manifest exactly."""
         return not (self.missing or self.extra or self.changed)
 
+    def counts(self) -> str:
+        """How many files differ, by kind: ``2 changed, 1 missing, 3 unsigned``."""
+        return ", ".join(
+            f"{len(names):,} {label}"
+            for label, names in (
+                ("changed", self.changed),
+                ("missing", self.missing),
+                ("unsigned", self.extra),
+            )
+            if names
+        )
+
     def summary(self, limit: int = 5) -> str:
         """A one-line description such as ``changed: a.bin; missing: b.json``."""
         parts = []

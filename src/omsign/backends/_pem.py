@@ -75,13 +75,30 @@ def load_pem_signing_key(
         except ValueError:
             if password is not None:
                 raise KeyLoadError(f"{path}: wrong password for the private key") from None
-            raise KeyLoadError(f"{path}: not a PEM private key") from None
+            raise _not_a_private_key(path, data) from None
         except Exception as exc:  # unsupported algorithms and the like
             raise KeyLoadError(f"{path}: cannot load private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise KeyLoadError(f"{path}: not an elliptic-curve key (P-256, P-384 or P-521)")
     check_ec_key(key.public_key(), str(path))
     return PemSigningKey(key)
+
+
+def _not_a_private_key(path: str | os.PathLike[str], data: bytes) -> KeyLoadError:
+    """The error for a file that holds no private key, saying what it holds instead."""
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        return KeyLoadError(
+            f"{path}: is a public key; signing needs the private key",
+            option="key",
+            hint="give the private key with {option} (the public key is for verifying)",
+        )
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        return KeyLoadError(
+            f"{path}: is a certificate; signing needs its private key",
+            options=("key", "certificate"),
+            hint="give the private key with {option0} and the certificate with {option1}",
+        )
+    return KeyLoadError(f"{path}: not a PEM private key")
 
 
 def load_public_keys(path: str | os.PathLike[str]) -> list[ec.EllipticCurvePublicKey]:
@@ -97,6 +114,13 @@ def load_public_keys(path: str | os.PathLike[str]) -> list[ec.EllipticCurvePubli
             raise KeyLoadError(
                 f"{path}: is a private key; verify with its public key",
                 hint="the public-key command writes it",
+            )
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            raise KeyLoadError(
+                f"{path}: is a certificate, not a public key",
+                options=("cert_chain", "key"),
+                hint="to trust certificates give the CA that issued them with {option0}; "
+                "{option1} takes a public key",
             )
         raise KeyLoadError(f"{path}: no PEM public key ('BEGIN PUBLIC KEY') found")
     keys = []

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ __all__ = [
     "add_ignore_flags",
     "emit_json",
     "hash_options",
+    "listing",
+    "more",
     "print_difference",
     "progress_bar",
     "read_password_file",
@@ -143,15 +145,36 @@ def progress_bar(args: argparse.Namespace, label: str) -> Callable[[int, int], N
     return draw
 
 
-def print_difference(diff: Any) -> None:
-    """Lists every difference between a model and its signature on stderr."""
-    for label, names in (
-        ("changed", diff.changed),
-        ("missing", diff.missing),
-        ("unsigned", diff.extra),
-    ):
-        for name in names:
-            print(f"  {label}: {safe(name)}", file=sys.stderr)
+def print_difference(diff: Any, limit: int | None = 20) -> None:
+    """Lists the differences between a model and its signature on stderr, each once.
+
+    Past ``limit`` lines (None: no limit) the list ends with how many more there are.
+    """
+    lines = [
+        f"  {label}: {safe(name)}"
+        for label, names in (
+            ("changed", diff.changed),
+            ("missing", diff.missing),
+            ("unsigned", diff.extra),
+        )
+        for name in names
+    ]
+    shown = lines if limit is None or len(lines) <= limit else lines[:limit]
+    for line in shown:
+        print(line, file=sys.stderr)
+    if len(shown) < len(lines):
+        print(f"  {more(len(lines) - len(shown))}", file=sys.stderr)
+
+
+def more(count: int) -> str:
+    """How a cut list ends: ``... and 1,234 more``."""
+    return f"... and {count:,} more"
+
+
+def listing(names: Sequence[str], limit: int = 10) -> str:
+    """Names joined by commas, the first ``limit`` of them, then how many more."""
+    shown = ", ".join(safe(n) for n in names[:limit])
+    return shown + (f", {more(len(names) - limit)}" if len(names) > limit else "")
 
 
 def emit_json(obj: Any) -> None:

@@ -64,6 +64,15 @@ def _add_output_flags(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser  # pragma: no cover - build_parser always adds the subcommands
+
+
 class _Log(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         from omsign.cli._common import safe
@@ -92,7 +101,9 @@ def dispatch(argv: Sequence[str]) -> int:
     environment error (2); a failure keeps its own code.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said with the command's usage, not the top-level one
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     _setup_logging(args.verbose, args.quiet)
     stdout = sys.stdout
     guard = _PipeGuard(stdout)
@@ -123,11 +134,19 @@ def _run(args: argparse.Namespace) -> int:
         from omsign.cli._common import safe
         from omsign.cli._flags import OPTION_FLAGS
 
-        print(f"omsign: error: {safe(exc.render(OPTION_FLAGS))}", file=sys.stderr)
-        if isinstance(exc, IntegrityError) and exc.difference is not None:
-            from omsign.cli._common import print_difference
+        diff = exc.difference if isinstance(exc, IntegrityError) else None
+        if diff is None or diff.empty:
+            print(f"omsign: error: {safe(exc.render(OPTION_FLAGS))}", file=sys.stderr)
+            return exc.exit_code
+        from omsign.cli._common import print_difference
 
-            print_difference(exc.difference)
+        # The names are listed below, each once: the first line says how many.
+        message = exc.render(OPTION_FLAGS)
+        head = message.removesuffix(f": {diff.summary()}")
+        if head != message:
+            message = f"{head}: {diff.counts()}"
+        print(f"omsign: error: {safe(message)}", file=sys.stderr)
+        print_difference(diff, limit=None if args.verbose else 20)
         return exc.exit_code
     except KeyboardInterrupt:
         print("omsign: interrupted", file=sys.stderr)

@@ -6,7 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from omsign.cli._common import add_ignore_flags, count, emit_json, progress_bar, safe
+from omsign.cli._common import (
+    add_ignore_flags,
+    count,
+    emit_json,
+    listing,
+    progress_bar,
+    safe,
+)
 
 __all__ = ["add_parser"]
 
@@ -34,8 +41,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
         "verify", help="verify a model", description=_HELP, formatter_class=formatter
     )
-    p.add_argument(
+    p.add_argument(  # optional for argparse only: "--files A B MODEL" is taken apart in run
         "model",
+        nargs="?",
         metavar="MODEL",
         help="file, directory, or hf://ORG/NAME[@REVISION] (local Hugging Face cache, no network)",
     )
@@ -105,7 +113,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         nargs="+",
         metavar="NAME",
         help="verify only these signed files, named as in the signature (relative to the "
-        "model, globs allowed); put MODEL before this option",
+        "model, globs allowed)",
     )
     scope.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
@@ -128,6 +136,22 @@ def _collect_warnings() -> list[str]:
     return found
 
 
+def _model_after_files(args: argparse.Namespace) -> None:
+    """Takes MODEL from the end of ``--files`` when it was written after them.
+
+    ``--files`` takes one or more names, so ``--files a b MODEL`` gives it MODEL too.
+    """
+    from omsign.errors import UsageError
+
+    if args.model is not None:
+        return
+    if not args.files or len(args.files) < 2:
+        raise UsageError(
+            "the following arguments are required: MODEL (verify [--files NAME...] MODEL)"
+        )
+    args.model = args.files.pop()
+
+
 def run(args: argparse.Namespace) -> int:
     """Verifies; prints the result (or JSON)."""
     import omsign
@@ -136,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from omsign.errors import VerificationError
     from omsign.options import Runtime, VerifyScope
 
+    _model_after_files(args)
     policy = make_policy(
         key=args.key,
         cert_chain=args.cert_chain,
@@ -204,8 +229,5 @@ def run(args: argparse.Namespace) -> int:
             ("unsigned", result.unsigned),
         ):
             if names:
-                print(
-                    f"{label}: {len(names)} file(s): {safe(', '.join(names[:10]))}"
-                    + (" ..." if len(names) > 10 else "")
-                )
+                print(f"{label}: {len(names):,} file(s): {listing(names)}")
     return 0
