@@ -139,12 +139,26 @@ def _timestamps(bundle: Bundle) -> tuple[dict[str, Any], ...]:
     return tuple(describe_timestamp(t) for t in bundle.timestamps)
 
 
+def _signature_of(path: Path) -> Path:
+    """The signature a path names: itself, or a model's signature at its default path.
+
+    A directory is a model; so is a file beside which ``NAME.sig`` exists.
+    """
+    if path.is_dir():
+        return path / "model.sig"
+    beside = path.with_name(path.name + ".sig")
+    if path.is_file() and beside.is_file():
+        return beside
+    return path
+
+
 def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDescription:
     """Describes a signature without verifying it.
 
     Args:
-        source: a signature file, a model directory holding ``model.sig``, or a
-            parsed :class:`~omsign.bundle.Bundle`.
+        source: a signature file, a model (whose signature is at the default path:
+            ``MODEL/model.sig`` or ``MODEL.sig``), or a parsed
+            :class:`~omsign.bundle.Bundle`.
 
     Returns:
         What the signature claims. A statement that cannot be read is reported in
@@ -160,9 +174,7 @@ def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDesc
     if isinstance(source, Bundle):
         bundle, name = source, None
     else:
-        path = Path(source)
-        if path.is_dir():
-            path = path / "model.sig"
+        path = _signature_of(Path(source))
         bundle, name = read_bundle(path), str(path)
     described = SignatureDescription(
         signature=name,

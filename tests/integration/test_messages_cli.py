@@ -131,3 +131,23 @@ def test_an_unknown_flag_prints_the_command_usage(cli: Cli, model: Path, command
     assert result.code == 2
     assert result.err.startswith(f"usage: omsign {command} ")
     assert "unrecognized arguments: --no-such-flag" in result.err
+
+
+@pytest.mark.parametrize("single_file", [True, False])
+def test_inspect_finds_a_models_signature(
+    cli: Cli, tmp_path: Path, p256: KeyPair, single_file: bool
+) -> None:
+    if single_file:
+        model = tmp_path / "weights.bin"
+        model.write_bytes(b"weights")
+        signature = tmp_path / "weights.bin.sig"
+    else:
+        model = make_model(tmp_path / "m", {"weights.bin": b"weights"})
+        signature = model / "model.sig"
+    assert cli("sign", model, "--key", p256.private).code == 0
+    result = cli("inspect", model)
+    assert result.code == 0, result.err
+    assert f"signature:   {signature}" in result.out
+    assert "weights.bin" in result.out
+    as_json = cli("inspect", model, "--json")
+    assert json.loads(as_json.out)["signature"] == str(signature)

@@ -25,7 +25,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "signature",
         metavar="SIGNATURE",
-        help="signature file (e.g. model.sig), or a model directory containing model.sig",
+        help="signature file (e.g. model.sig), or a model: a directory holding model.sig "
+        "or a file whose signature is FILE.sig",
     )
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=run)

@@ -144,3 +144,13 @@ def test_an_older_bundle_with_raw_key_bytes_is_named_by_the_key_fingerprint(
 def test_unreadable_raw_key_bytes_are_reported_not_raised(tmp_path: Path) -> None:
     described = describe_signature(_raw_key_bundle(tmp_path, b"\x30\x03garbage"))
     assert described.signer["key_raw"] == "unreadable"
+
+
+def test_a_single_file_model_finds_its_signature(tmp_path: Path, p256: KeyPair) -> None:
+    model = tmp_path / "weights.bin"
+    model.write_bytes(b"weights")
+    omsign.sign(model, key=p256.private)
+    described = describe_signature(model)
+    assert described.signature == str(tmp_path / "weights.bin.sig")
+    assert [i.name for i in described.resources] == ["weights.bin"]
+    assert describe_signature(tmp_path / "weights.bin.sig") == described
