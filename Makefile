@@ -54,20 +54,22 @@ typecheck: env
 	$(BIN)/mypy
 
 # Branch coverage, CLI subprocesses included (pyproject [tool.coverage]). The floor for the
-# whole package is fail_under in pyproject.toml (88%, measured 91.0% when it was set); the
-# security-critical modules get their own report and floor below.
+# whole package is fail_under in pyproject.toml (90%; measured 93.0% when it was set); the
+# security-critical modules get their own report and floor below (92%; measured 95.3%).
 COVERAGE_CRITICAL := */omsign/bundle.py,*/omsign/_bundle_fields.py,*/omsign/dsse.py,\
 	*/omsign/statement.py,*/omsign/intoto.py,*/omsign/predicates/*,*/omsign/manifest.py,\
 	*/omsign/policy/*,*/omsign/backends/_certificate.py,*/omsign/backends/_chain.py,\
 	*/omsign/backends/_stamps.py,*/omsign/_timestamp.py,*/omsign/backends/_timestamp.py,*/omsign/hashing/_walk.py,\
-	*/omsign/hashing/_engine.py,*/omsign/hashing/_plan.py,*/omsign/hashing/_executor.py,\
+	*/omsign/hashing/_plan.py,*/omsign/hashing/_executor.py,\
 	*/omsign/hashing/_io.py
-COVERAGE_CRITICAL_FLOOR := 90
+COVERAGE_CRITICAL_FLOOR := 92
+nothing :=
+space := $(nothing) $(nothing)
 
 pytest: env reference system
 	$(BIN)/pytest -q -n 2 --cov=omsign --cov-branch --cov-report=term
 	@echo "Security-critical modules (floor $(COVERAGE_CRITICAL_FLOOR)%):"
-	$(BIN)/coverage report --include='$(COVERAGE_CRITICAL)' --no-skip-covered \
+	$(BIN)/coverage report --include='$(subst $(space),,$(COVERAGE_CRITICAL))' --no-skip-covered \
 		--fail-under=$(COVERAGE_CRITICAL_FLOOR)
 
 test: lint typecheck pytest
