@@ -22,15 +22,12 @@ from omsign._keywords import (
 from omsign._keywords import runtime as _runtime
 from omsign._paths import (
     as_paths,
-    default_signature,
     model_relative,
-    signature_ignore,
     subject_name,
 )
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
-from omsign.bundle import build_bundle, read_bundle, write_bundle
-from omsign.errors import Error, KeyLoadError, ModelError, UsageError
-from omsign.hashing import DEFAULT_IGNORES
+from omsign.bundle import build_bundle
+from omsign.errors import KeyLoadError, ModelError, UsageError
 from omsign.manifest import (
     Manifest,
     Serialization,
@@ -41,11 +38,14 @@ from omsign.options import HashOptions, PathLike, ProgressCallback, Runtime
 from omsign.predicates import encode_statement, written_form
 from omsign.results import SignResult
 from omsign.sources import ModelSource, resolve_source
+from omsign.storage import resolve_store
+from omsign.storage._file import FileStore
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from omsign.hashing import FileEntry
+
 
 __all__ = [
     "ProgressCallback",
@@ -154,9 +154,8 @@ def digest(
     opts = hash_options(hashing, options)
     run = _runtime(runtime, options)
     source = resolve_source(model)
-    path = local_path(source)
-    sig_path = Path(signature) if signature is not None else default_signature(path)
-    manifest, _ = _hash_model(source, opts, sig_path, run, reuse_digests=False)
+    store = resolve_store(source, signature)
+    manifest, _ = _hash_model(source, opts, store.excluded(), run, reuse_digests=False)
     return written_form(manifest, compat, single_file=not source.is_dir).root_digest().hex()
 
 
@@ -274,62 +273,32 @@ def sign(
         )
     source = resolve_source(model)
     path = local_path(source)
-    sig_path = Path(signature) if signature is not None else default_signature(path)
-    _check_targets(path, sig_path, opts, explicit=signature is not None)
+    store = resolve_store(source, signature)
+    _check_name(path)
+    if isinstance(store, FileStore):
+        store.check_writable(
+            model_relative(path, opts.ignore_paths), explicit=signature is not None
+        )
     if signer is None:
         signer = make_signer(**signing)
     planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)
     written_form(Manifest((), planned), compat)  # refused before hashing, if it must be
-    manifest, hashed = _hash_model(source, opts, sig_path, run, reuse_digests=reuse_digests)
+    manifest, hashed = _hash_model(source, opts, store.excluded(), run, reuse_digests=reuse_digests)
     manifest = written_form(manifest, compat, single_file=not source.is_dir)
     payload = encode_statement(manifest, source.name, compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
-    write_bundle(sig_path, bundle)
-    return SignResult(sig_path, manifest.root_digest().hex(), manifest, bundle, hashed)
+    written = Path(store.write(bundle))
+    return SignResult(written, manifest.root_digest().hex(), manifest, bundle, hashed)
 
 
-def _check_targets(path: Path, sig_path: Path, opts: HashOptions, *, explicit: bool) -> None:
-    """Refuses what signing cannot do honestly, before anything is hashed or written.
-
-    The subject name must be UTF-8 (OMS 6.1.2), and the signature must not overwrite a
-    file of the model: a signature path is left out of the signature, so one naming a
-    model file would drop it unsigned and replace it. An earlier signature there (a
-    bundle) may be replaced; so may a file the model ignores.
-    """
+def _check_name(path: Path) -> None:
+    """The subject name must be UTF-8 (OMS 6.1.2): refused before anything is hashed."""
     try:
         subject_name(path).encode("utf-8")
     except UnicodeEncodeError:
         raise ModelError(
             f"{path}: the model's name is not valid UTF-8 and cannot be its signed subject "
             "name (OMS 6.1.2)"
-        ) from None
-    if not path.is_dir():
-        try:
-            same = os.path.samefile(path, sig_path)
-        except OSError:
-            same = False
-        if same:
-            raise UsageError(
-                f"{sig_path}: the signature path is the model itself; refusing to overwrite it",
-                option="signature",
-                hint="write the signature elsewhere with {option}",
-            )
-        return
-    inside = signature_ignore(path, sig_path)
-    if not explicit or not inside or not os.path.lexists(sig_path):
-        return
-    rel = inside[0]
-    ignored = {*DEFAULT_IGNORES, *model_relative(path, opts.ignore_paths)}
-    if any(rel == i or rel.startswith(i + "/") for i in ignored):
-        return
-    try:
-        read_bundle(sig_path)
-    except Error:
-        raise UsageError(
-            f"{sig_path}: the signature path is part of the model, not an earlier signature; "
-            "refusing to overwrite it",
-            option="signature",
-            hint="write the signature elsewhere with {option}",
         ) from None
 
 
@@ -358,7 +327,7 @@ def local_path(source: ModelSource) -> Path:
 def _hash_model(
     source: ModelSource,
     opts: HashOptions,
-    sig_path: Path,
+    excluded: Sequence[str],
     run: Runtime,
     *,
     reuse_digests: bool,
@@ -369,7 +338,7 @@ def _hash_model(
     path = local_path(source)
     ignores = [
         *model_relative(path, opts.ignore_paths, report_unmatched=True),
-        *signature_ignore(path, sig_path),
+        *excluded,
     ]
     ser = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, ignores)
     started = time.time_ns()

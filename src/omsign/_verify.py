@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omsign._paths import default_signature, model_relative, signature_ignore
+from omsign._paths import model_relative, signature_ignore
 from omsign._sign import _progress_adapter, local_path
-from omsign.bundle import read_bundle
 from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import FileEntry, LinkPolicy
 from omsign.manifest import (
@@ -38,6 +37,7 @@ from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.predicates import SignedStatement, parse_statement
 from omsign.results import VerificationResult, VerifiedSigner
 from omsign.sources import ModelSource, resolve_source
+from omsign.storage import resolve_store
 
 __all__ = [
     "VerificationResult",
@@ -175,6 +175,7 @@ class _Checked:
     signature: Path
     proven: VerifiedSignature
     signed: SignedStatement
+    excluded: tuple[str, ...]
 
 
 def resolve_model(model: PathLike, link_policy: LinkPolicy | None = None) -> ModelSource:
@@ -198,13 +199,14 @@ def _check_signature(
 ) -> _Checked:
     source = resolve_model(model, link_policy)
     path = local_path(source)
-    sig_path = Path(signature) if signature is not None else default_signature(path)
-    bundle = read_bundle(sig_path)  # 8.1
+    store = resolve_store(source, signature)
+    sig_path = Path(store.location)
+    bundle = store.read()  # 8.1
     proven = verify_signature(bundle, policy)  # 8.2
     signed = parse_statement(  # 8.3
         proven.payload, str(sig_path), legacy_encoding=proven.legacy_encoding
     )
-    return _Checked(source, path, sig_path, proven, signed)
+    return _Checked(source, path, sig_path, proven, signed, tuple(store.excluded()))
 
 
 def _result(checked: _Checked, **content: Any) -> VerificationResult:

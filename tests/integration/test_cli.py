@@ -159,7 +159,9 @@ def test_usage_and_environment_errors_exit_2(cli: Cli, model: Path, p256: KeyPai
     missing_key = cli("sign", model, "--key", model / "nope.pem")
     assert missing_key.code == 2
     assert "nope.pem: private key file not found" in missing_key.err
-    assert cli("verify", model, "--key", p256.public).code == 2  # no signature yet
+    no_signature = cli("verify", model, "--key", p256.public)
+    assert no_signature.code == 1  # nothing proves the model: a failed verification
+    assert f"no signature found (looked for {model / 'model.sig'})" in no_signature.err
     assert cli("verify", model / "absent", "--key", p256.public).code == 2
     both = cli("verify", model, "--key", p256.public, "--cert-chain", p256.public)
     assert both.code == 2
@@ -438,8 +440,11 @@ def test_help_and_version_run_as_a_process() -> None:
 def test_cli_reports_missing_signature_without_traceback(tmp_path: Path, p256: KeyPair) -> None:
     m = make_model(tmp_path / "m")
     result = run_omsign_process("verify", m, "--key", p256.public)
-    assert result.code == 2
-    assert result.err.strip() == f"omsign: error: {m / 'model.sig'}: signature file not found"
+    assert result.code == 1  # a missing signature is a failed verification
+    assert result.err.strip() == (
+        f"omsign: error: {m}: no signature found (looked for {m / 'model.sig'}); "
+        "sign the model first, or give the signature's path with --signature"
+    )
     shutil.rmtree(m)
 
 

@@ -1,0 +1,84 @@
+"""Where a model's signatures are: the :class:`SignatureStore` protocol and :func:`resolve_store`.
+
+A store lists, reads and writes the bundles that belong to one model. The file store
+(:mod:`omsign.storage._file`) keeps today's ``MODEL/model.sig`` (``MODEL.sig`` for a
+single file, or the path given as ``signature``) and further bundles in a companion
+folder next to it. A new store (OCI referrers, say) is one module and one line in
+:func:`resolve_store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from omsign.options import PathLike
+
+if TYPE_CHECKING:
+    from omsign.bundle import Bundle
+    from omsign.sources import ModelSource
+
+__all__ = ["SignatureStore", "resolve_store"]
+
+
+class SignatureStore(Protocol):
+    """The bundles that belong to one model.
+
+    Attributes:
+        location: where the main signature is (for messages and results).
+    """
+
+    location: str
+
+    def locations(self) -> list[str]:
+        """Where each bundle present is, the main signature first."""
+        ...
+
+    def read(self, location: str | None = None) -> Bundle:
+        """Reads one bundle (default: the main signature).
+
+        Raises:
+            SignatureNotFoundError: there is no signature there.
+            MalformedSignatureError: it is not a well-formed bundle.
+        """
+        ...
+
+    def read_all(self) -> list[Bundle]:
+        """Reads every bundle present, the main signature first.
+
+        Raises:
+            SignatureNotFoundError: there is none at all.
+        """
+        ...
+
+    def write(self, bundle: Mapping[str, Any]) -> str:
+        """Writes the main signature atomically; returns where."""
+        ...
+
+    def add(self, bundle: Mapping[str, Any]) -> str:
+        """Stores one more bundle beside the main signature; returns where."""
+        ...
+
+    def excluded(self) -> list[str]:
+        """Model-relative paths of the store inside the model, left out of its files."""
+        ...
+
+
+def resolve_store(source: ModelSource, signature: PathLike | None = None) -> SignatureStore:
+    """The store of a model's signatures: files next to (or in) a local model.
+
+    Args:
+        source: the model.
+        signature: the main signature's path, instead of the default.
+    """
+    from omsign.storage._file import FileStore
+
+    if source.path is None:  # pragma: no cover - every source so far is on this machine
+        from omsign.errors import UsageError
+
+        raise UsageError(
+            f"{source.location}: no signature store for a model that is not on this machine",
+            option="signature",
+            hint="give the signature's path with {option}",
+        )
+    return FileStore(source.path, signature)

@@ -1,0 +1,138 @@
+"""Signatures as files: ``model.sig`` first, further bundles in a companion folder.
+
+The main signature is ``MODEL/model.sig`` for a folder and ``MODEL.sig`` for a single
+file, or the path given as ``signature``. More bundles (a second signer, later
+attestations) go in the companion folder named after it with ``.d`` appended
+(``MODEL/model.sig.d/``, ``MODEL.sig.d/``), one ``*.sig`` file each, named by the
+SHA-256 of its content. Both are left out of the model's files when they lie inside it:
+signing never signs them and verification never counts them as unsigned files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omsign._paths import default_signature, signature_ignore
+from omsign.bundle import Bundle, read_bundle, write_bundle
+from omsign.errors import Error, ModelError, SignatureNotFoundError, UsageError
+from omsign.hashing import DEFAULT_IGNORES
+
+__all__ = ["COMPANION_SUFFIX", "FileStore"]
+
+COMPANION_SUFFIX = ".d"
+_MAX_BUNDLES = 64  # companion bundles read at most (each is bounded by read_bundle)
+
+
+class FileStore:
+    """A model's signature files (see the module docstring)."""
+
+    def __init__(self, model: Path, signature: str | os.PathLike[str] | None = None) -> None:
+        self.model = model
+        self.path = Path(signature) if signature is not None else default_signature(model)
+        self.companion = self.path.with_name(self.path.name + COMPANION_SUFFIX)
+        self.location = str(self.path)
+
+    def _companions(self) -> list[Path]:
+        if not self.companion.is_dir() or self.companion.is_symlink():
+            return []
+        try:
+            names = sorted(n for n in os.listdir(self.companion) if n.endswith(".sig"))
+        except OSError as exc:
+            raise ModelError(f"{self.companion}: cannot list signatures ({exc.strerror})") from None
+        return [self.companion / n for n in names[:_MAX_BUNDLES]]
+
+    def locations(self) -> list[str]:
+        """The main signature (when present), then the companion bundles."""
+        main = [str(self.path)] if os.path.lexists(self.path) else []
+        return main + [str(p) for p in self._companions()]
+
+    def _missing(self) -> SignatureNotFoundError:
+        return SignatureNotFoundError(
+            f"{self.model}: no signature found (looked for {self.path})",
+            option="signature",
+            hint="sign the model first, or give the signature's path with {option}",
+        )
+
+    def read(self, location: str | None = None) -> Bundle:
+        """Reads the main signature, or the bundle at ``location``."""
+        path = self.path if location is None else Path(location)
+        if not os.path.lexists(path):
+            if location is None:
+                raise self._missing()
+            raise SignatureNotFoundError(f"{path}: no such signature")
+        return read_bundle(path)
+
+    def read_all(self) -> list[Bundle]:
+        """Every bundle present, the main signature first."""
+        found = self.locations()
+        if not found:
+            raise self._missing()
+        return [read_bundle(Path(p)) for p in found]
+
+    def write(self, bundle: Mapping[str, Any]) -> str:
+        """Writes the main signature atomically."""
+        write_bundle(self.path, bundle)
+        return str(self.path)
+
+    def add(self, bundle: Mapping[str, Any]) -> str:
+        """Writes one more bundle into the companion folder, named by its content."""
+        data = json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
+        path = self.companion / (hashlib.sha256(data).hexdigest()[:32] + ".sig")
+        try:
+            self.companion.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ModelError(f"{self.companion}: cannot create ({exc.strerror})") from None
+        write_bundle(path, bundle)
+        return str(path)
+
+    def excluded(self) -> list[str]:
+        """The main signature's and, when present, the companion folder's model paths."""
+        out = signature_ignore(self.model, self.path)
+        if os.path.lexists(self.companion):
+            out += signature_ignore(self.model, self.companion)
+        return out
+
+    def check_writable(self, ignored: Sequence[str], *, explicit: bool) -> None:
+        """Refuses a main signature path that would overwrite a file of the model.
+
+        A signature path is left out of the signature, so one naming a model file would
+        drop it unsigned and replace it (for a single file, the model itself). An earlier
+        signature there (a bundle) may be replaced; so may a file the model ignores.
+
+        Args:
+            ignored: the user's model-relative ignore paths.
+            explicit: the path was chosen by the caller (the default is always fine).
+        """
+        if not self.model.is_dir():
+            try:
+                same = os.path.samefile(self.model, self.path)
+            except OSError:
+                same = False
+            if same:
+                raise UsageError(
+                    f"{self.path}: the signature path is the model itself; "
+                    "refusing to overwrite it",
+                    option="signature",
+                    hint="write the signature elsewhere with {option}",
+                )
+            return
+        inside = signature_ignore(self.model, self.path)
+        if not explicit or not inside or not os.path.lexists(self.path):
+            return
+        rel = inside[0]
+        if any(rel == i or rel.startswith(i + "/") for i in {*DEFAULT_IGNORES, *ignored}):
+            return
+        try:
+            read_bundle(self.path)
+        except Error:
+            raise UsageError(
+                f"{self.path}: the signature path is part of the model, not an earlier "
+                "signature; refusing to overwrite it",
+                option="signature",
+                hint="write the signature elsewhere with {option}",
+            ) from None
