@@ -16,6 +16,7 @@ from typing import Any
 from omsign.bundle import Bundle, read_bundle
 from omsign.errors import MalformedSignatureError, SignatureError
 from omsign.manifest import ManifestItem, Serialization
+from omsign.reports import report
 
 __all__ = ["SignatureDescription", "describe_signature"]
 
@@ -53,7 +54,12 @@ class SignatureDescription:
     statement_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The description as a JSON object (``omsign inspect --json``)."""
+        """The description as an inspection report (``omsign inspect --json``).
+
+        Returns:
+            A report of the versioned format in :mod:`omsign.reports`; the statement's
+            own format is ``statement_format``.
+        """
         info: dict[str, Any] = {
             "signature": self.signature,
             "verified": False,
@@ -63,11 +69,11 @@ class SignatureDescription:
         }
         if self.statement_error is not None or self.serialization is None:
             info["statement_error"] = self.statement_error
-            return info
+            return report("inspection", info)
         ser = self.serialization
         info.update(
             {
-                "format": self.format,
+                "statement_format": self.format,
                 "subject": self.subject,
                 "root_digest": self.root_digest,
                 "serialization": {
@@ -80,7 +86,7 @@ class SignatureDescription:
                 "resources": [{"name": i.name, "digest": i.digest.hex()} for i in self.resources],
             }
         )
-        return info
+        return report("inspection", info)
 
 
 def _certificate(der: bytes) -> dict[str, Any]:

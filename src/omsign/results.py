@@ -9,12 +9,13 @@ today; several once a policy accepts several signatures); the top-level ``method
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omsign.manifest import Manifest, Serialization
+from omsign.reports import report
 
 if TYPE_CHECKING:
     from omsign.hashing import LinkPolicy
@@ -141,10 +142,17 @@ class VerificationResult:
             )
             object.__setattr__(self, "signers", (only,))
 
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready object (the CLI's ``--json`` output)."""
+    def to_json(self, warnings: Iterable[str] = ()) -> dict[str, Any]:
+        """The result as a verification report (the CLI's ``--json`` output).
+
+        Args:
+            warnings: what was warned about while verifying, for the report.
+
+        Returns:
+            A report of the versioned format in :mod:`omsign.reports`.
+        """
         ser = self.serialization
-        return {
+        body = {
             "verified": True,
             "model": str(self.model),
             "signature": str(self.signature),
@@ -168,4 +176,6 @@ class VerificationResult:
                 "unsigned": list(self.unsigned),
             },
             "signers": [s.to_json() for s in self.signers],
+            "warnings": list(warnings),
         }
+        return report("verification", body)

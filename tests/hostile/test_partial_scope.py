@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 import omsign
 from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.reports import parse_report
 from omsign.errors import IntegrityError
 
 Cli = Callable[..., CliResult]
@@ -60,7 +60,7 @@ def test_allow_missing_files_json_says_not_verified(signed: Path, p256: KeyPair,
     _strip(signed)
     res = cli("verify", signed, "--key", p256.public, "--allow-missing", "--files", "*", "--json")
     assert res.code == 1
-    assert json.loads(res.out)["verified"] is False
+    assert parse_report(res.out)["verified"] is False
 
 
 def test_library_refuses_verifying_nothing(signed: Path, p256: KeyPair) -> None:
@@ -100,7 +100,7 @@ def test_shards_empty_file_is_a_json_warning(sharded: Path, p256: KeyPair, cli: 
     (sharded / "added-later.txt").touch()
     res = cli("verify", sharded, "--key", p256.public, "--json")
     assert res.code == 0
-    warnings = json.loads(res.out)["warnings"]
+    warnings = parse_report(res.out)["warnings"]
     assert any("added-later.txt" in w and "cannot be told" in w for w in warnings)
 
 

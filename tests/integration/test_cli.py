@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from helpers.fixtures import COMPAT, CliResult, KeyPair, make_model, run_omsign_process
 from helpers.pki import days, issue_leaf, make_ca, make_ec_key, now, write_private_key
+from helpers.reports import parse_report
 
 Cli = Callable[..., CliResult]
 
@@ -63,7 +64,7 @@ def test_missing_and_extra_files_are_reported(cli: Cli, model: Path, p256: KeyPa
     (model / "new.bin").write_bytes(b"new")
     result = cli("verify", model, "--key", p256.public, "--json")
     assert result.code == 1
-    report = json.loads(result.out)
+    report = parse_report(result.out)
     assert report["verified"] is False
     assert report["difference"] == {
         "changed": [],
@@ -87,7 +88,7 @@ def test_ignore_paths_are_recorded_and_applied(cli: Cli, model: Path, p256: KeyP
     (model / "cache").mkdir()
     (model / "cache" / "tmp").write_text("scratch")
     assert cli("sign", model, "--key", p256.private, "--ignore-paths", model / "cache").code == 0
-    inspected = json.loads(cli("inspect", model / "model.sig", "--json").out)
+    inspected = parse_report(cli("inspect", model / "model.sig", "--json").out)
     assert inspected["serialization"]["ignore_paths"] == [
         ".git",
         ".gitattributes",
@@ -113,7 +114,7 @@ def test_wrong_key_fails_with_exit_1(cli: Cli, model: Path, p256: KeyPair, tmp_p
 
 def test_verify_json_lists_signer_digest_and_files(cli: Cli, model: Path, p256: KeyPair) -> None:
     signed = cli("sign", model, "--key", p256.private)
-    report = json.loads(cli("verify", model, "--key", p256.public, "--json").out)
+    report = parse_report(cli("verify", model, "--key", p256.public, "--json").out)
     assert report["verified"] is True
     assert report["root_digest"] == signed.out.strip()
     assert report["method"] == "key"
@@ -514,7 +515,7 @@ def test_look_alike_names_are_reported_in_the_json_report(
     signed = cli("sign", m, "--key", p256.private)
     assert signed.code == 0
     assert "model.bin" in signed.err
-    report = json.loads(cli("verify", m, "--key", p256.public, "--json").out)
+    report = parse_report(cli("verify", m, "--key", p256.public, "--json").out)
     assert report["verified"] is True
     assert any("Model.bin" in w and "model.bin" in w for w in report["warnings"])
     assert any("caf" in w for w in report["warnings"]) and len(report["warnings"]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from helpers.fixtures import CliResult, KeyPair, make_model
 from helpers.pki import issue_leaf, make_ca
+from helpers.reports import parse_report
 
 Cli = Callable[..., CliResult]
 
@@ -27,7 +27,7 @@ def test_a_single_file_model_is_named_never_dot(
     assert "changed: weights.bin" in result.err
     assert ": ." not in result.err
     report = cli("verify", model, "--key", p256.public, "--json")
-    assert json.loads(report.out)["difference"]["changed"] == ["weights.bin"]
+    assert parse_report(report.out)["difference"]["changed"] == ["weights.bin"]
 
 
 def test_every_difference_is_printed_once(cli: Cli, tmp_path: Path, p256: KeyPair) -> None:
@@ -85,7 +85,7 @@ def test_files_works_before_or_after_model(
     args = [*files, model] if before else [model, *files]
     result = cli("verify", *args, "--key", p256.public, "--json")
     assert result.code == 0, result.err
-    report = json.loads(result.out)
+    report = parse_report(result.out)
     assert report["files"]["verified"] == ["a.bin", "b.bin"]
     assert report["files"]["unchecked"] == ["c.bin"]
 
@@ -150,4 +150,4 @@ def test_inspect_finds_a_models_signature(
     assert f"signature:   {signature}" in result.out
     assert "weights.bin" in result.out
     as_json = cli("inspect", model, "--json")
-    assert json.loads(as_json.out)["signature"] == str(signature)
+    assert parse_report(as_json.out)["signature"] == str(signature)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.reports import parse_report
 
 EIGHT = {f"w/shard-{i}.bin": os.urandom(4_000 + i) for i in range(6)} | {
     "config.json": b'{"layers": 2}\n',
@@ -35,7 +35,7 @@ def test_allow_missing_json_report(signed: Path, p256: KeyPair, cli: Cli) -> Non
     assert "missing" in strict.err
     r = cli("verify", signed, "--key", p256.public, "--allow-missing", "--json")
     assert r.code == 0, r.err
-    files = json.loads(r.out)["files"]
+    files = parse_report(r.out)["files"]
     assert files["absent"] == ["tokenizer.json", "w/shard-0.bin", "w/shard-1.bin"]
     assert len(files["verified"]) == 5
     assert files["unchecked"] == []
@@ -47,7 +47,7 @@ def test_allow_missing_edited_file_fails(signed: Path, p256: KeyPair, cli: Cli) 
     for extra in ((), ("--allow-missing",)):
         r = cli("verify", signed, "--key", p256.public, *extra, "--json")
         assert r.code == 1
-        assert json.loads(r.out)["difference"]["changed"] == ["config.json"]
+        assert parse_report(r.out)["difference"]["changed"] == ["config.json"]
 
 
 def test_allow_missing_human_output(signed: Path, p256: KeyPair, cli: Cli) -> None:
@@ -86,7 +86,7 @@ def test_files_reads_nothing_else(signed: Path, p256: KeyPair) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    files = json.loads(proc.stdout)["files"]
+    files = parse_report(proc.stdout)["files"]
     assert files["verified"] == ["config.json", "w/shard-2.bin"]
     assert len(files["unchecked"]) == 6
     assert "tokenizer.json" in files["unchecked"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from helpers.fixtures import CliResult, KeyPair
 from helpers.pki import issue_leaf, make_ca, make_ec_key
+from helpers.reports import parse_report
 from services.tsa import RunningTSA
 
 Cli = Callable[..., CliResult]
@@ -73,7 +73,7 @@ def test_expired_certificate_verifies_with_a_trusted_timestamp_and_fails_without
         "verify", model, "--cert-chain", short_lived["root"], "--tsa-cert", tsa.root_path, "--json"
     )
     assert ok.code == 0, ok.err
-    assert json.loads(ok.out)["signed_at"] is not None
+    assert parse_report(ok.out)["signed_at"] is not None
 
     no_anchor = cli("verify", model, "--cert-chain", short_lived["root"])
     assert no_anchor.code == 1
@@ -123,10 +123,10 @@ def test_key_signature_timestamp_is_checked_and_shown(
     assert cli("sign", model, "--key", p256.private, "--tsa-url", tsa.url).code == 0
     ok = cli("verify", model, "--key", p256.public, "--tsa-cert", tsa.root_path, "--json")
     assert ok.code == 0, ok.err
-    assert json.loads(ok.out)["signed_at"]
+    assert parse_report(ok.out)["signed_at"]
     bad = cli("verify", model, "--key", p256.public, "--tsa-cert", untrusted_tsa.root_path)
     assert bad.code == 1
-    inspected = json.loads(cli("inspect", model / "model.sig", "--json").out)
+    inspected = parse_report(cli("inspect", model / "model.sig", "--json").out)
     assert len(inspected["timestamps"]) == 1
     assert inspected["timestamps"][0]["authority"]
 
@@ -148,6 +148,6 @@ def test_timestamp_authority_trusted_through_a_trust_config(
     assert cli("sign", model, "--key", p256.private, "--tsa-url", url).code == 0
     ok = cli("verify", model, "--key", p256.public, "--trust-config", config, "--json")
     assert ok.code == 0, ok.err
-    assert json.loads(ok.out)["signed_at"]
+    assert parse_report(ok.out)["signed_at"]
     other = cli("verify", model, "--key", p256.public, "--tsa-cert", tsa.root_path)
     assert other.code == 1

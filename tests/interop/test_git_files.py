@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.reports import parse_report
 
 pytestmark = pytest.mark.interop
 
@@ -53,6 +54,7 @@ def test_signed_git_files_verify_and_are_checked(
     verify = ("verify", model, "--signature", sig, "--key", p256.public)
     result = cli(*verify, "--json")
     assert result.code == 0, result.err
+    assert set(parse_report(result.out)["files"]["verified"]) >= set(GIT_FILES)
     for name in GIT_FILES:
         assert f'"{name}"' in result.out
 

@@ -194,25 +194,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except VerificationError as exc:
         if args.json:
-            diff = getattr(exc, "difference", None)
-            emit_json(
-                {
-                    "verified": False,
-                    "error": exc.render(OPTION_FLAGS),
-                    "kind": type(exc).__name__,
-                    "warnings": warnings,
-                    "difference": None
-                    if diff is None
-                    else {
-                        "changed": list(diff.changed),
-                        "missing": list(diff.missing),
-                        "unsigned": list(diff.extra),
-                    },
-                }
-            )
+            from omsign.reports import failure_report
+
+            emit_json(failure_report(exc, warnings=warnings, names=OPTION_FLAGS))
         raise
     if args.json:
-        emit_json({**result.to_json(), "warnings": warnings})
+        emit_json(result.to_json(warnings))
         return 0
     if not args.quiet:
         n = len(result.verified)

@@ -46,12 +46,15 @@ def test_a_key_signature_is_described(signed: Path, p256: KeyPair) -> None:
 def test_the_json_form_keeps_the_inspect_fields(signed: Path) -> None:
     info = describe_signature(signed / "model.sig").to_json()
     assert list(info) == [
+        "format",
+        "version",
+        "report",
         "signature",
         "verified",
         "method",
         "signer",
         "timestamps",
-        "format",
+        "statement_format",
         "subject",
         "root_digest",
         "serialization",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 import omsign
 from helpers.fixtures import CliResult, KeyPair, make_model
+from helpers.reports import parse_report
 from omsign.errors import ModelError, UsageError
 from omsign.sources._hf import hub_cache_dir, resolve_hf_name, snapshot_link_policy
 
@@ -85,7 +85,7 @@ def test_snapshot_folder_verifies_without_allow_symlinks(
     snapshot = _snapshot_via_hub(hub)
     r = cli("verify", snapshot, "--key", p256.public, "--json")
     assert r.code == 0, r.err
-    assert json.loads(r.out)["files"]["verified"] == sorted(FILES)
+    assert parse_report(r.out)["files"]["verified"] == sorted(FILES)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_snapshot_folder_verifies_without_allow_symlinks(
 def test_hf_name_verifies(hub: Path, p256: KeyPair, cli: Cli, name: str) -> None:
     r = cli("verify", name, "--key", p256.public, "--json")
     assert r.code == 0, r.err
-    report = json.loads(r.out)
+    report = parse_report(r.out)
     assert report["model"] == str(_snapshot_via_hub(hub))
     assert report["files"]["verified"] == sorted(FILES)
 
