@@ -17,6 +17,7 @@ from omsign._version import __version__
 
 if TYPE_CHECKING:
     from omsign._api import make_policy, verify
+    from omsign._public_key import export_public_key
     from omsign._sign import digest, make_signer, sign
     from omsign.inspect import SignatureDescription, describe_signature
     from omsign.loading import VerifiedModel, load_safetensors, open_verified
@@ -43,6 +44,7 @@ __all__ = [
     "__version__",
     "describe_signature",
     "digest",
+    "export_public_key",
     "load_safetensors",
     "make_policy",
     "make_signer",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "export_public_key": "omsign._public_key",
     "sign": "omsign._sign",
     "digest": "omsign._sign",
     "make_signer": "omsign._sign",

@@ -46,18 +46,11 @@ def _write(path: Path, pem: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Writes the PEM public key."""
-    from omsign._sign import password_source
-    from omsign.backends import load_signing_key
-    from omsign.backends._ec import public_pem
+    from omsign import export_public_key
     from omsign.cli._common import read_password_file
 
     password = read_password_file(args.password_file) if args.password_file else None
-    if args.pkcs11_uri:  # read from the token's public object: usually no PIN needed
-        from omsign.backends.pkcs11 import export_public_key_pem
-
-        pem = export_public_key_pem(args.pkcs11_uri, password_source(password))
-    else:
-        pem = public_pem(load_signing_key(args.key, password_source(password)).public_key())
+    pem = export_public_key(args.pkcs11_uri or args.key, password=password)
     if args.output:
         _write(Path(args.output), pem)
     else:

@@ -184,3 +184,16 @@ def test_service_error_codes_become_one_line_messages() -> None:
         message = str(_explain("awskms:///alias/k", exc))
         assert words in message
         assert "\n" not in message
+
+
+def test_export_public_key_matches_the_signature_hint(
+    make_kms_key: Callable[..., str], tmp_path: Path
+) -> None:
+    import hashlib
+
+    model = make_model(tmp_path / "model")
+    uri = f"awskms:///{make_kms_key('ECC_NIST_P256')}"
+    pem = omsign.export_public_key(uri)
+    signed = omsign.sign(model, key=uri)
+    hint = signed.bundle["verificationMaterial"]["publicKey"]["hint"]
+    assert hint == hashlib.sha256(pem).hexdigest()
