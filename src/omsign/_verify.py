@@ -176,6 +176,7 @@ class _Checked:
     proven: VerifiedSignature
     signed: SignedStatement
     excluded: tuple[str, ...]
+    every: tuple[VerifiedSignature, ...]
 
 
 def resolve_model(model: PathLike, link_policy: LinkPolicy | None = None) -> ModelSource:
@@ -201,23 +202,25 @@ def _check_signature(
     path = local_path(source)
     store = resolve_store(source, signature)
     sig_path = Path(store.location)
-    bundle = store.read()  # 8.1
-    proven = verify_signature(bundle, policy)  # 8.2
+    from omsign.policy import Threshold, verify_bundles
+
+    if isinstance(policy, Threshold):  # several signers: every bundle of the store counts
+        every = verify_bundles(store.read_all(), policy).check()  # 8.1, 8.2
+    else:
+        every = (verify_signature(store.read(), policy),)  # 8.1, 8.2
+    proven = every[0]
     signed = parse_statement(  # 8.3
         proven.payload, str(sig_path), legacy_encoding=proven.legacy_encoding
     )
-    return _Checked(source, path, sig_path, proven, signed, tuple(store.excluded()))
+    return _Checked(source, path, sig_path, proven, signed, tuple(store.excluded()), every)
 
 
 def _result(checked: _Checked, **content: Any) -> VerificationResult:
     proven, signed = checked.proven, checked.signed
-    signer = VerifiedSigner(
-        proven.method,
-        proven.signer,
-        proven.issuer,
-        proven.signed_at,
-        str(checked.signature),
-        signed.legacy,
+    where = str(checked.signature)
+    signers = tuple(
+        VerifiedSigner(p.method, p.signer, p.issuer, p.signed_at, where, signed.legacy)
+        for p in checked.every
     )
     return VerificationResult(
         model=checked.path,
@@ -232,7 +235,7 @@ def _result(checked: _Checked, **content: Any) -> VerificationResult:
         legacy=signed.legacy,
         manifest=signed.manifest,
         link_policy=checked.source.link_policy,
-        signers=(signer,),
+        signers=signers,
         **content,
     )
 

@@ -5,7 +5,10 @@ file, or the path given as ``signature``. More bundles (a second signer, later
 attestations) go in the companion folder named after it with ``.d`` appended
 (``MODEL/model.sig.d/``, ``MODEL.sig.d/``), one ``*.sig`` file each, named by the
 SHA-256 of its content. Both are left out of the model's files when they lie inside it:
-signing never signs them and verification never counts them as unsigned files.
+signing never signs them and verification never counts them as unsigned files. A
+companion folder present at signing time is recorded among the ignored paths, so
+co-signers of one statement sign with it in place. A verification under a threshold
+policy reads every bundle here; under one policy, the main signature alone.
 """
 
 from __future__ import annotations
