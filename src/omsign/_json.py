@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["ShapeError", "brief", "check_shape", "load_json"]
+__all__ = ["DuplicateKeyError", "ShapeError", "brief", "check_shape", "load_json"]
 
 _STRINGS = re.compile(rb'"[^"]*"?')  # an unterminated string runs to the end
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -56,6 +56,10 @@ class _DuplicateKeyError(ValueError):
     pass
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object repeats a key (the message names it)."""
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -75,11 +79,12 @@ def load_json(data: bytes | str) -> Any:
     """Strict JSON: UTF-8 only, no duplicate keys, no ``NaN`` or ``Infinity``.
 
     Raises:
-        ValueError: not such JSON; the message names a duplicated key.
+        DuplicateKeyError: an object repeats a key (the message names it).
+        ValueError: not such JSON.
         RecursionError: nested too deeply for the parser.
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except _DuplicateKeyError as exc:
-        raise ValueError(f"duplicate key {brief(exc.args[0])}") from None
+        raise DuplicateKeyError(f"duplicate key {brief(exc.args[0])}") from None

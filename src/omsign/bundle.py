@@ -22,7 +22,7 @@ from omsign._atomic import write_atomic
 from omsign._bundle_fields import b64 as _b64
 from omsign._bundle_fields import bad as _bad
 from omsign._bundle_fields import certificate as _certificate
-from omsign._json import ShapeError, brief, check_shape, load_json
+from omsign._json import DuplicateKeyError, ShapeError, brief, check_shape, load_json
 from omsign.dsse import PAYLOAD_TYPE, envelope
 from omsign.errors import ModelError
 
@@ -270,9 +270,10 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
         raw = load_json(text)
     except ShapeError as exc:
         raise _bad(source, str(exc)) from None
-    except (ValueError, RecursionError) as exc:
-        detail = str(exc) if str(exc).startswith("duplicate key") else "not valid UTF-8 JSON"
-        raise _bad(source, detail) from None
+    except DuplicateKeyError as exc:
+        raise _bad(source, str(exc)) from None
+    except (ValueError, RecursionError):
+        raise _bad(source, "not valid UTF-8 JSON") from None
     if not isinstance(raw, dict):
         raise _bad(source, "not a JSON object")
     media = raw.get("mediaType")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omsign._json import ShapeError, brief, check_shape, load_json
+from omsign._json import DuplicateKeyError, ShapeError, brief, check_shape, load_json
 from omsign.errors import MalformedSignatureError
 
 __all__ = [
@@ -96,9 +96,9 @@ def _load(payload: bytes) -> Any:
         return load_json(payload)
     except ShapeError as exc:
         raise malformed(f"payload has {exc}") from None
-    except ValueError as exc:
-        if str(exc).startswith("duplicate key"):
-            raise malformed(f"payload has a {exc}") from None
+    except DuplicateKeyError as exc:
+        raise malformed(f"payload has a {exc}") from None
+    except ValueError:
         raise malformed("payload is not valid UTF-8 JSON") from None
     except RecursionError:
         raise malformed("payload is nested too deeply") from None
