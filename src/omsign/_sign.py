@@ -283,12 +283,24 @@ def sign(
         signer = make_signer(**signing)
     planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)
     written_form(Manifest((), planned), compat)  # refused before hashing, if it must be
+    _prepare(signer)
     manifest, hashed = _hash_model(source, opts, store.excluded(), run, reuse_digests=reuse_digests)
     manifest = written_form(manifest, compat, single_file=not source.is_dir)
     payload = encode_statement(manifest, source.name, compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     written = Path(store.write(bundle))
     return SignResult(written, manifest.root_digest().hex(), manifest, bundle, hashed)
+
+
+def _prepare(signer: BundleSigner) -> None:
+    """Lets a signer get what it needs (token, certificate, service) before hashing.
+
+    A signer with a ``prepare()`` method (Sigstore keyless) fails there, at once, rather
+    than after the whole model was read.
+    """
+    prepare = getattr(signer, "prepare", None)
+    if callable(prepare):
+        prepare()
 
 
 def _check_name(path: Path) -> None:

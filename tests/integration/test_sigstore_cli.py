@@ -145,3 +145,33 @@ def test_keyless_signing_without_token_or_terminal_fails_at_once(
     assert result.code == 2
     assert "no identity token" in result.err
     assert not (model / "model.sig").exists()
+
+
+def test_an_unreachable_instance_fails_before_the_model_is_read(
+    local_sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    import socket
+
+    from helpers.audit import touched_under
+    from helpers.fixtures import run_cli
+
+    model = tmp_path / "big"
+    model.mkdir()
+    with open(model / "weights.bin", "wb") as f:
+        f.truncate(64 * 2**30)  # sparse: 64 GiB that a started hash would take minutes on
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = local_sigstore.trust_config.read_text().replace(local_sigstore.url, dead)
+    trust = tmp_path / "dead.json"
+    trust.write_text(config.replace(f"{dead}/oidc", f"{local_sigstore.url}/oidc"))
+    with touched_under(model) as touched:
+        result = run_cli(
+            "sign", model, "--identity-token", local_sigstore.identity_token,
+            "--trust-config", trust,
+        )  # fmt: skip
+    assert result.code == 2
+    assert "cannot reach a Sigstore service" in result.err
+    assert "verify" not in result.err
+    assert touched == []
+    assert not (model / "model.sig").exists()

@@ -46,7 +46,12 @@ class SigningKey(Protocol):
 
 
 class BundleSigner(Protocol):
-    """Something that signs a DSSE payload for a Sigstore bundle."""
+    """Something that signs a DSSE payload for a Sigstore bundle.
+
+    A signer may also have a ``prepare()`` method, which ``omsign.sign`` calls before it
+    hashes the model: a signer that needs a token, a certificate or a service gets them
+    there, so that it fails at once rather than after the model was read.
+    """
 
     def sign_statement(self, payload: bytes) -> Signed:
         """Signs the in-toto statement bytes; returns the signature and its material."""

@@ -7,7 +7,9 @@ timestamps it when the instance has a TSA. sigstore-python is imported only when
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from omsign.backends.sigstore._trust import SigstoreSettings, load_trust_config
@@ -38,7 +40,7 @@ class SigstoreBundleSigner:
         identity_token: str | None = None,
         oauth_out_of_band: bool = False,
     ) -> None:
-        """Prepares a signer; the token is fetched when signing.
+        """Prepares a signer; the token and certificate come with :meth:`prepare`.
 
         Args:
             settings: which Sigstore instance to sign with.
@@ -49,6 +51,7 @@ class SigstoreBundleSigner:
         self._settings = settings
         self._token = identity_token
         self._out_of_band = oauth_out_of_band
+        self._signer: Any = None
         if identity_token is None and not sys.stdin.isatty():
             # Fail before the model is hashed, not after: without a terminal the only
             # token source is the CI's (fetched again at signing time, as it expires).
@@ -79,6 +82,29 @@ class SigstoreBundleSigner:
         except (SigstoreError, OSError) as exc:
             raise BackendUnavailableError(f"cannot get an identity token: {exc}") from exc
 
+    def prepare(self) -> None:
+        """Gets the trust root, the identity token and a signing certificate now.
+
+        ``omsign.sign`` calls this before it hashes the model, so that a missing token, a
+        bad trust config or an unreachable instance fails at once, whatever the model's
+        size. The certificate is then used to sign (another is obtained if it expired
+        while the model was hashed).
+
+        Raises:
+            KeyLoadError: no usable identity token, or an unreadable trust config.
+            BackendUnavailableError: the trust root or Fulcio cannot be reached.
+        """
+        if self._signer is None:
+            self._signer = self._open()
+
+    def _open(self) -> Any:
+        from sigstore.sign import Signer, SigningContext
+
+        trust = load_trust_config(self._settings, signing=True)
+        token = self._identity(trust)
+        with _service_errors():
+            return Signer(token, SigningContext.from_trust_config(trust), cache=True)
+
     def sign_statement(self, payload: bytes) -> Signed:
         """Signs the in-toto statement bytes as DSSE; returns the signature and its material.
 
@@ -87,41 +113,55 @@ class SigstoreBundleSigner:
             BackendUnavailableError: a Sigstore service is unreachable or refused.
             UsageError: the payload is not an in-toto statement.
         """
-        import requests
         from sigstore import dsse
-        from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
-        from sigstore._internal.rekor import RekorClientError
+        from sigstore._internal.fulcio.client import ExpiredCertificate
         from sigstore.errors import Error as SigstoreError
-        from sigstore.errors import VerificationError
-        from sigstore.oidc import ExpiredIdentity
-        from sigstore.sign import SigningContext
 
-        trust = load_trust_config(self._settings)
         try:
             statement = dsse.Statement(payload)
         except SigstoreError as exc:
             raise UsageError(f"payload is not an in-toto statement: {exc}") from exc
-        token = self._identity(trust)
+        self.prepare()
         try:
-            context = SigningContext.from_trust_config(trust)
-            with context.signer(token, cache=True) as signer:
-                bundle = signer.sign_dsse(statement)
-        except (ExpiredIdentity, ExpiredCertificate) as exc:
-            raise KeyLoadError("the identity token has expired; get a new one") from exc
-        except FulcioClientError as exc:
-            detail = str(exc) or str(exc.__cause__)
-            raise BackendUnavailableError(f"Fulcio refused the certificate: {detail}") from exc
-        except RekorClientError as exc:
-            raise BackendUnavailableError(f"Rekor refused the log entry: {exc}") from exc
-        except requests.RequestException as exc:
-            raise BackendUnavailableError(f"cannot reach a Sigstore service: {exc}") from exc
-        except VerificationError as exc:
-            raise BackendUnavailableError(
-                f"the certificate from Fulcio does not match the trust root: {exc}"
-            ) from exc
-        except SigstoreError as exc:
-            raise BackendUnavailableError(f"Sigstore signing failed: {exc}") from exc
+            with _service_errors():
+                bundle = self._signer.sign_dsse(statement)
+        except ExpiredCertificate:  # hashing outlasted the certificate: get another one
+            self._signer = self._open()
+            with _service_errors():
+                bundle = self._signer.sign_dsse(statement)
         from omsign.bundle import parse_bundle
 
         signed = parse_bundle(bundle.to_json().encode(), "the bundle from sigstore-python")
         return Signed(signed.signature, signed.material)
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """Turns what sigstore-python raises while signing into omsign errors.
+
+    An expired signing certificate passes through: the caller obtains another.
+    """
+    import requests
+    from sigstore._internal.fulcio.client import FulcioClientError
+    from sigstore._internal.rekor import RekorClientError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.errors import VerificationError
+    from sigstore.oidc import ExpiredIdentity
+
+    try:
+        yield
+    except ExpiredIdentity as exc:
+        raise KeyLoadError("the identity token has expired; get a new one") from exc
+    except FulcioClientError as exc:
+        detail = str(exc) or str(exc.__cause__)
+        raise BackendUnavailableError(f"Fulcio refused the certificate: {detail}") from exc
+    except RekorClientError as exc:
+        raise BackendUnavailableError(f"Rekor refused the log entry: {exc}") from exc
+    except requests.RequestException as exc:
+        raise BackendUnavailableError(f"cannot reach a Sigstore service: {exc}") from exc
+    except VerificationError as exc:
+        raise BackendUnavailableError(
+            f"the certificate from Fulcio does not match the trust root: {exc}"
+        ) from exc
+    except SigstoreError as exc:
+        raise BackendUnavailableError(f"Sigstore signing failed: {exc}") from exc

@@ -51,8 +51,12 @@ def _quiet_tuf_warning() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
+def load_trust_config(settings: SigstoreSettings, *, signing: bool = False) -> ClientTrustConfig:
     """Loads the trust configuration the settings name.
+
+    Args:
+        settings: which instance.
+        signing: the trust root is for signing (the remedy a failure names differs).
 
     Raises:
         UsageError: both staging and a trust config file were asked for.
@@ -86,6 +90,12 @@ def load_trust_config(settings: SigstoreSettings) -> ClientTrustConfig:
                 return ClientTrustConfig.staging(offline=settings.offline)
             return ClientTrustConfig.production(offline=settings.offline)
     except (SigstoreError, OSError, ValueError) as exc:
+        if signing:
+            raise BackendUnavailableError(
+                f"cannot load the Sigstore {instance} trust root to sign: {exc}",
+                hint="keyless signing needs the network; without it sign with {option}",
+                option="key",
+            ) from exc
         raise BackendUnavailableError(
             f"cannot load the Sigstore {instance} trust root: {exc}",
             hint=""
