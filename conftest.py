@@ -4,6 +4,7 @@ pytest_plugins = [
     "services.tsa",
     "services.softhsm",
     "services.awskms",
+    "services.clusters",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "safe",
     "add_hashing_flags",
+    "add_executor_flag",
     "add_ignore_flags",
     "emit_json",
     "hash_options",
@@ -80,11 +81,24 @@ def add_hashing_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
+    add_executor_flag(p)
     p.add_argument(
         "--compat",
         choices=("model-signing",),
         help="model_signing 1.1.1's form instead of OMS v1.0: its algorithm names, a single "
         "file named '.', its resource order (a signature it verifies, its root digest)",
+    )
+
+
+def add_executor_flag(p: argparse.ArgumentParser | Any) -> None:
+    """``--executor threads|processes|dask[=ADDRESS]|ray[=ADDRESS]``."""
+    p.add_argument(
+        "--executor",
+        default="threads",
+        metavar="KIND",
+        help="where hashing runs: threads (default), processes, dask[=ADDRESS] or "
+        "ray[=ADDRESS]; without an address a local cluster runs for this command "
+        "(--workers workers, default 2); Dask and Ray need omsign[dask] / omsign[ray]",
     )
 
 

@@ -36,14 +36,16 @@ def run(args: argparse.Namespace) -> int:
     """Prints ``sha256:<hex>``."""
     import omsign
     from omsign.cli._common import hash_options
+    from omsign.executors import make_executor
     from omsign.options import Runtime
 
-    root = omsign.digest(
-        args.model,
-        signature=args.signature,
-        hashing=hash_options(args),
-        runtime=Runtime(workers=args.workers),
-        compat=args.compat,
-    )
+    with make_executor(args.executor, args.workers) as executor:
+        root = omsign.digest(
+            args.model,
+            signature=args.signature,
+            hashing=hash_options(args),
+            runtime=Runtime(workers=args.workers, executor=executor),
+            compat=args.compat,
+        )
     print(f"sha256:{root}")
     return 0

@@ -43,4 +43,5 @@ OPTION_FLAGS: dict[str, str] = {
     "allow_missing": "--allow-missing",
     "files": "--files",
     "workers": "--workers",
+    "executor": "--executor",
 }

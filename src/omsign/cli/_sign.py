@@ -120,23 +120,30 @@ def run(args: argparse.Namespace) -> int:
             "not with --key or --pkcs11-uri"
         )
     password = read_password_file(args.password_file) if args.password_file else None
-    result = omsign.sign(
-        args.model,
-        key=args.key or args.pkcs11_uri,
-        certificate=args.cert,
-        chain=args.cert_chain,
-        password=password,
-        tsa_url=args.tsa_url,
-        identity_token=args.identity_token,
-        staging=args.staging,
-        trust_config=args.trust_config,
-        oauth_out_of_band=args.oauth_out_of_band,
-        signature=args.signature,
-        hashing=hash_options(args),
-        runtime=Runtime(workers=args.workers, progress=progress_bar(args, "hashing")),
-        reuse_digests=args.reuse_digests and not args.no_cache,
-        compat=args.compat,
-    )
+    from omsign.executors import make_executor
+
+    with make_executor(args.executor, args.workers) as executor:
+        result = omsign.sign(
+            args.model,
+            key=args.key or args.pkcs11_uri,
+            certificate=args.cert,
+            chain=args.cert_chain,
+            password=password,
+            tsa_url=args.tsa_url,
+            identity_token=args.identity_token,
+            staging=args.staging,
+            trust_config=args.trust_config,
+            oauth_out_of_band=args.oauth_out_of_band,
+            signature=args.signature,
+            hashing=hash_options(args),
+            runtime=Runtime(
+                workers=args.workers,
+                progress=progress_bar(args, "hashing"),
+                executor=executor,
+            ),
+            reuse_digests=args.reuse_digests and not args.no_cache,
+            compat=args.compat,
+        )
     if not args.quiet:
         files = len(result.manifest.by_file())
         hashed = f" ({len(result.hashed)} re-hashed)" if args.reuse_digests else ""

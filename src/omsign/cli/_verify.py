@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from omsign.cli._common import (
+    add_executor_flag,
     add_ignore_flags,
     count,
     emit_json,
@@ -118,6 +119,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     scope.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
+    add_executor_flag(scope)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -134,6 +136,11 @@ def _collect_warnings() -> list[str]:
 
     logging.getLogger("omsign").addHandler(_Collect(logging.WARNING))
     return found
+
+
+_TRUST_NOTE = (
+    "note: distributed verification trusts every worker to report the digests of what it read"
+)
 
 
 def _model_after_files(args: argparse.Namespace) -> None:
@@ -177,21 +184,27 @@ def run(args: argparse.Namespace) -> int:
     )
     warnings = _collect_warnings() if args.json else []
     try:
-        result = omsign.verify(
-            args.model,
-            policy=policy,
-            signature=args.signature,
-            scope=VerifyScope(
-                ignore_unsigned_files=args.ignore_unsigned_files,
-                allow_missing=args.allow_missing,
-                files=args.files,
-                ignore_paths=tuple(args.ignore_paths),
-            ),
-            runtime=Runtime(
-                workers=args.workers,
-                progress=None if args.json else progress_bar(args, "verifying"),
-            ),
-        )
+        from omsign.executors import make_executor, parse_spec
+
+        if parse_spec(args.executor)[0] in ("dask", "ray") and not args.quiet:
+            print(_TRUST_NOTE, file=sys.stderr)
+        with make_executor(args.executor, args.workers) as executor:
+            result = omsign.verify(
+                args.model,
+                policy=policy,
+                signature=args.signature,
+                scope=VerifyScope(
+                    ignore_unsigned_files=args.ignore_unsigned_files,
+                    allow_missing=args.allow_missing,
+                    files=args.files,
+                    ignore_paths=tuple(args.ignore_paths),
+                ),
+                runtime=Runtime(
+                    workers=args.workers,
+                    progress=None if args.json else progress_bar(args, "verifying"),
+                    executor=executor,
+                ),
+            )
     except VerificationError as exc:
         if args.json:
             from omsign.reports import failure_report

@@ -30,7 +30,7 @@ from omsign.hashing._io import LocalReader, OpenEntry, Reader, shrank
 from omsign.hashing._plan import Batch, Unit, parallel, plan_batches
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from concurrent.futures import Executor, Future
 
 __all__ = ["Progress", "hash_batch", "hash_units", "worker_count"]
 
@@ -223,6 +223,32 @@ def _place(out: list[bytes], batch: Batch, digests: list[bytes]) -> None:
     out[batch.begin : batch.end] = digests
 
 
+def _batch_result(future: Future[list[bytes]], units: Sequence[Unit]) -> list[bytes]:
+    """A batch's digests; a failure that is not omsign's own names the batch's units.
+
+    An executor re-runs a batch whose worker died as it sees fit; when it gives up, or
+    the task itself kept failing, the run fails here with the units it was hashing.
+    """
+    from omsign.errors import Error
+
+    try:
+        return future.result()
+    except Exception as exc:
+        cause = getattr(exc, "cause", None)  # Ray wraps a task's error; its cause is ours
+        if isinstance(cause, Error):
+            raise cause from None
+        if isinstance(exc, Error):
+            raise
+        first = units[0].name if units else "?"
+        more = f" and {len(units) - 1} more unit(s)" if len(units) > 1 else ""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[-1] if lines else ""  # a remote traceback ends with its error
+        raise Error(
+            f"{first}{more}: hashing failed on the executor "
+            f"({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from exc
+
+
 def _run_executor(
     executor: Executor,
     units: Sequence[Unit],
@@ -244,7 +270,7 @@ def _run_executor(
     try:
         for future in as_completed(pending):
             batch = pending[future]
-            _place(out, batch, future.result())
+            _place(out, batch, _batch_result(future, units[batch.begin : batch.end]))
             if progress is not None:
                 progress(batch.size)
     except BaseException:
