@@ -80,6 +80,7 @@ fuzz: env
 bench: env reference system
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/loading.py
+	$(BIN)/python benchmarks/clusters.py
 
 clean:
 	rm -rf $(VENV) $(REFVENV) $(DEMOVENV) .cache .demo .bench .coverage .coverage.*
