@@ -3,8 +3,8 @@
 :class:`VerifiedFile` reads each piece of a file (the whole file for ``files``
 signatures, one shard for ``shards``) once, hashing it into a private copy (memory, or
 an unlinked temporary file for a piece over 128 MiB) and comparing the digest before any
-byte of it is returned. :meth:`VerifiedFile.scan` reads the whole file once without a
-copy, for loaders that fill their own buffers and drop them if it raises.
+byte of it is returned. :meth:`VerifiedFile.read_into_verified` reads a whole file once
+straight into a caller's buffer, for loaders that drop the buffer if it raises.
 """
 
 from __future__ import annotations
@@ -135,33 +135,33 @@ class VerifiedFile(io.RawIOBase):
             raise unsafe_error(self.name, reason)
 
     def peek(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset``, NOT verified: only to plan a :meth:`scan`.
+        """Up to ``size`` bytes at ``offset``, NOT verified: only to plan a whole-file read.
 
-        Whatever is planned from these bytes must be checked against what the scan
+        Whatever is planned from these bytes must be checked against what that read
         delivers (and so proves).
         """
         return os.pread(self._fd, max(0, min(size, self.size - offset)), offset)
 
-    def scan(self, sink: Callable[[int, bytes], None]) -> None:
-        """Reads the whole file once, in order, hashing as it goes; raises if it differs.
-
-        ``sink(offset, chunk)`` receives every byte before its piece is proven: the
-        caller copies what it needs into memory of its own and must discard it all if
-        this raises. Nothing is copied to a private file, so loading a large file this
-        way costs one read. Each piece's digest is compared when the piece ends.
+    def read_into_verified(self, buffer: bytearray) -> None:
+        """Reads the whole file once, straight into ``buffer`` (of the file's size), hashing
+        as it goes; raises if any piece differs. On an exception ``buffer`` holds unproven
+        bytes and must be dropped. No private copy is made (one read, no extra copy).
 
         Raises:
             IntegrityError: a piece differs from the signature, or the size changed.
             UnsafeFormatError: pickle content, unless the file was opened allowing it.
         """
-        if self.sniff:  # on a peek: proving the head first would read the file twice
+        if len(buffer) != self.size:
+            raise ValueError("the buffer must have the file's size")
+        if self.sniff:
             from omsign.integrations.unsafe import sniff_length, unsafe_reason
 
             reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
             if reason is not None:
                 raise unsafe_error(self.name, reason)
+        target = memoryview(buffer)
         for i, piece in enumerate(self._pieces):
-            self._hash_piece(piece, i == len(self._pieces) - 1, sink)
+            self._hash_piece(piece, i == len(self._pieces) - 1, None, target)
 
     def read_all_verified(self) -> bytes:
         """Every byte of the file, each piece verified before it is copied out."""
@@ -207,8 +207,15 @@ class VerifiedFile(io.RawIOBase):
             self._proven.popitem(last=False)[1].close()
         return proven
 
-    def _hash_piece(self, piece: Piece, last: bool, sink: Callable[[int, bytes], None]) -> None:
-        """Reads a piece once, hashing it and handing each chunk to ``sink(offset, chunk)``.
+    def _hash_piece(
+        self,
+        piece: Piece,
+        last: bool,
+        sink: Callable[[int, bytes], None] | None,
+        target: memoryview | None = None,
+    ) -> None:
+        """Reads a piece once, hashing it; each chunk goes to ``sink(offset, chunk)``, or
+        is read straight into ``target`` (indexed by file offset) without a copy.
 
         Exactly the piece's bytes are read (one more at the end of the last piece, to
         catch growth); the digest is compared once the piece is read.
@@ -219,13 +226,20 @@ class VerifiedFile(io.RawIOBase):
         hasher = new_hasher(self._algorithm)
         offset = piece.start
         while offset < piece.end:
-            chunk = self._read(min(_CHUNK, piece.end - offset), offset)
+            size = min(_CHUNK, piece.end - offset)
+            chunk: bytes | memoryview
+            if target is not None:
+                chunk = target[offset : offset + size]
+                chunk = chunk[: self._read_into(chunk, offset)]
+            else:
+                chunk = self._read(size, offset)
             if not chunk:
                 raise IntegrityError(
                     f"{self.name}: file is shorter than signed (changed after verification)"
                 )
             hasher.update(chunk)
-            sink(offset, chunk)
+            if sink is not None:
+                sink(offset, bytes(chunk))
             offset += len(chunk)
         if last and self._read(1, piece.end):
             raise IntegrityError(
@@ -259,6 +273,12 @@ class VerifiedFile(io.RawIOBase):
                 self._keep(spool, b"")
             cleanup.pop_all()  # the proven copy stays open
         return _Proven(data, spool)
+
+    def _read_into(self, view: memoryview, offset: int) -> int:
+        try:
+            return os.preadv(self._fd, [view], offset)
+        except OSError as exc:
+            raise ModelError(f"{self.name}: cannot read ({exc.strerror})") from None
 
     def _read(self, size: int, offset: int) -> bytes:
         try:

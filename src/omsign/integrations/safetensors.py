@@ -67,7 +67,7 @@ def read_header(f: VerifiedFile, *, proven: bool = True) -> tuple[int, dict[str,
     """Reads and checks the header; returns (data start offset, tensor entries).
 
     With ``proven=False`` the header is read without verification (:meth:`peek`), for a
-    :meth:`~omsign.loading.VerifiedFile.scan` that checks it again.
+    whole-file read (:meth:`~omsign.loading.VerifiedFile.read_into_verified`) that checks it.
 
     Raises:
         IntegrityError: the header is malformed, out of bounds, or its ranges do not
@@ -142,7 +142,7 @@ def _framework(framework: str) -> Any:
         ) from None
 
 
-def _tensor(data: bytearray, info: dict[str, Any], framework: str, name: str) -> Any:
+def _tensor(data: bytearray | memoryview, info: dict[str, Any], framework: str, name: str) -> Any:
     _, numpy_dtype, torch_dtype = _DTYPES[info["dtype"]]
     shape = tuple(info["shape"])
     if framework == "torch":
@@ -235,38 +235,14 @@ def _scan_all(
             raise IntegrityError(
                 f"{name}: holds tensor {extra[0]!r} that {index} assigns elsewhere"
             )
-    seen = bytearray(len(prefix))  # the header as the scan delivers (and proves) it
-    order = sorted(header, key=lambda t: header[t]["data_offsets"][0])
-    buffers = {
-        t: bytearray(header[t]["data_offsets"][1] - header[t]["data_offsets"][0]) for t in order
-    }
-    spans = [
-        (start + header[t]["data_offsets"][0], start + header[t]["data_offsets"][1], t)
-        for t in order
-    ]
-    cursor = [0]
-
-    def sink(offset: int, data: bytes) -> None:
-        chunk, end = memoryview(data), offset + len(data)
-        if offset < start:
-            seen[offset : min(end, start)] = chunk[: min(end, start) - offset]
-        i = cursor[0]
-        while i < len(spans) and spans[i][1] <= offset:
-            i += 1
-        cursor[0] = i
-        while i < len(spans) and spans[i][0] < end:
-            begin, stop, tensor = spans[i]
-            lo, hi = max(begin, offset), min(stop, end)
-            buffers[tensor][lo - begin : hi - begin] = chunk[lo - offset : hi - offset]
-            if stop > end:
-                break
-            i += 1
-
-    f.scan(sink)
-    if seen != prefix:  # the layout was planned from bytes that then changed
+    whole = bytearray(f.size)  # every tensor's bytes, read straight in and then proven
+    f.read_into_verified(whole)
+    if whole[:start] != prefix:  # the layout was planned from bytes that then changed
         raise IntegrityError(f"{name}: changed while it was read (its header differs)")
-    for tensor in order:
-        yield tensor, _tensor(buffers.pop(tensor), header[tensor], framework, name)
+    data = memoryview(whole)
+    for tensor in sorted(header, key=lambda t: header[t]["data_offsets"][0]):
+        begin, end = header[tensor]["data_offsets"]
+        yield tensor, _tensor(data[start + begin : start + end], header[tensor], framework, name)
 
 
 def load(
