@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from omsign.loading import VerifiedModel, load_safetensors, open_verified
     from omsign.manifest import Difference, Manifest, Serialization
     from omsign.options import HashOptions, Runtime, VerifyScope
-    from omsign.policy import CertificatePolicy, KeyPolicy, SigstorePolicy
+    from omsign.policy import CertificatePolicy, KeyPolicy, PolicyFile, SigstorePolicy, load_policy
     from omsign.results import SignResult, VerificationResult, VerifiedSigner
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "HashOptions",
     "KeyPolicy",
     "Manifest",
+    "PolicyFile",
     "Serialization",
     "Runtime",
     "SignResult",
@@ -45,6 +46,7 @@ __all__ = [
     "describe_signature",
     "digest",
     "export_public_key",
+    "load_policy",
     "load_safetensors",
     "make_policy",
     "make_signer",
@@ -77,6 +79,8 @@ _LAZY = {
     "KeyPolicy": "omsign.policy",
     "CertificatePolicy": "omsign.policy",
     "SigstorePolicy": "omsign.policy",
+    "PolicyFile": "omsign.policy",
+    "load_policy": "omsign.policy",
 }
 
 

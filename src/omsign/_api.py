@@ -21,6 +21,7 @@ from omsign.policy import Policy
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from omsign.policy._file import PolicyFile
     from omsign.results import VerificationResult
 
 __all__ = ["make_policy", "resolve_policy", "verify"]
@@ -44,8 +45,13 @@ def make_policy(**options: Unpack[TrustOptions]) -> Policy:
     return policy_from_options(options)
 
 
-def resolve_policy(policy: Policy | None, options: Mapping[str, Any]) -> Policy:
-    """The ready ``policy``, or the one the trust keywords describe (not both)."""
+def resolve_policy(
+    policy: Policy | PolicyFile | None, options: Mapping[str, Any], model: PathLike
+) -> Policy:
+    """The ready ``policy``, or the one the trust keywords describe (not both).
+
+    A policy file gives the verifier of its first rule matching ``model``.
+    """
     trust = pick(options, TrustOptions)
     if policy is None:
         return make_policy(**trust)
@@ -57,13 +63,17 @@ def resolve_policy(policy: Policy | None, options: Mapping[str, Any]) -> Policy:
             + ", ".join(f"{{option{i}}}" for i in range(1, len(trust) + 1))
             + ", not both",
         )
+    from omsign.policy._file import PolicyFile
+
+    if isinstance(policy, PolicyFile):
+        return policy.decide(model).verifier()
     return policy
 
 
 def verify(
     model: PathLike,
     *,
-    policy: Policy | None = None,
+    policy: Policy | PolicyFile | None = None,
     signature: PathLike | None = None,
     scope: VerifyScope | None = None,
     runtime: Runtime | None = None,
@@ -77,7 +87,11 @@ def verify(
 
     Args:
         model: file, directory or ``hf://ORG/NAME[@REVISION]``.
-        policy: an explicit :mod:`omsign.policy` object, instead of the trust keywords.
+        policy: an explicit :mod:`omsign.policy` object, or a trust policy file from
+            :func:`omsign.load_policy` (its first rule matching the model gives the
+            signers and threshold; the library verifies under them whatever the rule's
+            mode, which :meth:`~omsign.policy.PolicyFile.decide` reports to the caller),
+            instead of the trust keywords.
         signature: bundle path (default ``MODEL/model.sig`` or ``MODEL.sig``).
         scope: what to check (:class:`~omsign.options.VerifyScope`); or the keywords
             ``ignore_paths`` (absolute or relative to the current directory),
@@ -104,7 +118,7 @@ def verify(
     run = _runtime(runtime, options)
     return verify_with_policy(
         model,
-        resolve_policy(policy, options),
+        resolve_policy(policy, options, model),
         signature=signature,
         scope=checked_scope,
         runtime=run,

@@ -53,7 +53,7 @@ from omsign.options import Runtime, VerifyScope
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from omsign.policy import Policy
+    from omsign.policy import Policy, PolicyFile
     from omsign.results import VerificationResult
 
 __all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
@@ -183,7 +183,7 @@ def open_verified(
     model: str | os.PathLike[str],
     *,
     verify_content: bool = True,
-    policy: Policy | None = None,
+    policy: Policy | PolicyFile | None = None,
     signature: str | os.PathLike[str] | None = None,
     scope: VerifyScope | None = None,
     runtime: Runtime | None = None,
@@ -224,7 +224,7 @@ def open_verified(
         )
     from omsign._verify import verify_signature_only
 
-    trust = resolve_policy(policy, options)
+    trust = resolve_policy(policy, options, model)
     checked = verify_scope(scope, options)
     need_content = sorted(
         {*pick(options, ScopeKeywords), *pick(options, RuntimeKeywords)} - {"link_policy"}

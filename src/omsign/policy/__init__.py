@@ -38,22 +38,26 @@ if TYPE_CHECKING:
         Threshold,
         verify_bundles,
     )
+    from omsign.policy._file import Decision, PolicyFile, load_policy
     from omsign.policy._registry import Method, register_method, unregister_method
 
 __all__ = [
     "AnyOf",
     "BundleFailure",
     "CertificatePolicy",
+    "Decision",
     "KeyPolicy",
     "Method",
     "MethodMismatchError",
     "Policy",
+    "PolicyFile",
     "PolicyOutcome",
     "SignerReport",
     "SigstorePolicy",
     "Threshold",
     "VerifiedSignature",
     "Verifier",
+    "load_policy",
     "load_tsa_anchors",
     "policy_from_options",
     "register_method",
@@ -76,6 +80,9 @@ _LAZY = {
     "SignerReport": "omsign.policy._composite",
     "Threshold": "omsign.policy._composite",
     "verify_bundles": "omsign.policy._composite",
+    "Decision": "omsign.policy._file",
+    "PolicyFile": "omsign.policy._file",
+    "load_policy": "omsign.policy._file",
     "Method": "omsign.policy._registry",
     "register_method": "omsign.policy._registry",
     "unregister_method": "omsign.policy._registry",
