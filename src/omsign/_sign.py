@@ -220,6 +220,7 @@ def sign(
     runtime: Runtime | None = None,
     reuse_digests: bool = False,
     compat: Literal["model-signing"] | None = None,
+    add: bool = False,
     **options: Unpack[SignKeywords],
 ) -> SignResult:
     """Signs a model and writes the OMS bundle atomically.
@@ -248,6 +249,9 @@ def sign(
             model_signing 1.1.1 verifies (a single file named ``.``, ``blake2`` and
             ``<hash>-sharded-<N>`` algorithm names, resources in its order). It cannot
             verify blake3 shards, so that combination is refused before hashing.
+        add: keep the existing signature and store this one beside it (for a file
+            store, in the companion folder ``model.sig.d/``), for a policy that needs
+            several signers; without an existing signature it becomes the main one.
         **options: the signing keywords ``key``, ``certificate``, ``chain``,
             ``password``, ``tsa_url``, ``identity_token``, ``staging``, ``trust_config``,
             ``oauth_out_of_band`` (see :class:`~omsign._keywords.SignerOptions`), and the
@@ -288,7 +292,8 @@ def sign(
     manifest = written_form(manifest, compat, single_file=not source.is_dir)
     payload = encode_statement(manifest, source.name, compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
-    written = Path(store.write(bundle))
+    keep = add and bool(store.locations())  # the existing signature stays the main one
+    written = Path(store.add(bundle) if keep else store.write(bundle))
     return SignResult(written, manifest.root_digest().hex(), manifest, bundle, hashed)
 
 

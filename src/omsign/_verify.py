@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omsign._paths import model_relative, signature_ignore
+from omsign._paths import model_relative
 from omsign._sign import _progress_adapter, local_path
 from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import FileEntry, LinkPolicy
@@ -192,6 +192,16 @@ def resolve_model(model: PathLike, link_policy: LinkPolicy | None = None) -> Mod
     return source
 
 
+def _root_digest(payload: bytes) -> object:
+    """What an authenticated payload signs: its root digest, or the payload if unreadable."""
+    from omsign.errors import VerificationError
+
+    try:
+        return parse_statement(payload, legacy_encoding=True).root_digest
+    except VerificationError:
+        return payload
+
+
 def _check_signature(
     model: PathLike,
     policy: Policy,
@@ -205,7 +215,9 @@ def _check_signature(
     from omsign.policy import Threshold, verify_bundles
 
     if isinstance(policy, Threshold):  # several signers: every bundle of the store counts
-        every = verify_bundles(store.read_all(), policy).check()  # 8.1, 8.2
+        # Signatures add up when they sign the same root digest (the same content), even
+        # if their payloads differ (settings recorded, a companion folder ignored).
+        every = verify_bundles(store.read_all(), policy, subject=_root_digest).check()
     else:
         every = (verify_signature(store.read(), policy),)  # 8.1, 8.2
     proven = every[0]
@@ -273,7 +285,7 @@ def verify_with_policy(
     ser = signed.manifest.serialization
     given = [
         *model_relative(path, scope.ignore_paths, report_unmatched=True),
-        *signature_ignore(path, checked.signature),
+        *checked.excluded,  # the signature and its companion folder of more bundles
     ]
     ignores = sorted({*(ser.ignore_paths or ()), *given})
     signed_files = set(signed.manifest.by_file())

@@ -31,6 +31,7 @@ OPTION_FLAGS: dict[str, str] = {
     "staging": "--staging",
     "trust_config": "--trust-config",
     "signature": "--signature",
+    "policy": "--policy",
     # hashing
     "hash_algorithm": "--hash",
     "shard_size": "--shard-size",
@@ -38,6 +39,7 @@ OPTION_FLAGS: dict[str, str] = {
     "allow_symlinks": "--allow-symlinks",
     "reuse_digests": "--reuse-digests",
     "compat": "--compat",
+    "add": "--add",
     # verification scope and run time
     "ignore_unsigned_files": "--ignore-unsigned-files",
     "allow_missing": "--allow-missing",

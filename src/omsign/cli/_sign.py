@@ -36,6 +36,12 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         metavar="PATH",
         help="where to write the signature (default MODEL/model.sig or MODEL.sig)",
     )
+    p.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the existing signature and add this one beside it (MODEL/model.sig.d/), "
+        "for a trust policy that needs several signers",
+    )
     keys = p.add_argument_group("key and certificate methods")
     keys.add_argument("--key", metavar="PRIVATE.pem", help="private key (PEM, P-256/384/521)")
     keys.add_argument(
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
                 executor=executor,
             ),
             reuse_digests=args.reuse_digests and not args.no_cache,
+            add=args.add,
             compat=args.compat,
         )
     if not args.quiet:

@@ -26,6 +26,11 @@ signer, then every file re-hashed with the signed settings. Say whom you trust:
   --cert-chain CA.pem [--cert-chain ...]   certificate method: trusted CAs (never the
                                            system trust store)
   --identity ID --issuer URL               Sigstore keyless (or --identity-regexp)
+  --policy FILE                            a trust policy file (or $OMSIGN_POLICY when
+                                           no other trust flag is given): its first
+                                           rule matching MODEL says who must have signed
+                                           and whether to enforce, warn (exit 0 with a
+                                           report) or skip
 
 Partial checks: --allow-missing verifies every file present and reports the signed
 files that are absent; --files PATH... verifies exactly those signed files (globs
@@ -52,6 +57,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--signature", metavar="PATH", help="signature file (default MODEL/model.sig or MODEL.sig)"
     )
     trust = p.add_argument_group("whom to trust")
+    trust.add_argument(
+        "--policy", metavar="FILE", help="trust policy file (TOML; default $OMSIGN_POLICY)"
+    )
     trust.add_argument(
         "--key", action="append", metavar="PUBLIC.pem", help="trusted public key; repeatable"
     )
@@ -161,13 +169,25 @@ def _model_after_files(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verifies; prints the result (or JSON)."""
-    import omsign
     from omsign._api import make_policy
-    from omsign.cli._flags import OPTION_FLAGS
-    from omsign.errors import VerificationError
-    from omsign.options import Runtime, VerifyScope
+    from omsign.errors import UsageError
 
     _model_after_files(args)
+    trust = {
+        "key": args.key,
+        "cert_chain": args.cert_chain,
+        "identity": args.identity,
+        "identity_regexp": args.identity_regexp,
+        "issuer": args.issuer,
+    }
+    from omsign.cli._policy import policy_from_args
+
+    given = any(trust.values())
+    if args.policy and given:
+        raise UsageError("give --policy or --key, --cert-chain, --identity; not both")
+    policy_file = policy_from_args(args.policy, required=False) if not given else None
+    if policy_file is not None:
+        return _run_policy_file(args, policy_file)
     policy = make_policy(
         key=args.key,
         cert_chain=args.cert_chain,
@@ -182,6 +202,16 @@ def run(args: argparse.Namespace) -> int:
         staging=args.staging,
         trust_config=args.trust_config,
     )
+    return _verify(args, policy)
+
+
+def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None = None) -> int:
+    """Verifies under ``policy``; ``extra`` goes into the JSON report (success or failure)."""
+    import omsign
+    from omsign.cli._flags import OPTION_FLAGS
+    from omsign.errors import VerificationError
+    from omsign.options import Runtime, VerifyScope
+
     warnings = _collect_warnings() if args.json else []
     try:
         from omsign.executors import make_executor, parse_spec
@@ -209,10 +239,12 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             from omsign.reports import failure_report
 
-            emit_json(failure_report(exc, warnings=warnings, names=OPTION_FLAGS))
+            emit_json(
+                {**failure_report(exc, warnings=warnings, names=OPTION_FLAGS), **(extra or {})}
+            )
         raise
     if args.json:
-        emit_json(result.to_json(warnings))
+        emit_json({**result.to_json(warnings), **(extra or {})})
         return 0
     if not args.quiet:
         n = len(result.verified)
@@ -231,3 +263,44 @@ def run(args: argparse.Namespace) -> int:
             if names:
                 print(f"{label}: {len(names):,} file(s): {listing(names)}")
     return 0
+
+
+def _run_policy_file(args: argparse.Namespace, policy: Any) -> int:
+    """Verifies under the first rule of the policy file matching the model, in its mode."""
+    from omsign.cli._flags import OPTION_FLAGS
+    from omsign.cli._policy import note, policy_report
+    from omsign.errors import VerificationError
+
+    decision = policy.decide(args.model)
+    where = decision.rule.label() if decision.rule else "the default"
+    if decision.mode == "off":
+        note(f"{args.model}: not verified: {where} of {policy.path} is off")
+        if args.json:
+            from omsign.reports import report
+
+            emit_json(
+                report(
+                    "verification",
+                    {
+                        "verified": False,
+                        "kind": "NotChecked",
+                        "message": f"not verified: {where} of the trust policy is off",
+                        "difference": None,
+                        "warnings": [],
+                        "policy": policy_report(policy, decision, enforced=False),
+                    },
+                )
+            )
+        return 0
+    if decision.mode != "warn":
+        extra = {"policy": policy_report(policy, decision, enforced=True)}
+        return _verify(args, decision.verifier(), extra)
+    # warn: verify fully, report what fails, exit 0
+    extra = {"policy": policy_report(policy, decision, enforced=False)}
+    try:
+        return _verify(args, decision.verifier(), extra)
+    except VerificationError as exc:
+        note(
+            f"{where} of {policy.path} is in warn mode; this would fail: {exc.render(OPTION_FLAGS)}"
+        )
+        return 0

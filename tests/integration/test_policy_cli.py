@@ -1,0 +1,168 @@
+"""verify --policy, policy check and policy explain: trust policy files on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers.fixtures import CliResult, make_model, run_cli
+from helpers.pki import make_ec_key, write_private_key, write_public_key
+from helpers.reports import check_report
+
+
+@pytest.fixture(scope="module")
+def keydir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("policy-keys")
+    for name in ("trainer", "registry", "ci", "stranger"):
+        key = make_ec_key("P-256")
+        write_private_key(d / f"{name}.pem", key)
+        write_public_key(d / f"{name}.pub", key)
+    return d
+
+
+def write_policy(tmp_path: Path, keydir: Path, rules: str, head: str = "") -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        f"version = 1\n{head}\n"
+        f'[signers.trainer]\nkey = "{keydir}/trainer.pub"\n'
+        f'[signers.registry]\nkey = "{keydir}/registry.pub"\n'
+        f'[signers.ci]\nkey = "{keydir}/ci.pub"\n' + rules
+    )
+    return path
+
+
+TWO_OF_THREE = """
+[[rules]]
+name = "production"
+match = "models/**"
+mode = "{mode}"
+signers = ["trainer", "registry", "ci"]
+threshold = 2
+"""
+
+
+def signed_by(tmp_path: Path, keydir: Path, *names: str) -> Path:
+    """A model under tmp_path/models signed by each key: model.sig, then sign --add."""
+    model = make_model(tmp_path / "models" / "bert")
+    for name in names:
+        assert run_cli("sign", model, "--add", "--key", keydir / f"{name}.pem").code == 0
+    return model
+
+
+def verify(model: Path, policy: Path, *more: str) -> CliResult:
+    return run_cli("verify", model, "--policy", policy, *more)
+
+
+def test_enforce_one_of_three_signers_is_enough_at_threshold_one(
+    tmp_path: Path, keydir: Path
+) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce").replace("2", "1"))
+    model = signed_by(tmp_path, keydir, "registry")
+    result = verify(model, policy)
+    assert result.code == 0, result.err
+    assert "verified:" in result.out
+
+
+def test_enforce_two_of_three_met(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce"))
+    model = signed_by(tmp_path, keydir, "trainer", "ci")
+    result = verify(model, policy, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    check_report(report)
+    assert report["policy"]["rule"] == 1 and report["policy"]["enforced"] is True
+    assert len(report["signers"]) == 2
+
+
+def test_enforce_two_of_three_not_met_names_who_failed(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce"))
+    model = signed_by(tmp_path, keydir, "trainer", "stranger")
+    result = verify(model, policy)
+    assert result.code == 1
+    assert "1 of 2 required signers verified" in result.err
+    assert "registry: not verified" in result.err and "ci: not verified" in result.err
+
+
+def test_warn_mode_reports_what_would_fail_and_exits_0(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="warn"))
+    model = signed_by(tmp_path, keydir, "stranger")
+    result = verify(model, policy, "--json")
+    assert result.code == 0
+    report = json.loads(result.out)
+    check_report(report)
+    assert report["verified"] is False
+    assert report["policy"]["mode"] == "warn" and report["policy"]["enforced"] is False
+    assert "warn mode; this would fail" in result.err
+
+
+def test_off_mode_skips_verification(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, '\n[[rules]]\nmatch = "models/**"\nmode = "off"\n')
+    model = make_model(tmp_path / "models" / "unsigned")
+    result = verify(model, policy)
+    assert result.code == 0
+    assert "not verified" in result.err
+
+
+def test_a_model_no_rule_matches_is_denied(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce"))
+    model = make_model(tmp_path / "elsewhere")
+    assert run_cli("sign", model, "--key", keydir / "trainer.pem").code == 0
+    result = verify(model, policy)
+    assert result.code == 1
+    assert "no rule of the trust policy matches; denied" in result.err
+
+
+def test_policy_from_the_environment(
+    tmp_path: Path, keydir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce"))
+    model = signed_by(tmp_path, keydir, "trainer")
+    monkeypatch.setenv("OMSIGN_POLICY", str(policy))
+    result = run_cli("verify", model)
+    assert result.code == 1 and "1 of 2 required signers verified" in result.err
+    # trust flags given on the command line take the place of the environment's policy
+    assert run_cli("verify", model, "--key", keydir / "trainer.pub").code == 0
+
+
+def test_policy_and_trust_flags_together_is_a_usage_error(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, "")
+    result = run_cli("verify", tmp_path, "--policy", policy, "--key", keydir / "ci.pub")
+    assert result.code == 2
+
+
+def test_policy_check_summarises(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="warn"))
+    result = run_cli("policy", "check", policy)
+    assert result.code == 0, result.err
+    assert "3 signers, 1 rules, default deny" in result.out
+    assert "rule 1 (production): warn, 2 of [trainer, registry, ci]" in result.out
+
+
+def test_policy_check_rejects_an_unknown_key_with_its_line(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, '\n[[rules]]\nmatch = "x"\nthreshhold = 2\n')
+    result = run_cli("policy", "check", policy)
+    assert result.code == 2
+    assert f"{policy}:12: unknown key 'threshhold' in rule 1" in result.err
+
+
+def test_policy_explain_says_which_rule_and_what_it_requires(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce"))
+    (tmp_path / "models" / "bert").mkdir(parents=True)
+    result = run_cli("policy", "explain", tmp_path / "models" / "bert", "--policy", policy)
+    assert result.code == 0, result.err
+    assert "rule 1 (production) (line " in result.out and "mode enforce" in result.out
+    assert "requires 2 of 3 signers:" in result.out
+    assert "trainer: key" in result.out
+    other = run_cli("policy", "explain", "hf://acme/bert", "--policy", policy)
+    assert "no rule matches; default: deny" in other.out
+
+
+def test_sign_add_keeps_the_first_signature(tmp_path: Path, keydir: Path) -> None:
+    model = signed_by(tmp_path, keydir, "trainer", "registry")
+    added = list((model / "model.sig.d").glob("*.sig"))
+    assert len(added) == 1
+    # model.sig is still the first signer's, and verifies alone with its key
+    assert run_cli("verify", model, "--key", keydir / "trainer.pub").code == 0
+    assert run_cli("verify", model, "--key", keydir / "registry.pub").code == 1
