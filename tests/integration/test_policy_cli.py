@@ -166,3 +166,17 @@ def test_sign_add_keeps_the_first_signature(tmp_path: Path, keydir: Path) -> Non
     # model.sig is still the first signer's, and verifies alone with its key
     assert run_cli("verify", model, "--key", keydir / "trainer.pub").code == 0
     assert run_cli("verify", model, "--key", keydir / "registry.pub").code == 1
+
+
+def test_library_verify_takes_a_policy_file_or_a_verifier(tmp_path: Path, keydir: Path) -> None:
+    import omsign
+    from omsign.errors import IdentityError
+
+    policy = omsign.load_policy(write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="enforce")))
+    model = signed_by(tmp_path, keydir, "registry", "ci")
+    result = omsign.verify(model, policy=policy)
+    assert len(result.signers) == 2
+    # a verifier object still works: one key alone
+    assert omsign.verify(model, policy=omsign.KeyPolicy.from_files([keydir / "registry.pub"]))
+    with pytest.raises(IdentityError, match="denied"):
+        omsign.verify(make_model(tmp_path / "other"), policy=policy)
