@@ -147,12 +147,9 @@ class CertificatePolicy:
     def from_options(cls, options: Mapping[str, Any]) -> CertificatePolicy:
         """The policy ``cert_chain=`` (with ``tsa_certs=`` and ``trust_config=``) describes."""
         from omsign._paths import as_paths
-        from omsign.backends._stamps import load_tsa_anchors
+        from omsign.backends._stamps import tsa_anchors_from_options
 
-        anchors = load_tsa_anchors(
-            as_paths(options.get("tsa_certs", ())), options.get("trust_config")
-        )
-        return cls.from_files(as_paths(options["cert_chain"]), anchors)
+        return cls.from_files(as_paths(options["cert_chain"]), tsa_anchors_from_options(options))
 
     @property
     def method(self) -> str:

@@ -117,12 +117,9 @@ class KeyPolicy:
     def from_options(cls, options: Mapping[str, Any]) -> KeyPolicy:
         """The policy ``key=`` (with ``tsa_certs=`` and ``trust_config=``) describes."""
         from omsign._paths import as_paths
-        from omsign.backends._stamps import load_tsa_anchors
+        from omsign.backends._stamps import tsa_anchors_from_options
 
-        anchors = load_tsa_anchors(
-            as_paths(options.get("tsa_certs", ())), options.get("trust_config")
-        )
-        return cls.from_files(as_paths(options["key"]), anchors)
+        return cls.from_files(as_paths(options["key"]), tsa_anchors_from_options(options))
 
     @property
     def method(self) -> str:

@@ -10,17 +10,29 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from omsign._timestamp import TimestampAnchor
     from omsign.backends._timestamp_authorities import TimestampAuthority
     from omsign.bundle import Bundle
 
-__all__ = ["load_tsa_anchors", "proven_time", "tsa_anchors_from_trust_config"]
+__all__ = [
+    "load_tsa_anchors",
+    "proven_time",
+    "tsa_anchors_from_options",
+    "tsa_anchors_from_trust_config",
+]
 
 logger = logging.getLogger("omsign")
+
+
+def tsa_anchors_from_options(options: Mapping[str, Any]) -> tuple[TimestampAnchor, ...]:
+    """The anchors that ``tsa_certs=`` and ``trust_config=`` in verify options describe."""
+    from omsign._paths import as_paths
+
+    return load_tsa_anchors(as_paths(options.get("tsa_certs", ())), options.get("trust_config"))
 
 
 def load_tsa_anchors(
