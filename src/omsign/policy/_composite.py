@@ -40,6 +40,11 @@ def _payload_digest(payload: bytes) -> object:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _methods(verifiers: Sequence[Verifier]) -> str:
+    """The distinct methods of some verifiers, in order, ``|``-separated."""
+    return "|".join(dict.fromkeys(v.method for v in verifiers))
+
+
 class AnyOf:
     """Accepts a bundle that any of its verifiers accepts (the first one, in order)."""
 
@@ -51,7 +56,7 @@ class AnyOf:
     @property
     def method(self) -> str:
         """The methods of its verifiers, ``|``-separated."""
-        return "|".join(dict.fromkeys(v.method for v in self.verifiers))
+        return _methods(self.verifiers)
 
     @property
     def name(self) -> str:
@@ -189,7 +194,7 @@ class Threshold:
     @property
     def method(self) -> str:
         """The methods of its verifiers, ``|``-separated."""
-        return "|".join(dict.fromkeys(v.method for v in self.verifiers))
+        return _methods(self.verifiers)
 
     @property
     def name(self) -> str:
