@@ -180,3 +180,29 @@ def test_library_verify_takes_a_policy_file_or_a_verifier(tmp_path: Path, keydir
     assert omsign.verify(model, policy=omsign.KeyPolicy.from_files([keydir / "registry.pub"]))
     with pytest.raises(IdentityError, match="denied"):
         omsign.verify(make_model(tmp_path / "other"), policy=policy)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--tsa-cert", "tsa.pem"),
+        ("--offline",),
+        ("--trust-config", "trust.json"),
+        ("--staging",),
+        ("--github-ref", "refs/heads/main"),
+    ],
+)
+def test_signer_settings_with_a_policy_are_a_usage_error(
+    tmp_path: Path, keydir: Path, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...]
+) -> None:
+    # The policy's signers carry their own trust settings: a flag that would be ignored is
+    # refused, whether the policy comes from --policy or from the environment.
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode="warn"))
+    model = signed_by(tmp_path, keydir, "trainer", "ci")
+    result = verify(model, policy, *flags)
+    assert result.code == 2, result.err
+    assert f"{flags[0]} cannot be used with the trust policy {policy}" in result.err
+    monkeypatch.setenv("OMSIGN_POLICY", str(policy))
+    again = run_cli("verify", model, *flags)
+    assert again.code == 2 and "cannot be used with the trust policy" in again.err
+    assert verify(model, policy).code == 0

@@ -30,7 +30,10 @@ signer, then every file re-hashed with the signed settings. Say whom you trust:
                                            no other trust flag is given): its first
                                            rule matching MODEL says who must have signed
                                            and whether to enforce, warn (exit 0 with a
-                                           report) or skip
+                                           report) or skip; each of its signers carries
+                                           its own TSA, trust config and offline settings
+                                           (--tsa-cert, --trust-config, --offline... are
+                                           refused with it)
 
 Partial checks: --allow-missing verifies every file present and reports the signed
 files that are absent; --files PATH... verifies exactly those signed files (globs
@@ -187,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --policy or --key, --cert-chain, --identity; not both")
     policy_file = policy_from_args(args.policy, required=False) if not given else None
     if policy_file is not None:
+        _no_signer_settings(args, policy_file.path)
         return _run_policy_file(args, policy_file)
     policy = make_policy(
         key=args.key,
@@ -203,6 +207,32 @@ def run(args: argparse.Namespace) -> int:
         trust_config=args.trust_config,
     )
     return _verify(args, policy)
+
+
+# Settings of one signer's trust: under a policy file each signer carries its own.
+_SIGNER_SETTINGS = (
+    ("tsa_cert", "--tsa-cert", "tsa"),
+    ("trust_config", "--trust-config", "trust_config"),
+    ("offline", "--offline", "offline"),
+    ("staging", "--staging", "staging"),
+    ("github_repository", "--github-repository", "github_repository"),
+    ("github_ref", "--github-ref", "github_ref"),
+    ("github_workflow_name", "--github-workflow-name", "github_workflow_name"),
+)
+
+
+def _no_signer_settings(args: argparse.Namespace, path: Any) -> None:
+    """Refuses trust flags a policy file would not apply: its signers say their own."""
+    from omsign.errors import UsageError
+
+    given = [(flag, key) for attr, flag, key in _SIGNER_SETTINGS if getattr(args, attr)]
+    if given:
+        flags = ", ".join(flag for flag, _ in given)
+        keys = ", ".join(dict.fromkeys(key for _, key in given))
+        raise UsageError(
+            f"{flags} cannot be used with the trust policy {path}: its signers say their own "
+            f"trust settings (set {keys} on the signers in the file)"
+        )
 
 
 def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None = None) -> int:
