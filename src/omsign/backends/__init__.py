@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
     from omsign.bundle import Signed
 
-__all__ = ["BundleSigner", "PasswordSource", "SigningKey", "load_signing_key"]
+__all__ = [
+    "BundleSigner",
+    "PasswordSource",
+    "SigningKey",
+    "is_key_uri",
+    "load_signing_key",
+    "public_key_from_uri",
+]
 
 # A callable that returns the password or PIN when (and only if) one is needed.
 PasswordSource = Callable[[str], "bytes | None"]
@@ -110,3 +117,36 @@ def load_signing_key(reference: str, password_source: PasswordSource) -> Signing
     from omsign.backends._pem import load_pem_signing_key
 
     return load_pem_signing_key(reference, password_source)
+
+
+def is_key_uri(reference: str) -> bool:
+    """Whether ``reference`` is a URI of a registered key scheme (``pkcs11:``, ``awskms://``...)."""
+    scheme, sep, _ = reference.partition(":")
+    if not (sep and scheme.isalnum() and len(scheme) > 1):
+        return False
+    if scheme.lower() in _SCHEMES:
+        return True
+    from importlib.metadata import entry_points
+
+    return any(e.name.lower() == scheme.lower() for e in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def public_key_from_uri(uri: str, password_source: PasswordSource) -> ec.EllipticCurvePublicKey:
+    """The public key of a key a URI names, read from the token or the key service.
+
+    A ``pkcs11:`` key is read from its public object (no PIN when exactly one matches);
+    another scheme's key is loaded and asked for its public half.
+
+    Raises:
+        UsageError: the URI scheme is unknown.
+        KeyLoadError: the key cannot be reached or is not a usable EC key.
+    """
+    if uri.lower().startswith("pkcs11:"):
+        from cryptography.hazmat.primitives import serialization
+
+        from omsign.backends._ec import check_ec_key
+        from omsign.backends.pkcs11 import export_public_key_pem
+
+        pem = export_public_key_pem(uri, password_source)
+        return check_ec_key(serialization.load_pem_public_key(pem), uri)
+    return load_signing_key(uri, password_source).public_key()

@@ -9,6 +9,7 @@ in :mod:`omsign.backends._chain`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CertificateBundleSigner",
     "CertificatePolicy",
+    "SubjectConstraints",
     "describe_certificate",
     "validate_chain",
     "verify_certificate_bundle",
@@ -111,6 +113,86 @@ def verify_certificate_bundle(
     return who, leaf, legacy
 
 
+def _alternative_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = []
+    for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
+        names.extend(str(v) for v in san.get_values_for_type(kind))
+    return names
+
+
+@dataclass(frozen=True)
+class SubjectConstraints:
+    """What a signing certificate must name, beyond chaining to the trusted anchors.
+
+    Each given constraint must hold. Exact values compare whole strings; patterns are
+    regular expressions that must match in full.
+
+    Attributes:
+        subject: the leaf's subject as RFC 4514 text (``CN=release,O=Acme``).
+        subject_regexp: a pattern the subject must match.
+        san: a value one of the leaf's e-mail, URI or DNS alternative names must equal.
+        san_regexp: a pattern one of those names must match.
+    """
+
+    subject: str | None = None
+    subject_regexp: str | None = None
+    san: str | None = None
+    san_regexp: str | None = None
+
+    def __post_init__(self) -> None:
+        from omsign.errors import UsageError
+
+        for pattern in (self.subject_regexp, self.san_regexp):
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise UsageError(f"invalid certificate pattern {pattern!r}: {exc}") from None
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing is constrained."""
+        return all(
+            v is None for v in (self.subject, self.subject_regexp, self.san, self.san_regexp)
+        )
+
+    def describe(self) -> str:
+        """``with subject CN=x and an alternative name matching /.../``."""
+        parts = []
+        if self.subject is not None:
+            parts.append(f"subject {self.subject}")
+        if self.subject_regexp is not None:
+            parts.append(f"subject matching /{self.subject_regexp}/")
+        if self.san is not None:
+            parts.append(f"alternative name {self.san}")
+        if self.san_regexp is not None:
+            parts.append(f"an alternative name matching /{self.san_regexp}/")
+        return "with " + " and ".join(parts)
+
+    def check(self, leaf: x509.Certificate) -> None:
+        """Raises :class:`IdentityError` unless the leaf meets every constraint."""
+        subject = leaf.subject.rfc4514_string()
+        names = _alternative_names(leaf)
+        failed = (
+            (self.subject is not None and subject != self.subject)
+            or (self.subject_regexp is not None and not re.fullmatch(self.subject_regexp, subject))
+            or (self.san is not None and self.san not in names)
+            or (
+                self.san_regexp is not None
+                and not any(re.fullmatch(self.san_regexp, n) for n in names)
+            )
+        )
+        if failed:
+            raise IdentityError(
+                f"the signing certificate {describe_certificate(leaf)} is trusted, but is not "
+                f"the required signer ({self.describe()})"
+            )
+
+
 @dataclass(frozen=True)
 class CertificatePolicy:
     """Trust certificates that chain to these anchors (certificate method).
@@ -119,10 +201,13 @@ class CertificatePolicy:
         anchors: trusted root or intermediate CA certificates; never the system store.
         tsa_anchors: roots for RFC 3161 timestamp authorities; a timestamp verified
             against them moves the certificate validity check to the proven time.
+        constraints: what the leaf's subject and alternative names must be, if anything
+            beyond chaining to the anchors.
     """
 
     anchors: tuple[x509.Certificate, ...]
     tsa_anchors: tuple[TimestampAnchor, ...] = ()
+    constraints: SubjectConstraints | None = None
 
     @classmethod
     def from_files(
@@ -149,7 +234,16 @@ class CertificatePolicy:
         from omsign._paths import as_paths
         from omsign.backends._stamps import tsa_anchors_from_options
 
-        return cls.from_files(as_paths(options["cert_chain"]), tsa_anchors_from_options(options))
+        policy = cls.from_files(as_paths(options["cert_chain"]), tsa_anchors_from_options(options))
+        constraints = SubjectConstraints(
+            subject=options.get("cert_subject"),
+            subject_regexp=options.get("cert_subject_regexp"),
+            san=options.get("cert_san"),
+            san_regexp=options.get("cert_san_regexp"),
+        )
+        if constraints.empty:
+            return policy
+        return cls(policy.anchors, policy.tsa_anchors, constraints)
 
     @property
     def method(self) -> str:
@@ -160,7 +254,8 @@ class CertificatePolicy:
     def name(self) -> str:
         """The trusted anchors' subjects."""
         subjects = "; ".join(a.subject.rfc4514_string() or "(empty subject)" for a in self.anchors)
-        return f"certificates issued by {subjects}"
+        limits = f" {self.constraints.describe()}" if self.constraints else ""
+        return f"certificates issued by {subjects}{limits}"
 
     def verify(self, bundle: Bundle) -> VerifiedSignature:
         """Checks the chain, at a trusted timestamp's time or now, then the signature.
@@ -176,6 +271,8 @@ class CertificatePolicy:
         stamped = proven_time(bundle, self.tsa_anchors)
         at = stamped or dt.datetime.now(dt.timezone.utc)
         signer, leaf, legacy = verify_certificate_bundle(bundle, self.anchors, at)
+        if self.constraints is not None:
+            self.constraints.check(leaf)
         return VerifiedSignature(
             "certificate",
             bundle.payload,

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from omsign.errors import IdentityError, UsageError
-from omsign.policy._base import VerifiedSignature, Verifier
+from omsign.policy._base import Verifier
 from omsign.policy._composite import Threshold
+from omsign.policy._globs import canonical_uri, compile_glob, model_location
+from omsign.policy._signers import NamedSigner, parse_signer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,67 +50,10 @@ __all__ = ["MODES", "Decision", "NamedSigner", "PolicyFile", "Rule", "load_polic
 MODES = ("enforce", "warn", "off")
 _TOP = {"version", "default", "signers", "rules"}
 _RULE = {"name", "match", "mode", "signers", "threshold"}
-_SIGSTORE = {
-    "identity",
-    "identity_regexp",
-    "issuer",
-    "github_repository",
-    "github_ref",
-    "github_workflow_name",
-    "offline",
-    "staging",
-    "trust_config",
-}
-_CA = {"chain", "tsa"}
 
 
 class PolicyFileError(UsageError):
     """The policy file is not valid (the message names the file and the line)."""
-
-
-@dataclass(frozen=True)
-class NamedSigner:
-    """A signer the policy file names.
-
-    Attributes:
-        name: its name in the file.
-        method: ``key``, ``certificate`` or ``sigstore``.
-        options: the trust options that build its verifier (paths made absolute).
-    """
-
-    name: str
-    method: str
-    options: Mapping[str, Any]
-
-    def verifier(self) -> Verifier:
-        """Builds the verifier (loads keys and trust roots)."""
-        from omsign.policy._build import policy_from_options
-
-        return _Named(self.name, policy_from_options(self.options))
-
-    def describe(self) -> str:
-        """``trainer: key keys/trainer.pub``."""
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.name}: {self.method} ({shown})"
-
-
-class _Named:
-    """A verifier reported under the name the policy file gives it."""
-
-    def __init__(self, label: str, inner: Verifier) -> None:
-        self.label = label
-        self.inner = inner
-
-    @property
-    def method(self) -> str:
-        return self.inner.method
-
-    @property
-    def name(self) -> str:
-        return self.label
-
-    def verify(self, bundle: Any) -> VerifiedSignature:
-        return self.inner.verify(bundle)
 
 
 @dataclass(frozen=True)
@@ -204,7 +149,7 @@ class PolicyFile:
         """The first rule matching the model (a path or ``hf://ORG/NAME[@REV]``)."""
         location = model_location(model)
         for rule in self.rules:
-            if any(_glob(p).fullmatch(location) for p in rule.match):
+            if any(compile_glob(p).fullmatch(location) for p in rule.match):
                 chosen = tuple(self.signers[n] for n in rule.signers)
                 return Decision(location, rule, rule.mode, chosen, rule.threshold)
         return Decision(location, None, self.default, (), 0)
@@ -232,52 +177,9 @@ class PolicyFile:
         return "\n".join(lines)
 
 
-def model_location(model: str | os.PathLike[str]) -> str:
-    """Where the rules see a model: ``hf://org/name`` (no revision) or its absolute real path."""
-    text = os.fspath(model)
-    if text.startswith("hf://"):
-        return text.split("@", 1)[0].rstrip("/")
-    return Path(text).resolve().as_posix()
-
-
-_GLOB_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    """A glob as a regular expression: ``**`` any depth, ``*`` and ``?`` one segment."""
-    found = _GLOB_CACHE.get(pattern)
-    if found is not None:
-        return found
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("/**", i) and i + 3 == len(pattern):
-            out.append("(?:/.*)?")  # the folder itself and everything under it
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            end = pattern.find("]", i + 2)
-            if end < 0:
-                raise ValueError("unclosed '['")
-            body = pattern[i + 1 : end]
-            out.append(
-                "[" + ("^" + re.escape(body[1:]) if body[0] == "!" else re.escape(body)) + "]"
-            )
-            i = end + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    compiled = re.compile("".join(out))
-    _GLOB_CACHE[pattern] = compiled
-    return compiled
+def _looks_like_uri(text: str) -> bool:
+    scheme, sep, _ = text.partition(":")
+    return bool(sep) and len(scheme) > 1 and scheme.isalnum()
 
 
 class _Reader:
@@ -308,48 +210,27 @@ class _Reader:
                     f"unknown key '{key}' in {where} (known: {', '.join(sorted(allowed))})",
                 )
 
-    def paths(self, value: Any, line: int, what: str) -> list[str]:
+    def paths(self, value: Any, line: int, what: str, uris: bool = False) -> list[str]:
+        """Files (relative to the policy file) that must exist; or key URIs, if ``uris``."""
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
             raise self.fail(line, f"{what} must be a path or a list of paths")
         out = []
         for item in items:
+            if uris and _looks_like_uri(item):
+                from omsign.backends import is_key_uri
+
+                if not is_key_uri(item):
+                    raise self.fail(
+                        line, f"{what}: {item.partition(':')[0]!r} is no key URI scheme"
+                    )
+                out.append(item)
+                continue
             full = (self.path.parent / item).resolve()
             if not full.is_file():
                 raise self.fail(line, f"{what}: {full}: no such file")
             out.append(str(full))
         return out
-
-    def signer(self, name: str, table: Any) -> NamedSigner:
-        line = self.line_of(name)
-        if not isinstance(table, dict):
-            raise self.fail(line, f"signer '{name}' must be a table")
-        self.known(table, {"key", "ca", "sigstore"}, f"signer '{name}'", line - 1)
-        if len(table) != 1:
-            raise self.fail(line, f"signer '{name}' needs exactly one of key, ca, sigstore")
-        ((kind, value),) = table.items()
-        at = self.line_of(kind, line - 1)
-        if kind == "key":
-            return NamedSigner(name, "key", {"key": self.paths(value, at, "key")})
-        if not isinstance(value, dict):
-            raise self.fail(at, f"signer '{name}': {kind} must be a table")
-        if kind == "ca":
-            self.known(value, _CA, f"signer '{name}' ca", at - 1)
-            if "chain" not in value:
-                raise self.fail(at, f"signer '{name}': ca needs a chain")
-            options: dict[str, Any] = {"cert_chain": self.paths(value["chain"], at, "chain")}
-            if "tsa" in value:
-                options["tsa_certs"] = self.paths(value["tsa"], at, "tsa")
-            return NamedSigner(name, "certificate", options)
-        self.known(value, _SIGSTORE, f"signer '{name}' sigstore", at - 1)
-        if "issuer" not in value or ("identity" in value) == ("identity_regexp" in value):
-            raise self.fail(
-                at, f"signer '{name}': sigstore needs issuer and identity or identity_regexp"
-            )
-        options = dict(value)
-        if "trust_config" in options:
-            options["trust_config"] = self.paths(options["trust_config"], at, "trust_config")[0]
-        return NamedSigner(name, "sigstore", options)
 
     def rule(self, index: int, table: Any, signers: Mapping[str, NamedSigner]) -> Rule:
         line = self._rule_line(index)
@@ -363,12 +244,14 @@ class _Reader:
         globs = []
         for pattern in match:
             full = (
-                pattern
-                if "://" in pattern or pattern.startswith("/")
+                canonical_uri(pattern)
+                if "://" in pattern
+                else pattern
+                if pattern.startswith("/")
                 else ((self.path.parent.resolve() / pattern).as_posix())
             )
             try:
-                _glob(full)
+                compile_glob(full)
             except ValueError as exc:
                 raise self.fail(
                     self.line_of("match", line - 1), f"rule {index}: bad glob '{pattern}': {exc}"
@@ -450,7 +333,7 @@ def load_policy(path: str | os.PathLike[str]) -> PolicyFile:
     tables = data.get("signers", {})
     if not isinstance(tables, dict):
         raise reader.fail(reader.line_of("signers"), "signers must be a table")
-    signers = {name: reader.signer(name, table) for name, table in tables.items()}
+    signers = {name: parse_signer(reader, name, table) for name, table in tables.items()}
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise reader.fail(reader.line_of("rules"), "rules must be an array of tables ([[rules]])")
