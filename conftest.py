@@ -5,6 +5,8 @@ pytest_plugins = [
     "services.softhsm",
     "services.awskms",
     "services.clusters",
+    "services.oci_registry",
+    "services.docker_registry",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]
