@@ -123,7 +123,7 @@ def test_credential_helpers_are_asked_for_their_host(
         "fake",
         f'[ "$1" = get ] || exit 3\nread host\necho "$host" >> {log}\n'
         'case "$host" in\n'
-        '  registry.example) echo \'{"ServerURL":"registry.example","Username":"u","Secret":"p"}\';;\n'
+        '  registry.example) echo \'{"Username":"u","Secret":"p"}\';;\n'
         '  *) echo "credentials not found in native keychain"; exit 1;;\n'
         "esac\n",
     )

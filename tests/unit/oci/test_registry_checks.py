@@ -168,7 +168,7 @@ def test_wrong_credentials_are_an_environment_error(server: str) -> None:
 def test_no_credentials_says_to_log_in(server: str, tmp_path: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     _Handler.token_user = "alice"
-    with pytest.raises(RegistryError, match="requires credentials.*log in"):
+    with pytest.raises(RegistryError, match=r"requires credentials.*log in"):
         Registry(f"{server}/org/model@{GOOD_DIGEST}").manifest()
 
 
