@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from omsign.manifest import Difference
 
 __all__ = [
+    "AttestationError",
     "BackendUnavailableError",
     "Error",
     "IdentityError",
@@ -140,3 +141,16 @@ class IntegrityError(VerificationError):
     def __init__(self, message: str, difference: Difference | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.difference = difference
+
+
+class AttestationError(VerificationError):
+    """The model verified, but an attestation it is required to have is missing or fails.
+
+    Attributes:
+        attestations: every attestation found for the model, verified or not (each an
+            :class:`omsign.attestations.Attestation`), for reports.
+    """
+
+    def __init__(self, message: str, attestations: tuple[object, ...] = (), **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.attestations = attestations

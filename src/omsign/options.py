@@ -3,11 +3,15 @@
 Three frozen dataclasses that ``sign``, ``verify``, ``digest`` and ``open_verified``
 take (``hashing=``, ``scope=``, ``runtime=``). The keyword forms (``hash_algorithm=``,
 ``workers=``...) keep working and build these values; a call never mutates them.
+:class:`AttestationRequirement` says which attestations a verified model must also
+have (``require_attestations=``); :func:`parse_duration` reads ``30d``, ``12h``...
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -18,7 +22,15 @@ from omsign.errors import UsageError
 if TYPE_CHECKING:
     from omsign.hashing import LinkPolicy
 
-__all__ = ["HashOptions", "PathLike", "ProgressCallback", "Runtime", "VerifyScope"]
+__all__ = [
+    "AttestationRequirement",
+    "HashOptions",
+    "PathLike",
+    "ProgressCallback",
+    "Runtime",
+    "VerifyScope",
+    "parse_duration",
+]
 
 PathLike = str | os.PathLike[str]
 # Called with (bytes hashed so far, total bytes).
@@ -123,3 +135,90 @@ class Runtime:
             raise UsageError(
                 f"workers must be a positive count, not {self.workers!r}", option="workers"
             )
+
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:(\d{1,6})([wdhms]))+")
+_PART = re.compile(r"(\d{1,6})([wdhms])")
+
+
+def parse_duration(text: str, *, option: str | None = None) -> dt.timedelta:
+    """A duration written as numbers with units: ``30d``, ``12h``, ``1d12h``, ``90m``, ``2w``.
+
+    Units: ``w`` weeks, ``d`` days, ``h`` hours, ``m`` minutes, ``s`` seconds.
+
+    Raises:
+        UsageError: not such a duration, or zero.
+    """
+    value = text.strip().lower()
+    if not _DURATION.fullmatch(value):
+        raise UsageError(
+            f"{text!r} is not a duration (a number and a unit: w, d, h, m or s, as in 30d)",
+            option=option,
+        )
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))
+    if seconds <= 0:
+        raise UsageError(f"duration {text!r} must be longer than zero", option=option)
+    return dt.timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class AttestationRequirement:
+    """An attestation a model must have to be accepted, once its signature verifies.
+
+    Attributes:
+        predicate_type: a short name (``scan``, ``provenance``, ``model-card``, ``bom``)
+            or a predicate type URI.
+        max_age: when set, the attestation's proven time (a trusted timestamp or log
+            entry, not a time the signer merely claims) must be at most this old.
+    """
+
+    predicate_type: str
+    max_age: dt.timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.predicate_type, str) or not self.predicate_type.strip():
+            raise UsageError("a required attestation needs a type", option="require_attestations")
+        if self.max_age is not None and self.max_age <= dt.timedelta(0):
+            raise UsageError(
+                "a required attestation's max-age must be longer than zero",
+                option="require_attestations",
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> AttestationRequirement:
+        """Reads ``TYPE`` or ``TYPE:max-age=DURATION`` (``scan:max-age=7d``).
+
+        A type URI keeps its own colons: only a trailing ``:max-age=...`` is an option.
+
+        Raises:
+            UsageError: an empty type, or another option than ``max-age``.
+        """
+        head, sep, tail = text.rpartition(":")
+        if sep and "=" in tail:
+            key, _, value = tail.partition("=")
+            if key.strip() != "max-age":
+                raise UsageError(
+                    f"{text!r}: unknown attestation option {key!r} (only max-age=DURATION)",
+                    option="require_attestations",
+                )
+            return cls(head, parse_duration(value, option="require_attestations"))
+        return cls(text)
+
+    def describe(self) -> str:
+        """How the requirement is written (``scan:max-age=7d``)."""
+        if self.max_age is None:
+            return self.predicate_type
+        return f"{self.predicate_type}:max-age={_format_duration(self.max_age)}"
+
+
+def _format_duration(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in _UNITS.items():
+        if unit == "w":
+            continue
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

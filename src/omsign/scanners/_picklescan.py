@@ -1,0 +1,53 @@
+"""The picklescan adapter: lists the globals a pickle imports and flags the dangerous ones.
+
+picklescan reads pickles, PyTorch files (legacy and zip), NumPy files and zip archives
+from a stream, so it is handed the verified stream itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, BinaryIO
+
+from omsign.scanners._base import ScanFailedError
+
+__all__ = ["DISTRIBUTION", "EXTRA", "NAME", "reads", "scan"]
+
+NAME = "picklescan"
+DISTRIBUTION = "picklescan"
+EXTRA = "scan-picklescan"
+# The suffixes picklescan scans when it walks a folder.
+_SUFFIXES = (
+    ".pkl", ".pickle", ".joblib", ".dat", ".data", ".bin", ".pt", ".pth", ".ckpt",
+    ".npy", ".zip", ".npz",
+)  # fmt: skip
+
+
+def reads(name: str) -> bool:
+    """Whether picklescan scans a file of this name by itself."""
+    return name.lower().endswith(_SUFFIXES)
+
+
+def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
+    """The dangerous globals picklescan finds in one file (empty: none).
+
+    Raises:
+        ScanFailedError: picklescan could not parse the file.
+    """
+    from picklescan import scanner
+
+    del pickle_content  # picklescan reads the content whatever the name says
+    logging.getLogger("picklescan").setLevel(logging.ERROR)  # its findings are returned
+    ext = os.path.splitext(name)[1].lower() or None
+    result: Any = scanner.scan_bytes(stream, name, ext)
+    dangerous = [
+        f"{g.module}.{g.name}: {g.safety.value}"
+        for g in result.globals
+        if g.safety is scanner.SafetyLevel.Dangerous
+    ]
+    if result.issues_count or result.infected_files:
+        return dangerous or ["picklescan reported an issue"]
+    if result.scan_err:
+        raise ScanFailedError("picklescan could not parse it")
+    return []
