@@ -17,6 +17,7 @@ from omsign._version import __version__
 
 if TYPE_CHECKING:
     from omsign._api import make_policy, verify
+    from omsign._lineage import Lineage, LineageEdge, LineageNode, render_lineage_html
     from omsign._public_key import export_public_key
     from omsign._sign import digest, make_signer, sign
     from omsign.inspect import SignatureDescription, describe_signature
@@ -31,6 +32,9 @@ __all__ = [
     "Difference",
     "HashOptions",
     "KeyPolicy",
+    "Lineage",
+    "LineageEdge",
+    "LineageNode",
     "Manifest",
     "PolicyFile",
     "Serialization",
@@ -51,6 +55,7 @@ __all__ = [
     "make_policy",
     "make_signer",
     "open_verified",
+    "render_lineage_html",
     "sign",
     "verify",
 ]
@@ -81,6 +86,10 @@ _LAZY = {
     "SigstorePolicy": "omsign.policy",
     "PolicyFile": "omsign.policy",
     "load_policy": "omsign.policy",
+    "Lineage": "omsign._lineage",
+    "LineageEdge": "omsign._lineage",
+    "LineageNode": "omsign._lineage",
+    "render_lineage_html": "omsign._lineage",
 }
 
 
