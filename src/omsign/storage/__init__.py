@@ -3,8 +3,9 @@
 A store lists, reads and writes the bundles that belong to one model. The file store
 (:mod:`omsign.storage._file`) keeps today's ``MODEL/model.sig`` (``MODEL.sig`` for a
 single file, or the path given as ``signature``) and further bundles in a companion
-folder next to it. A new store (OCI referrers, say) is one module and one line in
-:func:`resolve_store`.
+folder next to it. A model in an OCI registry (``oci://``) keeps its signatures there
+as referrers of its manifest (:mod:`omsign.storage._oci`). A new store is one module and
+one line in :func:`resolve_store`.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class SignatureStore(Protocol):
 
 
 def resolve_store(source: ModelSource, signature: PathLike | None = None) -> SignatureStore:
-    """The store of a model's signatures: files next to (or in) a local model.
+    """The store of a model's signatures: files next to (or in) a local model, or the
+    referrers of an ``oci://`` model's manifest.
 
     Args:
         source: the model.
@@ -73,6 +75,10 @@ def resolve_store(source: ModelSource, signature: PathLike | None = None) -> Sig
     """
     from omsign.storage._file import FileStore
 
+    if source.location.startswith("oci://"):
+        from omsign.storage._oci import open_oci_store
+
+        return open_oci_store(source, signature)
     if source.path is None:  # pragma: no cover - every source so far is on this machine
         from omsign.errors import UsageError
 
