@@ -33,8 +33,9 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, parse_bundle, read_bundle, write_bundle
 from omsign.errors import MalformedSignatureError, SignatureNotFoundError, UsageError
@@ -302,14 +303,34 @@ class OciStore:
         return []
 
 
+@dataclass
+class _Pinned:
+    registry: Registry
+    digest: str
+    media_type: str
+    manifest_size: int
+    location: str
+
+
 def open_oci_store(source: ModelSource, signature: str | os.PathLike[str] | None) -> OciStore:
     """The referrers store of an ``oci://`` model (``signature``: a local copy, or None).
 
+    The source gives its registry client, its manifest's media type and either
+    ``digest`` and ``manifest_size`` or the pinned ``resolved`` reference and the
+    ``manifest`` bytes.
+
     Raises:
-        UsageError: the source does not say which manifest it is (see :class:`OciModel`).
+        UsageError: the source does not say which manifest it is.
     """
-    needed = ("registry", "digest", "media_type", "manifest_size")
-    if not all(hasattr(source, name) for name in needed):
+    found: Any = source
+    digest = getattr(found, "digest", None) or getattr(
+        getattr(found, "resolved", None), "digest", None
+    )
+    size = getattr(found, "manifest_size", None)
+    if size is None and isinstance(getattr(found, "manifest", None), bytes):
+        size = len(found.manifest)
+    registry, media_type = getattr(found, "registry", None), getattr(found, "media_type", None)
+    if not digest or size is None or registry is None or not media_type:
         raise UsageError(f"{source.location}: no registry signature store for this source")
-    model = cast(OciModel, source)
+    model = _Pinned(registry, digest, media_type, size, source.location)
     return OciStore(model, None if signature is None else Path(signature))
