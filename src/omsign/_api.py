@@ -90,8 +90,8 @@ def verify(
         policy: an explicit :mod:`omsign.policy` object, or a trust policy file from
             :func:`omsign.load_policy` (its first rule matching the model gives the
             signers and threshold; the library verifies under them whatever the rule's
-            mode, which :meth:`~omsign.policy.PolicyFile.decide` reports to the caller),
-            instead of the trust keywords.
+            mode, which :meth:`~omsign.policy.PolicyFile.decide` reports to the caller;
+            its ``files`` setting adjusts ``scope``), instead of the trust keywords.
         signature: bundle path (default ``MODEL/model.sig`` or ``MODEL.sig``).
         scope: what to check (:class:`~omsign.options.VerifyScope`); or the keywords
             ``ignore_paths`` (absolute or relative to the current directory),
@@ -116,9 +116,14 @@ def verify(
     check_keywords("verify", options, VerifyKeywords)
     checked_scope = verify_scope(scope, options)
     run = _runtime(runtime, options)
+    verifier = resolve_policy(policy, options, model)
+    from omsign.policy._file import PolicyFile
+
+    if isinstance(policy, PolicyFile):
+        checked_scope = policy.decide(model).scope(checked_scope)
     return verify_with_policy(
         model,
-        resolve_policy(policy, options, model),
+        verifier,
         signature=signature,
         scope=checked_scope,
         runtime=run,

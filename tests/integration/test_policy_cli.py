@@ -206,3 +206,50 @@ def test_signer_settings_with_a_policy_are_a_usage_error(
     again = run_cli("verify", model, *flags)
     assert again.code == 2 and "cannot be used with the trust policy" in again.err
     assert verify(model, policy).code == 0
+
+
+FILES_RULE = """
+[[rules]]
+match = "models/**"
+signers = ["trainer"]
+files = "{files}"
+"""
+
+
+def test_rule_files_present_verifies_what_is_there_and_reports_the_rest(
+    tmp_path: Path, keydir: Path
+) -> None:
+    policy = write_policy(tmp_path, keydir, FILES_RULE.format(files="present"))
+    model = signed_by(tmp_path, keydir, "trainer")
+    (model / "README.md").unlink()
+    result = verify(model, policy, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    check_report(report)
+    assert report["files"]["absent"] == ["README.md"]
+    # present files are still verified: a changed one fails
+    (model / "config.json").write_text("{}")
+    assert verify(model, policy).code == 1
+
+
+def test_rule_files_all_fails_on_a_missing_file_and_refuses_partial_flags(
+    tmp_path: Path, keydir: Path
+) -> None:
+    policy = write_policy(tmp_path, keydir, FILES_RULE.format(files="all"))
+    model = signed_by(tmp_path, keydir, "trainer")
+    assert verify(model, policy).code == 0
+    for partial in (("--allow-missing",), ("--files", "config.json")):
+        refused = verify(model, policy, *partial)
+        assert refused.code == 2
+        assert "requires every signed file; a partial verification is refused" in refused.err
+        assert partial[0] in refused.err
+    (model / "README.md").unlink()
+    missing = verify(model, policy)
+    assert missing.code == 1 and "README.md" in missing.err
+
+
+def test_rule_files_must_be_all_or_present(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, FILES_RULE.format(files="some"))
+    result = run_cli("policy", "check", policy)
+    assert result.code == 2
+    assert f"{policy}:13: rule 1: files must be one of all, present, got 'some'" in result.err

@@ -324,11 +324,11 @@ def _run_policy_file(args: argparse.Namespace, policy: Any) -> int:
         return 0
     if decision.mode != "warn":
         extra = {"policy": policy_report(policy, decision, enforced=True)}
-        return _verify(args, decision.verifier(), extra)
+        return _verify(args, policy, extra)
     # warn: verify fully, report what fails, exit 0
     extra = {"policy": policy_report(policy, decision, enforced=False)}
     try:
-        return _verify(args, decision.verifier(), extra)
+        return _verify(args, policy, extra)
     except VerificationError as exc:
         note(
             f"{where} of {policy.path} is in warn mode; this would fail: {exc.render(OPTION_FLAGS)}"

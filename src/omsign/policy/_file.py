@@ -26,6 +26,7 @@ builds its verifier: a :class:`~omsign.policy.Threshold` over the named signers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from omsign.errors import IdentityError, UsageError
+from omsign.options import VerifyScope
 from omsign.policy._base import Verifier
 from omsign.policy._composite import Threshold
 from omsign.policy._globs import canonical_uri, compile_glob, model_location
@@ -49,7 +51,8 @@ __all__ = ["MODES", "Decision", "NamedSigner", "PolicyFile", "Rule", "load_polic
 
 MODES = ("enforce", "warn", "off")
 _TOP = {"version", "default", "signers", "rules"}
-_RULE = {"name", "match", "mode", "signers", "threshold"}
+_RULE = {"name", "match", "mode", "signers", "threshold", "files", "pin"}
+FILES = ("all", "present")
 
 
 class PolicyFileError(UsageError):
@@ -68,6 +71,11 @@ class Rule:
         signers: the names of the accepted signers.
         threshold: how many distinct accepted signers must have signed.
         name: an optional label.
+        files: ``all`` (every signed file must be present and verified), ``present``
+            (verify the signed files present, report the absent ones), or None (as the
+            caller asks).
+        pin: record the first verified signers of each model and refuse others later
+            (first-use pinning, see :mod:`omsign.policy._history`).
     """
 
     index: int
@@ -77,6 +85,8 @@ class Rule:
     signers: tuple[str, ...]
     threshold: int
     name: str = ""
+    files: str | None = None
+    pin: bool = False
 
     def label(self) -> str:
         """``rule 2 (name)``."""
@@ -102,6 +112,37 @@ class Decision:
     signers: tuple[NamedSigner, ...]
     threshold: int
 
+    @property
+    def files(self) -> str | None:
+        """The rule's ``files`` setting (``all``, ``present``, or None)."""
+        return self.rule.files if self.rule else None
+
+    @property
+    def pin(self) -> bool:
+        """Whether the rule pins the first verified signers of the model."""
+        return bool(self.rule and self.rule.pin)
+
+    def scope(self, scope: VerifyScope) -> VerifyScope:
+        """The caller's scope as the rule's ``files`` setting makes it.
+
+        ``present`` verifies the signed files present and reports the absent ones;
+        ``all`` refuses a partial verification.
+
+        Raises:
+            UsageError: the rule needs every file, and the scope asks for fewer.
+        """
+        if self.files == "present":
+            return dataclasses.replace(scope, allow_missing=True)
+        if self.files == "all" and (scope.allow_missing or scope.files is not None):
+            assert self.rule is not None
+            raise UsageError(
+                f"{self.location}: {self.rule.label()} of the trust policy requires every "
+                "signed file; a partial verification is refused",
+                options=("allow_missing", "files"),
+                hint="leave out {option0} and {option1}",
+            )
+        return scope
+
     def verifier(self) -> Verifier:
         """The threshold verifier over the accepted signers.
 
@@ -124,6 +165,15 @@ class Decision:
             f"requires {self.threshold} of {len(self.signers)} signers:",
         ]
         lines += [f"  {s.describe()}" for s in self.signers]
+        if self.files == "all":
+            lines.append("every signed file must be present")
+        elif self.files == "present":
+            lines.append("the signed files present are verified; absent ones are reported")
+        if self.pin:
+            lines.append(
+                "first-use pinning: signers other than the first recorded ones are refused "
+                "until accepted; an older signature than the newest recorded is a rollback"
+            )
         return "\n".join(lines)
 
 
@@ -282,6 +332,17 @@ class _Reader:
                 self.line_of("threshold", line - 1),
                 f"rule {index}: threshold must be between 1 and {len(set(names))}",
             )
+        files = table.get("files")
+        if files is not None and files not in FILES:
+            raise self.fail(
+                self.line_of("files", line - 1),
+                f"rule {index}: files must be one of {', '.join(FILES)}, got {files!r}",
+            )
+        pin = table.get("pin", False)
+        if not isinstance(pin, bool):
+            raise self.fail(
+                self.line_of("pin", line - 1), f"rule {index}: pin must be true or false"
+            )
         return Rule(
             index,
             line,
@@ -290,6 +351,8 @@ class _Reader:
             tuple(dict.fromkeys(names)),
             threshold,
             str(table.get("name", "")),
+            files,
+            pin,
         )
 
     def _rule_line(self, index: int) -> int:
