@@ -28,6 +28,7 @@ __all__ = ["SCHEMES", "Entry", "ModelSource", "resolve_source"]
 # URL scheme -> the module whose ``open_source(name, link_policy)`` opens such a model.
 SCHEMES: dict[str, str] = {
     "hf://": "omsign.sources._hf",
+    "oci://": "omsign.sources._oci",
 }
 
 
