@@ -175,6 +175,8 @@ class OciSource:
         reference: the reference as given.
         resolved: the reference pinned to the manifest's digest.
         manifest: the manifest's bytes (checked against ``resolved.digest``).
+        digest: the manifest's digest; ``manifest_size`` its size; ``media_type`` its type.
+        registry: the client for the model's repository.
     """
 
     def __init__(self, reference: Reference, *, insecure: bool = False) -> None:
@@ -185,6 +187,8 @@ class OciSource:
         self.manifest = data
         self.media_type = media_type
         self.resolved = reference.with_digest(digest)
+        self.digest = digest
+        self.manifest_size = len(data)
         self.name = reference.name
         self.location = self.resolved.url()
         self.key = self.resolved.url()
