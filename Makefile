@@ -81,6 +81,7 @@ bench: env reference system
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/loading.py
 	$(BIN)/python benchmarks/clusters.py
+	$(BIN)/python benchmarks/registry.py
 
 clean:
 	rm -rf $(VENV) $(REFVENV) $(DEMOVENV) .cache .demo .bench .coverage .coverage.*

@@ -65,6 +65,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 class RegistryHandler(BaseHTTPRequestHandler):
     registry: OciRegistry
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no delayed-ACK stalls
 
     # -- plumbing ------------------------------------------------------------------------
     def log_message(self, format: str, *args: object) -> None:
