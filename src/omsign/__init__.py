@@ -17,6 +17,7 @@ from omsign._version import __version__
 
 if TYPE_CHECKING:
     from omsign._api import make_policy, verify
+    from omsign._attest import attest
     from omsign._lineage import Lineage, LineageEdge, LineageNode, render_lineage_html
     from omsign._public_key import export_public_key
     from omsign._sign import digest, make_signer, sign
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
     from omsign.manifest import Difference, Manifest, Serialization
     from omsign.options import HashOptions, Runtime, VerifyScope
     from omsign.policy import CertificatePolicy, KeyPolicy, PolicyFile, SigstorePolicy, load_policy
-    from omsign.results import SignResult, VerificationResult, VerifiedSigner
+    from omsign.results import AttestResult, SignResult, VerificationResult, VerifiedSigner
 
 __all__ = [
+    "AttestResult",
     "CertificatePolicy",
     "Difference",
     "HashOptions",
@@ -47,6 +49,7 @@ __all__ = [
     "VerifiedSigner",
     "VerifyScope",
     "__version__",
+    "attest",
     "describe_signature",
     "digest",
     "export_public_key",
@@ -61,6 +64,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "attest": "omsign._attest",
+    "AttestResult": "omsign.results",
     "export_public_key": "omsign._public_key",
     "sign": "omsign._sign",
     "digest": "omsign._sign",

@@ -33,6 +33,7 @@ __all__ = [
     "Material",
     "Signed",
     "build_bundle",
+    "open_regular",
     "parse_bundle",
     "read_bundle",
     "write_bundle",
@@ -394,6 +395,9 @@ def _open_regular(path: Path) -> int:
         os.close(fd)
         raise _bad(str(path), "was replaced while it was read")
     return fd
+
+
+open_regular = _open_regular  # for other files read as signatures (claims)
 
 
 def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:

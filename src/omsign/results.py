@@ -20,7 +20,7 @@ from omsign.reports import report
 if TYPE_CHECKING:
     from omsign.hashing import LinkPolicy
 
-__all__ = ["SignResult", "VerificationResult", "VerifiedSigner"]
+__all__ = ["AttestResult", "SignResult", "VerificationResult", "VerifiedSigner"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,38 @@ class SignResult:
             "signature": str(self.signature),
             "root_digest": f"sha256:{self.root_digest}",
             "files": sorted(self.manifest.by_file()),
+            "hashed": list(self.hashed),
+        }
+
+
+@dataclass(frozen=True)
+class AttestResult:
+    """What ``attest`` wrote.
+
+    Attributes:
+        location: where the bundle went (``.../claims.jsonl:N``, or the output file).
+        root_digest: hex SHA-256 root digest of the model: the statement's one subject.
+        subject_name: the subject's name (the model's name).
+        predicate_type: the predicate type URI signed.
+        bundle: the bundle written, as a JSON object.
+        hashed: the files read and hashed by this run (none when every digest was
+            reused from the digest cache).
+    """
+
+    location: str
+    root_digest: str
+    subject_name: str
+    predicate_type: str
+    bundle: dict[str, object]
+    hashed: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready object (``omsign attest --json``)."""
+        return {
+            "attestation": self.location,
+            "subject": self.subject_name,
+            "root_digest": f"sha256:{self.root_digest}",
+            "predicate_type": self.predicate_type,
             "hashed": list(self.hashed),
         }
 

@@ -17,6 +17,7 @@ __all__ = [
     "add_hashing_flags",
     "add_executor_flag",
     "add_ignore_flags",
+    "add_signing_flags",
     "emit_json",
     "hash_options",
     "listing",
@@ -24,6 +25,7 @@ __all__ = [
     "print_difference",
     "progress_bar",
     "read_password_file",
+    "signing_keywords",
 ]
 
 
@@ -195,3 +197,81 @@ def emit_json(obj: Any) -> None:
     """Prints a JSON document on stdout."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
+
+
+def add_signing_flags(p: argparse.ArgumentParser) -> None:
+    """The signing methods' flags (``sign``, ``attest``): key, certificate, token, Sigstore."""
+    keys = p.add_argument_group("key and certificate methods")
+    keys.add_argument("--key", metavar="PRIVATE.pem", help="private key (PEM, P-256/384/521)")
+    keys.add_argument(
+        "--pkcs11-uri", metavar="URI", help="private key in a PKCS#11 token (RFC 7512 URI)"
+    )
+    keys.add_argument("--cert", metavar="LEAF.pem", help="signing certificate for the key")
+    keys.add_argument(
+        "--cert-chain",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="intermediate certificates to embed; repeatable",
+    )
+    keys.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="file whose first line is the private key's password",
+    )
+    keys.add_argument(
+        "--tsa-url", metavar="URL", help="timestamp the signature with this RFC 3161 authority"
+    )
+    sig = p.add_argument_group("Sigstore keyless method")
+    sig.add_argument(
+        "--identity-token",
+        metavar="TOKEN",
+        help="OIDC identity token (default: CI credentials or browser login)",
+    )
+    sig.add_argument(
+        "--oauth-out-of-band",
+        action="store_true",
+        help="log in by pasting a code instead of a local browser redirect",
+    )
+    sig.add_argument("--staging", action="store_true", help="use Sigstore's staging instance")
+    sig.add_argument(
+        "--trust-config",
+        metavar="FILE",
+        help="Sigstore ClientTrustConfig JSON for a private instance",
+    )
+
+
+def signing_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The signing flags as ``omsign.sign`` keywords, after checking they go together."""
+    from omsign.errors import UsageError
+
+    if args.key and args.pkcs11_uri:
+        raise UsageError("give either --key or --pkcs11-uri, not both")
+    if args.pkcs11_uri and not args.pkcs11_uri.startswith("pkcs11:"):
+        raise UsageError(f"--pkcs11-uri {args.pkcs11_uri!r} is not a 'pkcs11:' URI (RFC 7512)")
+    keyless_only = [
+        flag
+        for flag, on in (
+            ("--identity-token", args.identity_token),
+            ("--oauth-out-of-band", args.oauth_out_of_band),
+            ("--staging", args.staging),
+            ("--trust-config", args.trust_config),
+        )
+        if on
+    ]
+    if (args.key or args.pkcs11_uri) and keyless_only:
+        raise UsageError(
+            f"{', '.join(keyless_only)} is for Sigstore keyless signing, "
+            "not with --key or --pkcs11-uri"
+        )
+    return {
+        "key": args.key or args.pkcs11_uri,
+        "certificate": args.cert,
+        "chain": args.cert_chain,
+        "password": read_password_file(args.password_file) if args.password_file else None,
+        "tsa_url": args.tsa_url,
+        "identity_token": args.identity_token,
+        "staging": args.staging,
+        "trust_config": args.trust_config,
+        "oauth_out_of_band": args.oauth_out_of_band,
+    }

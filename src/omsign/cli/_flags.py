@@ -40,6 +40,10 @@ OPTION_FLAGS: dict[str, str] = {
     "reuse_digests": "--reuse-digests",
     "compat": "--compat",
     "add": "--add",
+    # attestations
+    "predicate": "--predicate",
+    "predicate_type": "--predicate-type",
+    "output": "--output",
     # verification scope and run time
     "ignore_unsigned_files": "--ignore-unsigned-files",
     "allow_missing": "--allow-missing",

@@ -6,7 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-from omsign.cli._common import add_hashing_flags, add_ignore_flags, progress_bar
+from omsign.cli._common import (
+    add_hashing_flags,
+    add_ignore_flags,
+    add_signing_flags,
+    progress_bar,
+    signing_keywords,
+)
 
 __all__ = ["add_parser"]
 
@@ -42,44 +48,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="keep the existing signature and add this one beside it (MODEL/model.sig.d/), "
         "for a trust policy that needs several signers",
     )
-    keys = p.add_argument_group("key and certificate methods")
-    keys.add_argument("--key", metavar="PRIVATE.pem", help="private key (PEM, P-256/384/521)")
-    keys.add_argument(
-        "--pkcs11-uri", metavar="URI", help="private key in a PKCS#11 token (RFC 7512 URI)"
-    )
-    keys.add_argument("--cert", metavar="LEAF.pem", help="signing certificate for the key")
-    keys.add_argument(
-        "--cert-chain",
-        action="append",
-        default=[],
-        metavar="PEM",
-        help="intermediate certificates to embed; repeatable",
-    )
-    keys.add_argument(
-        "--password-file",
-        metavar="FILE",
-        help="file whose first line is the private key's password",
-    )
-    keys.add_argument(
-        "--tsa-url", metavar="URL", help="timestamp the signature with this RFC 3161 authority"
-    )
-    sig = p.add_argument_group("Sigstore keyless method")
-    sig.add_argument(
-        "--identity-token",
-        metavar="TOKEN",
-        help="OIDC identity token (default: CI credentials or browser login)",
-    )
-    sig.add_argument(
-        "--oauth-out-of-band",
-        action="store_true",
-        help="log in by pasting a code instead of a local browser redirect",
-    )
-    sig.add_argument("--staging", action="store_true", help="use Sigstore's staging instance")
-    sig.add_argument(
-        "--trust-config",
-        metavar="FILE",
-        help="Sigstore ClientTrustConfig JSON for a private instance",
-    )
+    add_signing_flags(p)
     hashing = p.add_argument_group("hashing")
     add_hashing_flags(hashing)
     add_ignore_flags(hashing)
@@ -102,44 +71,16 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Signs; prints the signature path and root digest."""
     import omsign
-    from omsign.cli._common import hash_options, read_password_file
-    from omsign.errors import UsageError
+    from omsign.cli._common import hash_options
     from omsign.options import Runtime
 
-    if args.key and args.pkcs11_uri:
-        raise UsageError("give either --key or --pkcs11-uri, not both")
-    if args.pkcs11_uri and not args.pkcs11_uri.startswith("pkcs11:"):
-        raise UsageError(f"--pkcs11-uri {args.pkcs11_uri!r} is not a 'pkcs11:' URI (RFC 7512)")
-    keyless_only = [
-        flag
-        for flag, on in (
-            ("--identity-token", args.identity_token),
-            ("--oauth-out-of-band", args.oauth_out_of_band),
-            ("--staging", args.staging),
-            ("--trust-config", args.trust_config),
-        )
-        if on
-    ]
-    if (args.key or args.pkcs11_uri) and keyless_only:
-        raise UsageError(
-            f"{', '.join(keyless_only)} is for Sigstore keyless signing, "
-            "not with --key or --pkcs11-uri"
-        )
-    password = read_password_file(args.password_file) if args.password_file else None
+    signing = signing_keywords(args)
     from omsign.executors import make_executor
 
     with make_executor(args.executor, args.workers) as executor:
         result = omsign.sign(
             args.model,
-            key=args.key or args.pkcs11_uri,
-            certificate=args.cert,
-            chain=args.cert_chain,
-            password=password,
-            tsa_url=args.tsa_url,
-            identity_token=args.identity_token,
-            staging=args.staging,
-            trust_config=args.trust_config,
-            oauth_out_of_band=args.oauth_out_of_band,
+            **signing,
             signature=args.signature,
             hashing=hash_options(args),
             runtime=Runtime(

@@ -2,9 +2,11 @@
 
 A predicate is one module that defines a :class:`Predicate` (its type URI, how
 reports name it, a reader, and whether it accepts the legacy v0.2 signature
-encoding), plus one line in ``_REGISTRY``. :func:`parse_statement` reads an
-authenticated payload: the in-toto layer (:mod:`omsign.intoto`) first, then the
-registered predicate.
+encoding), plus one line in ``_REGISTRY``. A predicate that attestations carry
+(provenance, scan verdicts, model cards, bills of materials) defines an
+:class:`AttestationKind` instead, listed in :data:`ATTESTATION_KINDS`.
+:func:`parse_statement` reads an authenticated payload: the in-toto layer
+(:mod:`omsign.intoto`) first, then the registered predicate.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ from __future__ import annotations
 from omsign import intoto
 from omsign._json import brief
 from omsign.errors import MalformedSignatureError, SignatureError
-from omsign.predicates import _legacy, _oms
-from omsign.predicates._common import Predicate, SignedStatement, check_resource_path
+from omsign.predicates import _bom, _legacy, _modelcard, _oms, _scan, _slsa
+from omsign.predicates._common import (
+    AttestationKind,
+    Predicate,
+    SignedStatement,
+    check_resource_path,
+)
 
 __all__ = [
+    "ATTESTATION_KINDS",
+    "AttestationKind",
     "COMPAT_FORMS",
     "LEGACY_PREDICATE_TYPE",
     "PREDICATE_TYPE",
@@ -23,6 +32,7 @@ __all__ = [
     "SignedStatement",
     "check_resource_path",
     "encode_statement",
+    "find_attestation_kind",
     "find_predicate",
     "parse_statement",
     "written_form",
@@ -36,6 +46,11 @@ _REGISTRY: dict[str, Predicate] = {
     _legacy.PREDICATE.predicate_type: _legacy.PREDICATE,
 }
 
+# The predicates attestations carry, by short name (one line per predicate module).
+ATTESTATION_KINDS: dict[str, AttestationKind] = {
+    kind.name: kind for kind in (_slsa.KIND, _scan.KIND, _modelcard.KIND, _bom.KIND)
+}
+
 encode_statement = _oms.encode
 written_form = _oms.written_form
 COMPAT_FORMS = _oms.COMPAT_FORMS
@@ -44,6 +59,14 @@ COMPAT_FORMS = _oms.COMPAT_FORMS
 def find_predicate(predicate_type: str) -> Predicate | None:
     """The registered predicate for a type URI, or None."""
     return _REGISTRY.get(predicate_type)
+
+
+def find_attestation_kind(predicate_type: str) -> AttestationKind | None:
+    """The built-in attestation predicate for a type URI, or None."""
+    for kind in ATTESTATION_KINDS.values():
+        if kind.predicate_type == predicate_type:
+            return kind
+    return None
 
 
 def parse_statement(

@@ -1,7 +1,8 @@
-"""What the model-signing predicates share: the verified result, name and digest checks."""
+"""What the predicates share: the verified result, name, digest and time checks."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,14 @@ from omsign._json import brief
 from omsign.intoto import Statement, malformed
 from omsign.manifest import Manifest
 
-__all__ = ["Predicate", "SignedStatement", "check_resource_path", "hex_digest"]
+__all__ = [
+    "AttestationKind",
+    "Predicate",
+    "SignedStatement",
+    "check_resource_path",
+    "hex_digest",
+    "parse_time",
+]
 
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -79,3 +87,44 @@ def check_resource_path(path: str, allow_dot: bool = False) -> None:
     for part in path.split("/"):
         if part in ("", ".", ".."):
             raise malformed(f"resource name {brief(path)} has an empty, '.' or '..' component")
+
+
+@dataclass(frozen=True)
+class AttestationKind:
+    """A predicate omsign builds and names in attestations (provenance, scan, ...).
+
+    Attributes:
+        name: the short name (``provenance``), accepted wherever a type is asked for.
+        predicate_type: the URI in ``predicateType``.
+        description: how reports name it.
+        check: validates a verified predicate, raising ``MalformedSignatureError``
+            naming what is wrong (None: any JSON object).
+        claimed_time: the time the predicate says its event happened, if it says one.
+        expires: when the predicate says it stops holding, if it says so.
+    """
+
+    name: str
+    predicate_type: str
+    description: str
+    check: Callable[[dict[str, Any]], None] | None = None
+    claimed_time: Callable[[dict[str, Any]], dt.datetime | None] | None = None
+    expires: Callable[[dict[str, Any]], dt.datetime | None] | None = None
+
+
+def parse_time(value: Any, where: str) -> dt.datetime | None:
+    """An RFC 3339 time from a predicate, aware UTC; None when absent.
+
+    Raises:
+        MalformedSignatureError: present but not an RFC 3339 time with a zone.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise malformed(f"{where} is not a time")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise malformed(f"{where} is not an RFC 3339 time: {brief(value)}") from None
+    if parsed.tzinfo is None:
+        raise malformed(f"{where} has no time zone: {brief(value)}")
+    return parsed.astimezone(dt.timezone.utc)

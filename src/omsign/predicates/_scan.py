@@ -31,8 +31,10 @@ from typing import Any
 
 from omsign._json import brief
 from omsign.errors import MalformedSignatureError
+from omsign.predicates._common import AttestationKind
 
 __all__ = [
+    "KIND",
     "MAX_FINDINGS",
     "PREDICATE_TYPE",
     "SCAN_EXTENSION",
@@ -237,3 +239,31 @@ def read_scan_verdict(predicate: Mapping[str, Any] | None) -> ScanVerdict:
         scanned=scanned,
         skipped=skipped,
     )
+
+
+def _check(predicate: dict[str, Any]) -> None:
+    """A verification summary: omsign's scan fields in full when present."""
+    if SCAN_EXTENSION in predicate:
+        read_scan_verdict(predicate)
+        return
+    result = _get(predicate, "verificationResult", str, "predicate")
+    if result not in ("PASSED", "FAILED"):
+        raise _bad(f"verificationResult is {brief(result)}, not PASSED or FAILED")
+
+
+def _claimed(predicate: dict[str, Any]) -> dt.datetime | None:
+    value = predicate.get("timeVerified")
+    return None if value is None else _time(value, "timeVerified").astimezone(dt.timezone.utc)
+
+
+def _expires(predicate: dict[str, Any]) -> dt.datetime | None:
+    ext = predicate.get(SCAN_EXTENSION)
+    if not isinstance(ext, dict) or "expires" not in ext:
+        return None
+    return _time(ext["expires"], "scan.expires")
+
+
+# How attestations name and check this predicate (omsign.predicates.ATTESTATION_KINDS).
+KIND = AttestationKind(
+    "scan", PREDICATE_TYPE, "SLSA verification summary v1", _check, _claimed, _expires
+)

@@ -2,10 +2,11 @@
 
 A store lists, reads and writes the bundles that belong to one model. The file store
 (:mod:`omsign.storage._file`) keeps today's ``MODEL/model.sig`` (``MODEL.sig`` for a
-single file, or the path given as ``signature``) and further bundles in a companion
-folder next to it. A model in an OCI registry (``oci://``) keeps its signatures there
-as referrers of its manifest (:mod:`omsign.storage._oci`). A new store is one module and
-one line in :func:`resolve_store`.
+single file, or the path given as ``signature``), further bundles in a companion
+folder next to it, and attestations one per line in ``claims.jsonl`` beside it. A
+model in an OCI registry (``oci://``) keeps its signatures there as referrers of its
+manifest (:mod:`omsign.storage._oci`). A new store is one module and one line in
+:func:`resolve_store`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omsign.options import PathLike
 
 if TYPE_CHECKING:
     from omsign.bundle import Bundle
+    from omsign.errors import Error
     from omsign.sources import ModelSource
 
 __all__ = ["SignatureStore", "resolve_store"]
@@ -58,6 +60,18 @@ class SignatureStore(Protocol):
 
     def add(self, bundle: Mapping[str, Any]) -> str:
         """Stores one more bundle beside the main signature; returns where."""
+        ...
+
+    def claims(self) -> list[tuple[str, bytes | Error]]:
+        """The stored attestations: ``(location, raw bundle bytes or that entry's error)``.
+
+        The entries are bounded in size and count; one unreadable entry is reported in
+        its place and never hides the others. Nothing is authenticated or parsed here.
+        """
+        ...
+
+    def append_claim(self, bundle: Mapping[str, Any]) -> str:
+        """Stores one more attestation bundle (never replacing any); returns its location."""
         ...
 
     def excluded(self) -> list[str]:

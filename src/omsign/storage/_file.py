@@ -1,14 +1,18 @@
 """Signatures as files: ``model.sig`` first, further bundles in a companion folder.
 
 The main signature is ``MODEL/model.sig`` for a folder and ``MODEL.sig`` for a single
-file, or the path given as ``signature``. More bundles (a second signer, later
-attestations) go in the companion folder named after it with ``.d`` appended
-(``MODEL/model.sig.d/``, ``MODEL.sig.d/``), one ``*.sig`` file each, named by the
-SHA-256 of its content. Both are left out of the model's files when they lie inside it:
-signing never signs them and verification never counts them as unsigned files. A
-companion folder present at signing time is recorded among the ignored paths, so
-co-signers of one statement sign with it in place. A verification under a threshold
-policy reads every bundle here; under one policy, the main signature alone.
+file, or the path given as ``signature``. More bundles (a second signer) go in the
+companion folder named after it with ``.d`` appended (``MODEL/model.sig.d/``,
+``MODEL.sig.d/``), one ``*.sig`` file each, named by the SHA-256 of its content.
+Attestations go in the claims file beside the main signature, one bundle per line
+(see :mod:`omsign.storage._claims`): ``claims.jsonl`` beside ``model.sig``, and
+``NAME.claims.jsonl`` beside any other ``NAME.sig`` (``weights.bin.claims.jsonl`` for a
+single file ``weights.bin``). All three are left out of the model's files when they lie
+inside it, present or not: signing records them among the ignored paths (so another
+verifier, model_signing 1.1.1 included, leaves them out too, and co-signers of one
+statement sign with them in place) and verification never counts them as unsigned
+files. A verification under a threshold policy reads every bundle of the folder; under
+one policy, the main signature alone.
 """
 
 from __future__ import annotations
@@ -24,11 +28,20 @@ from omsign._paths import default_signature, signature_ignore
 from omsign.bundle import Bundle, read_bundle, write_bundle
 from omsign.errors import Error, ModelError, SignatureNotFoundError, UsageError
 from omsign.hashing import DEFAULT_IGNORES
+from omsign.storage._claims import append_line, read_lines
 
-__all__ = ["COMPANION_SUFFIX", "FileStore"]
+__all__ = ["CLAIMS_NAME", "COMPANION_SUFFIX", "FileStore", "claims_path"]
 
 COMPANION_SUFFIX = ".d"
+CLAIMS_NAME = "claims.jsonl"
 _MAX_BUNDLES = 64  # companion bundles read at most (each is bounded by read_bundle)
+
+
+def claims_path(signature: Path) -> Path:
+    """The claims file beside a main signature (see the module docstring)."""
+    if signature.name == "model.sig":
+        return signature.with_name(CLAIMS_NAME)
+    return signature.with_name(signature.name.removesuffix(".sig") + "." + CLAIMS_NAME)
 
 
 class FileStore:
@@ -38,6 +51,7 @@ class FileStore:
         self.model = model
         self.path = Path(signature) if signature is not None else default_signature(model)
         self.companion = self.path.with_name(self.path.name + COMPANION_SUFFIX)
+        self.claims_file = claims_path(self.path)
         self.location = str(self.path)
 
     def _companions(self) -> list[Path]:
@@ -93,12 +107,32 @@ class FileStore:
         write_bundle(path, bundle)
         return str(path)
 
+    def claims(self) -> list[tuple[str, bytes | Error]]:
+        """Each line of the claims file: ``(path:line, raw bytes or that line's error)``.
+
+        Blank lines are skipped; an absent file has none. Line size and count are
+        bounded (see :mod:`omsign.storage._claims`); nothing is parsed here.
+
+        Raises:
+            ModelError: the claims file exists but cannot be read at all.
+        """
+        return read_lines(self.claims_file)
+
+    def append_claim(self, bundle: Mapping[str, Any]) -> str:
+        """Appends one bundle as one line of the claims file; returns ``path:line``."""
+        data = json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
+        return append_line(self.claims_file, data)
+
     def excluded(self) -> list[str]:
-        """The main signature's and, when present, the companion folder's model paths."""
-        out = signature_ignore(self.model, self.path)
-        if os.path.lexists(self.companion):
-            out += signature_ignore(self.model, self.companion)
-        return out
+        """The model paths of the main signature, the companion folder and the claims file.
+
+        Each is listed whether it exists yet or not, so that a signature made before
+        any of them appears already leaves them out.
+        """
+        out: list[str] = []
+        for path in (self.path, self.companion, self.claims_file):
+            out += signature_ignore(self.model, path)
+        return sorted(out)
 
     def check_writable(self, ignored: Sequence[str], *, explicit: bool) -> None:
         """Refuses a main signature path that would overwrite a file of the model.

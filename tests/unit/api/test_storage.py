@@ -50,7 +50,7 @@ def test_more_bundles_beside_model_sig(model: Path, p256: KeyPair, tmp_path: Pat
     assert store.locations() == [str(model / "model.sig"), added]
     bundles = store.read_all()
     assert [b.method for b in bundles] == ["key", "key"]
-    assert store.excluded() == ["model.sig", "model.sig.d"]
+    assert store.excluded() == ["claims.jsonl", "model.sig", "model.sig.d"]
     # The companion folder is never part of the model: signing and verifying leave it out.
     again = omsign.sign(model, key=p256.private)
     assert again.root_digest == first.root_digest
