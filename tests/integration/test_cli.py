@@ -95,7 +95,9 @@ def test_ignore_paths_are_recorded_and_applied(cli: Cli, model: Path, p256: KeyP
         ".github",
         ".gitignore",
         "cache",
+        "claims.jsonl",
         "model.sig",
+        "model.sig.d",
     ]
     (model / "cache" / "tmp").write_text("changed scratch")
     assert cli("verify", model, "--key", p256.public).code == 0
