@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, parse_bundle, read_bundle, write_bundle
-from omsign.errors import MalformedSignatureError, SignatureNotFoundError, UsageError
+from omsign.errors import Error, MalformedSignatureError, SignatureNotFoundError, UsageError
 
 if TYPE_CHECKING:
     from omsign.oci import Registry
@@ -301,6 +301,20 @@ class OciStore:
     def excluded(self) -> list[str]:
         """Nothing: the signatures are beside the model's files, never among them."""
         return []
+
+    # Attestations ------------------------------------------------------------------------
+
+    def claims(self) -> list[tuple[str, bytes | Error]]:
+        """None yet: attestations of a registry model are not kept in the registry."""
+        return []
+
+    def append_claim(self, bundle: Mapping[str, Any]) -> str:
+        """Refused: attestations of a registry model are not kept in the registry yet."""
+        raise UsageError(
+            f"{self.base}: attestations of a model in a registry are not stored there yet",
+            option="output",
+            hint="write the attestation to a file with {option}",
+        )
 
 
 @dataclass

@@ -10,8 +10,7 @@ import pytest
 
 from omsign.errors import Error, MalformedSignatureError, ModelError
 from omsign.sources import resolve_source
-from omsign.storage import resolve_store
-from omsign.storage import _claims
+from omsign.storage import _claims, resolve_store
 from omsign.storage._file import FileStore, claims_path
 
 
