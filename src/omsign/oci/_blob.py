@@ -9,7 +9,7 @@ from typing import Any
 from omsign.oci._errors import RegistryContentError
 from omsign.oci._http import finish
 
-__all__ = ["BlobStream", "read_exactly"]
+__all__ = ["BlobStream", "RangeStream", "read_exactly"]
 
 _CHUNK = 1 << 20
 
@@ -60,6 +60,36 @@ class BlobStream(io.RawIOBase):
     def close(self) -> None:
         """Releases the connection."""
         if not self.closed:
+            finish(self._response)
+        super().close()
+
+
+class RangeStream(io.RawIOBase):
+    """Part of a blob as a stream, at most ``limit`` bytes (unchecked: a part cannot be)."""
+
+    def __init__(self, response: Any, limit: int | None) -> None:
+        self._response = response
+        self._left = limit
+
+    def readable(self) -> bool:
+        """Always True."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Reads into ``buffer``; 0 at the end of the part."""
+        if self._response is None or self._left == 0:
+            return 0
+        view = memoryview(buffer).cast("B")
+        want = len(view) if self._left is None else min(len(view), self._left)
+        data = self._response.read(want)
+        view[: len(data)] = data
+        if self._left is not None:
+            self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Releases the connection."""
+        if not self.closed and self._response is not None:
             finish(self._response)
         super().close()
 

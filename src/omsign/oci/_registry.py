@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin
 
 from omsign.oci._auth import Credentials
-from omsign.oci._blob import BlobStream, read_exactly
+from omsign.oci._blob import BlobStream, RangeStream, read_exactly
 from omsign.oci._errors import NotFoundError, RegistryContentError, RegistryError
 from omsign.oci._http import Transport, finish
 from omsign.oci._reference import DIGEST_RE, Reference, check_digest
@@ -258,26 +258,41 @@ class Registry:
             NotFoundError: no such blob.
             RegistryContentError: the registry answered another range.
         """
-        check_digest(digest)
         if end <= start:
             return b""
+        with self.blob_section(digest, start, end) as section:
+            return read_exactly(section, end - start)
+
+    def blob_section(self, digest: str, start: int, end: int | None = None) -> RangeStream:
+        """Bytes ``[start, end)`` of a blob (``end`` None: to its end) as a stream.
+
+        One request, read as the caller reads (a registry that ignores ranges is read
+        from the blob's start, skipping). Not checked, as :meth:`blob_range`.
+
+        Raises:
+            NotFoundError: no such blob.
+            RegistryContentError: the registry answered another range.
+        """
+        check_digest(digest)
+        last = "" if end is None else str(end - 1)
         response = self.transport.request(
             "GET",
             f"{self._repo}/blobs/{digest}",
             scope=self._scope(),
-            headers={"Range": f"bytes={start}-{end - 1}"},
+            headers={"Range": f"bytes={start}-{last}"},
         )
         where = self._where(digest)
         if response.status == 416:
             finish(response)
-            return b""
+            return RangeStream(None, 0)
+        limit = None if end is None else end - start
         if response.status == 200:  # no range support: skip to the start
             skip = start
             while skip > 0:
                 chunk = response.read(min(_CHUNK, skip))
                 if not chunk:
                     finish(response)
-                    return b""
+                    return RangeStream(None, 0)
                 skip -= len(chunk)
         elif response.status == 206:
             got = response.headers.get("Content-Range", "")
@@ -286,9 +301,7 @@ class Registry:
                 raise RegistryContentError(f"{where}: the registry answered range {got!r}")
         else:
             raise self._failed(response, where)
-        data = read_exactly(response, end - start)
-        finish(response)
-        return data
+        return RangeStream(response, limit)
 
     def has_blob(self, digest: str) -> bool:
         """Whether the repository holds the blob."""

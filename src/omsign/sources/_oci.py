@@ -31,6 +31,7 @@ from typing import IO, Any, cast
 from omsign.errors import ModelError
 from omsign.hashing import DEFAULT_IGNORES, ChangedWhileHashingError, EntryLike, OpenEntry
 from omsign.oci import Reference, Registry, RegistryContentError, check_descriptor
+from omsign.oci._blob import read_exactly
 from omsign.sources._oci_layers import (
     MAX_LAYERS,
     classify,
@@ -87,48 +88,49 @@ class OciEntry:
 
 
 class _OpenOci:
-    """An entry opened for reads: sequential reads stream, others are range requests."""
+    """An entry opened for reads: one stream per run of sequential reads.
+
+    A file layer or a member of an uncompressed tar is read by range from the offset
+    asked; a member of a compressed tar by decompressing its layer up to it. Bytes read
+    in order from the start are hashed, and a file read whole must match the sha256 it
+    was listed with.
+    """
 
     def __init__(self, registry: Registry, entry: OciEntry) -> None:
         self.registry = registry
         self.entry = entry
         self.stream: IO[bytes] | None = None
         self.position = 0
-        self.hasher: Any = hashlib.sha256()  # bytes read in order from the start
+        self.hasher: Any = hashlib.sha256()
         self.hashed = 0
 
-    def _open_stream(self) -> IO[bytes]:
+    def _reopen(self, offset: int) -> IO[bytes]:
+        self.close()
         e = self.entry
-        blob: IO[bytes] = self.registry.blob(e.layer)  # type: ignore[assignment]
-        stream = decompressed(blob, e.packing, e.name) if e.packing != "raw" else blob
-        skip = e.offset
-        while skip > 0:
-            got = stream.read(min(_CHUNK, skip))
-            if not got:
-                raise ChangedWhileHashingError(f"{e.name}: the layer ends before the file")
-            skip -= len(got)
+        stream: IO[bytes]
+        if e.packing in ("raw", "tar"):
+            section = self.registry.blob_section(e.layer, e.offset + offset, e.offset + e.size)
+            stream = cast("IO[bytes]", section)
+        else:
+            blob = cast("IO[bytes]", self.registry.blob(e.layer))
+            stream = decompressed(blob, e.packing, e.name)
+            skip = e.offset + offset
+            while skip > 0:
+                got = stream.read(min(_CHUNK, skip))
+                if not got:
+                    raise ChangedWhileHashingError(f"{e.name}: the layer ends before the file")
+                skip -= len(got)
+        self.stream, self.position = stream, offset
         return stream
 
     def read(self, offset: int, size: int) -> bytes:
-        e = self.entry
-        size = min(size, e.size - offset)
+        size = min(size, self.entry.size - offset)
         if size <= 0:
             return b""
-        if e.packing in ("gzip", "zstd") or (offset == self.position and offset == 0):
-            if self.stream is None or offset != self.position:
-                self.close()
-                self.stream = self._open_stream()
-                self.position = 0
-                while self.position < offset:  # decompress up to the offset
-                    got = self.stream.read(min(_CHUNK, offset - self.position))
-                    if not got:
-                        break
-                    self.position += len(got)
-            data = self.stream.read(size)
-        elif self.stream is not None and offset == self.position:
-            data = self.stream.read(size)
-        else:
-            data = self.registry.blob_range(e.layer, e.offset + offset, e.offset + offset + size)
+        stream = self.stream
+        if stream is None or offset != self.position:
+            stream = self._reopen(offset)
+        data = read_exactly(stream, size)
         if offset == self.hashed:
             self.hasher.update(data)
             self.hashed += len(data)

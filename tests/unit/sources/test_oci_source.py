@@ -92,3 +92,27 @@ def test_a_layer_swapped_in_the_registry_is_caught(oci_registry: OciRegistry, fo
     path.write_bytes(bytes(data))
     with pytest.raises(RegistryContentError, match="does not hash to"):
         source.entries()
+
+
+@pytest.mark.parametrize("layout", ["raw", "tar", "tar+gzip"])
+def test_bytes_changed_after_listing_are_caught_when_read(
+    oci_registry: OciRegistry, folder: Path, layout: str
+) -> None:
+    push_model(PlainClient(oci_registry.url), "org/tiny", folder, layout)
+    source = resolve_source(oci_registry.ref("org/tiny", "v1"))
+    assert isinstance(source, OciSource)
+    entries = source.entries()
+    weights = next(e for e in entries if e.name == "weights.bin")
+    path = oci_registry.state.blob_path(weights.layer)
+    data = bytearray(path.read_bytes())
+    if layout == "tar+gzip":  # another valid gzip of other bytes
+        import gzip
+
+        raw = bytearray(gzip.decompress(bytes(data)))
+        raw[weights.offset + 10] ^= 1
+        data = bytearray(gzip.compress(bytes(raw)))
+    else:
+        data[weights.offset + 10] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryContentError, match="other bytes than when it was listed"):
+        hash_entries([weights], "blake2b", None, workers=1, reader=source.reader())
