@@ -198,3 +198,52 @@ def test_swapped_bundle_blob_is_refused(
     oci_registry.state.add_blob("store/swap", layer["digest"], other)  # the registry lies
     with pytest.raises(VerificationError, match="does not hash to"):
         OciStore(model).read()
+
+
+def test_attestations_are_referrers_beside_the_signatures(
+    setup: _Setup, tmp_path: Path, p256: KeyPair
+) -> None:
+    from omsign.attestations import check_attestations
+
+    model = _push(setup, tmp_path)
+    folder = make_model(tmp_path / "attested", _FILES)
+    signed = omsign.sign(folder, key=p256.private)
+    attested = omsign.attest(
+        folder, predicate_type="https://example.com/eval/v1", predicate={"accuracy": 0.9},
+        output=tmp_path / "eval.sig", key=p256.private,
+    )  # fmt: skip
+    store = OciStore(model)
+    store.write(dict(signed.bundle))
+    where = store.append_claim(dict(attested.bundle))
+    (signature,) = store.read_all()  # the attestation is not a signature
+    assert signature.text.encode() == encode(signed.bundle)
+    assert store.read().text == signature.text
+    ((location, raw),) = store.claims()
+    assert (location, raw) == (where, encode(attested.bundle))
+    (checked,) = check_attestations(store, signed.root_digest, omsign.make_policy(key=p256.public))
+    assert checked.verified, checked.reason
+    assert checked.predicate_type == "https://example.com/eval/v1"
+    assert checked.location == where
+
+
+def test_attestation_of_another_manifest_is_reported_not_raised(
+    docker_registry: DockerRegistry, tmp_path: Path, p256: KeyPair
+) -> None:
+    creds = Credentials(docker_registry.user, docker_registry.password)
+    setup = _Setup(PlainClient(docker_registry.url, docker_registry.user, docker_registry.password),
+                   Registry(docker_registry.ref("store/claims"), credentials=creds),
+                   "store/claims", docker_registry.host)  # fmt: skip
+    one = _push(setup, tmp_path, "one")
+    other = _push(setup, tmp_path, "other", {"weights.bin": b"\x03" * 4096})
+    folder = make_model(tmp_path / "attested", _FILES)
+    attested = omsign.attest(
+        folder, predicate_type="https://example.com/eval/v1", predicate={"accuracy": 0.9},
+        output=tmp_path / "eval.sig", key=p256.private,
+    )  # fmt: skip
+    OciStore(one).append_claim(dict(attested.bundle))
+    index = setup.client.manifest(setup.repo, fallback_tag(one.digest))[0]
+    setup.client.push_manifest(setup.repo, fallback_tag(other.digest), index,
+                               "application/vnd.oci.image.index.v1+json")  # fmt: skip
+    ((_, problem),) = OciStore(other).claims()
+    assert isinstance(problem, MalformedSignatureError)
+    assert "refused" in str(problem)

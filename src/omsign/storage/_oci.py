@@ -20,6 +20,11 @@ is refused, never read), it must have exactly one bundle layer of bounded size, 
 blob is checked against its digest. At most :data:`MAX_REFERRERS` are read. The newest
 (by ``org.opencontainers.image.created``) is the main signature.
 
+Attestations (:meth:`OciStore.append_claim`) are referrers of the same shape whose
+``dev.sigstore.bundle.predicateType`` is not a model signature's; :meth:`OciStore.claims`
+reads them, oldest first, with the same checks, one failure reported without hiding the
+others. A bundle referrer without that annotation is taken for a signature.
+
 With a local ``signature`` path, signing also writes the same bytes there, and verifying
 reads that file: the bundle that verifies the registry copy verifies the pulled folder.
 """
@@ -60,9 +65,25 @@ EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
 CREATED = "org.opencontainers.image.created"
 MAX_REFERRERS = 64  # signature referrers read at most
-_SIGNATURE_TYPES = (BUNDLE_ARTIFACT, MODEL_SIGNING_ARTIFACT)
+PREDICATE = "dev.sigstore.bundle.predicateType"
+# Statements that sign a model (a bundle of another predicate type is an attestation).
+_SIGNATURE_PREDICATES = (
+    "https://model_signing/signature/v1.0",
+    "https://model_signing/Digests/v0.1",
+)
 
 log = logging.getLogger(__name__)
+
+
+def _is_signature(descriptor: Mapping[str, Any]) -> bool:
+    """A referrer that carries a model signature (else an attestation, or something else)."""
+    if descriptor.get("artifactType") == MODEL_SIGNING_ARTIFACT:
+        return True
+    kind = (descriptor.get("annotations") or {}).get(PREDICATE)
+    return descriptor.get("artifactType") == BUNDLE_ARTIFACT and kind in (
+        None,
+        *_SIGNATURE_PREDICATES,
+    )
 
 
 class OciModel(Protocol):
@@ -121,15 +142,21 @@ class OciStore:
 
     # Reading ---------------------------------------------------------------------------
 
-    def _descriptors(self) -> list[dict[str, Any]]:
+    def _descriptors(self, *, claims: bool = False) -> list[dict[str, Any]]:
+        """The signature referrers, newest first (or the attestations, oldest first)."""
         found = self.registry.referrers(self.model.digest)
-        wanted = [d for d in found if d.get("artifactType") in _SIGNATURE_TYPES]
-        wanted.sort(key=lambda d: str((d.get("annotations") or {}).get(CREATED, "")), reverse=True)
+        wanted = [d for d in found if _is_signature(d) != claims]
+        if claims:
+            wanted = [d for d in wanted if d.get("artifactType") == BUNDLE_ARTIFACT]
+        wanted.sort(key=lambda d: str((d.get("annotations") or {}).get(CREATED, "")))
+        if not claims:
+            wanted.reverse()
         if len(wanted) > MAX_REFERRERS:
             log.warning(
-                "%s: %d signature referrers; reading the %d newest",
+                "%s: %d %s referrers; reading %d",
                 self.model.location,
                 len(wanted),
+                "attestation" if claims else "signature",
                 MAX_REFERRERS,
             )
         return wanted[:MAX_REFERRERS]
@@ -182,6 +209,10 @@ class OciStore:
 
     def _read_referrer(self, digest: str) -> Bundle:
         """Reads the bundle of one referrer manifest, after checking what it is."""
+        return parse_bundle(self._referrer_bytes(digest), self._at(digest))
+
+    def _referrer_bytes(self, digest: str) -> bytes:
+        """The bundle bytes of one referrer manifest, after checking what it is."""
         from omsign.oci import check_descriptor
 
         where = self._at(digest)
@@ -218,7 +249,7 @@ class OciStore:
         with self.registry.blob(layer["digest"], layer["size"]) as stream:
             blob = stream.read(MAX_BUNDLE_BYTES + 1)
             stream.read()  # to its end: the size and digest are checked there
-        return parse_bundle(blob, where)
+        return bytes(blob)
 
     def _model_signing_tag(self) -> str | None:
         """The digest of the fork's ``sha256-<hex>.sig`` tag manifest, if there is one."""
@@ -262,7 +293,7 @@ class OciStore:
         }
         predicate_type = _predicate_type(bundle)
         if predicate_type:
-            annotations["dev.sigstore.bundle.predicateType"] = predicate_type
+            annotations[PREDICATE] = predicate_type
         title = layer_digest.replace(":", "-", 1) + ".sigstore.json"
         manifest = {
             "schemaVersion": 2,
@@ -305,16 +336,24 @@ class OciStore:
     # Attestations ------------------------------------------------------------------------
 
     def claims(self) -> list[tuple[str, bytes | Error]]:
-        """None yet: attestations of a registry model are not kept in the registry."""
-        return []
+        """Each attestation referrer, oldest first: ``(where, bundle bytes or its error)``.
+
+        Attestations are bundle referrers whose ``dev.sigstore.bundle.predicateType`` is
+        not a model signature's; each is checked as a signature referrer is (subject, one
+        bounded layer, blob digest), and one that fails is reported, not raised.
+        """
+        out: list[tuple[str, bytes | Error]] = []
+        for descriptor in self._descriptors(claims=True):
+            where = self._at(descriptor["digest"])
+            try:
+                out.append((where, self._referrer_bytes(descriptor["digest"])))
+            except Error as exc:
+                out.append((where, exc))
+        return out
 
     def append_claim(self, bundle: Mapping[str, Any]) -> str:
-        """Refused: attestations of a registry model are not kept in the registry yet."""
-        raise UsageError(
-            f"{self.base}: attestations of a model in a registry are not stored there yet",
-            option="output",
-            hint="write the attestation to a file with {option}",
-        )
+        """Pushes an attestation bundle as one more referrer; returns where."""
+        return self._push(bundle)
 
 
 @dataclass
