@@ -10,10 +10,11 @@ and, on a loopback host only, a server that answers in plain text is then spoken
 plain HTTP, as Docker does. A certificate that fails verification is never bypassed.
 
 A request answered ``401`` is retried once with credentials: a ``Bearer`` challenge gets
-a token from its realm (with the Docker-config credentials as basic auth, if any; cached
-per scope), a ``Basic`` challenge gets the credentials. Credentials are sent over plain
-HTTP only to a loopback or explicitly insecure host. Redirects (blob storage) are
-followed, and the ``Authorization`` header is dropped when one leaves the registry's host.
+a token from its realm (with the Docker-config credentials as basic auth, if any, or
+an identity token exchanged by the OAuth2 refresh-token grant; cached per scope), a
+``Basic`` challenge gets the credentials. Credentials are sent over plain HTTP only to
+a loopback or explicitly insecure host. Redirects (blob storage) are followed, and the
+``Authorization`` header is dropped when one leaves the registry's host.
 """
 
 from __future__ import annotations
@@ -223,12 +224,22 @@ class Transport:
         wanted = challenge.params.get("scope") or scope
         query = {"service": challenge.params.get("service", "")}
         query["scope"] = wanted
-        headers = {}
-        if credentials is not None and self._plain_allowed(realm):
-            headers["Authorization"] = credentials.basic()
-        url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+        send = credentials if credentials is not None and self._plain_allowed(realm) else None
         try:
-            response = self._pool.request("GET", url, headers=headers, preload_content=False)
+            if send is not None and send.username == "<token>":  # an identity token (OAuth2)
+                form = {**query, "grant_type": "refresh_token", "client_id": "omsign"}
+                form["refresh_token"] = send.secret
+                response = self._pool.request(
+                    "POST",
+                    realm,
+                    body=urlencode(form),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    preload_content=False,
+                )
+            else:
+                headers = {"Authorization": send.basic()} if send is not None else {}
+                url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+                response = self._pool.request("GET", url, headers=headers, preload_content=False)
         except HTTPError as exc:
             raise RegistryError(
                 f"{realm}: the token service is unreachable ({_reason(exc)})"

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -71,6 +72,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(*self.routes.get(path, (404, {}, b'{"errors":[{"code":"NOT_FOUND"}]}')))
 
     do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        self.seen.append(("POST", self.path, json.dumps(form, sort_keys=True)))
+        if form.get("grant_type") == "refresh_token" and form.get("refresh_token") == "rt-1":
+            self._reply(200, {}, json.dumps({"access_token": "tok-123"}).encode())
+        else:
+            self._reply(401, {}, b"")
 
 
 @pytest.fixture
@@ -155,6 +165,25 @@ def test_bearer_token_from_the_realm_with_basic_credentials(server: str) -> None
     assert registry.manifest()[1] == GOOD_DIGEST  # the token is reused
     token_requests = [p for _, p, _ in _Handler.seen if p.startswith("/token")]
     assert token_requests == ["/token?service=test&scope=repository%3Aorg%2Fmodel%3Apull"]
+
+
+def test_identity_tokens_are_exchanged_for_an_access_token(server: str) -> None:
+    _Handler.token_user = "alice"
+    _manifest_route(GOOD_DIGEST, GOOD)
+    registry = Registry(
+        f"{server}/org/model@{GOOD_DIGEST}", credentials=Credentials("<token>", "rt-1")
+    )
+    assert registry.manifest()[1] == GOOD_DIGEST
+    posted = [json.loads(f) for m, p, f in _Handler.seen if m == "POST"]
+    assert posted == [
+        {
+            "client_id": "omsign",
+            "grant_type": "refresh_token",
+            "refresh_token": "rt-1",
+            "scope": "repository:org/model:pull",
+            "service": "test",
+        }
+    ]
 
 
 def test_wrong_credentials_are_an_environment_error(server: str) -> None:
