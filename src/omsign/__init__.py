@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from omsign._version import __version__
 
 if TYPE_CHECKING:
-    from omsign._api import make_policy, verify
+    from omsign._api import accept_signers, make_policy, verify
     from omsign._attest import attest
     from omsign._lineage import Lineage, LineageEdge, LineageNode, render_lineage_html
     from omsign._public_key import export_public_key
@@ -49,6 +49,7 @@ __all__ = [
     "VerifiedSigner",
     "VerifyScope",
     "__version__",
+    "accept_signers",
     "attest",
     "describe_signature",
     "digest",
@@ -72,6 +73,7 @@ _LAZY = {
     "make_signer": "omsign._sign",
     "SignResult": "omsign.results",
     "verify": "omsign._api",
+    "accept_signers": "omsign._api",
     "make_policy": "omsign._api",
     "VerificationResult": "omsign.results",
     "VerifiedSigner": "omsign.results",

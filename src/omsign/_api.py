@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from omsign.policy._file import PolicyFile
     from omsign.results import VerificationResult
 
-__all__ = ["make_policy", "resolve_policy", "verify"]
+__all__ = ["accept_signers", "make_policy", "resolve_policy", "verify"]
 
 
 def make_policy(**options: Unpack[TrustOptions]) -> Policy:
@@ -77,6 +77,7 @@ def verify(
     signature: PathLike | None = None,
     scope: VerifyScope | None = None,
     runtime: Runtime | None = None,
+    history: PathLike | None = None,
     **options: Unpack[VerifyKeywords],
 ) -> VerificationResult:
     """Verifies a model's signature and content (OMS section 8).
@@ -99,6 +100,9 @@ def verify(
             rest is not read) and ``link_policy``.
         runtime: how to run (:class:`~omsign.options.Runtime`); or the keywords
             ``workers``, ``progress`` (called with bytes hashed, total bytes), ``executor``.
+        history: the first-use history file, for a policy file rule with ``pin = true``
+            (default ``$OMSIGN_HISTORY`` or the XDG state directory; see
+            :mod:`omsign.policy._history`); the result's ``pinning`` says what it said.
         **options: the trust keywords ``key``, ``cert_chain``, ``identity``,
             ``identity_regexp``, ``issuer``, ``github_repository``, ``github_ref``,
             ``github_workflow_name``, ``tsa_certs``, ``offline``, ``staging``,
@@ -121,10 +125,80 @@ def verify(
 
     if isinstance(policy, PolicyFile):
         checked_scope = policy.decide(model).scope(checked_scope)
-    return verify_with_policy(
+    result = verify_with_policy(
         model,
         verifier,
         signature=signature,
         scope=checked_scope,
         runtime=run,
     )
+    if isinstance(policy, PolicyFile):
+        result = _pin(policy, model, result, history, accept=False)
+    return result
+
+
+def _pin(
+    policy: PolicyFile,
+    model: PathLike,
+    result: VerificationResult,
+    history: PathLike | None,
+    *,
+    accept: bool,
+) -> VerificationResult:
+    """Checks and records the verified signers in the first-use history, if the rule pins."""
+    import dataclasses
+    from pathlib import Path
+
+    from omsign.policy._history import default_history_path, record_pins
+
+    decision = policy.decide(model)
+    if not decision.pin:
+        return result
+    check = record_pins(
+        Path(history) if history is not None else default_history_path(),
+        decision.location,
+        result.signers,
+        result.root_digest,
+        accept=accept,
+    )
+    return dataclasses.replace(result, pinning=check.to_json())
+
+
+def accept_signers(
+    model: PathLike,
+    *,
+    policy: PolicyFile,
+    signature: PathLike | None = None,
+    scope: VerifyScope | None = None,
+    runtime: Runtime | None = None,
+    history: PathLike | None = None,
+) -> VerificationResult:
+    """Verifies a model in full under a policy file, then pins the signers that verified.
+
+    For a rule with ``pin = true``: after a change of signer (or a deliberate return to
+    an older version) that :func:`verify` refuses, this records the signers and the
+    signing time of the model as it is now. Nothing is recorded unless the model
+    verifies under the current policy.
+
+    Raises:
+        omsign.errors.VerificationError: the model does not verify.
+        omsign.errors.UsageError: the rule that applies does not pin signers.
+    """
+    from omsign.policy._file import PolicyFile
+
+    if not isinstance(policy, PolicyFile):
+        raise UsageError("accepting signers needs a trust policy file (omsign.load_policy)")
+    decision = policy.decide(model)
+    if not decision.pin:
+        raise UsageError(
+            f"{decision.location}: the rule of the trust policy that applies does not pin "
+            "signers (pin = true); there is nothing to accept"
+        )
+    result = verify_with_policy(
+        model,
+        decision.verifier(),
+        signature=signature,
+        scope=decision.scope(scope or VerifyScope()),
+        runtime=runtime,
+    )
+    return _pin(policy, model, result, history, accept=True)

@@ -231,7 +231,9 @@ def _result(checked: _Checked, **content: Any) -> VerificationResult:
     proven, signed = checked.proven, checked.signed
     where = str(checked.signature)
     signers = tuple(
-        VerifiedSigner(p.method, p.signer, p.issuer, p.signed_at, where, signed.legacy)
+        VerifiedSigner(
+            p.method, p.signer, p.issuer, p.signed_at, where, signed.legacy, p.claimed_at
+        )
         for p in checked.every
     )
     return VerificationResult(

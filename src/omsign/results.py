@@ -95,6 +95,8 @@ class VerifiedSigner:
         signed_at: signing time proven by a trusted timestamp or log entry.
         signature: where the signature was read from.
         legacy: the signature uses the deprecated v0.2 format.
+        claimed_at: when the bundle says it was signed, unproven (only when no time
+            is proven).
     """
 
     method: str
@@ -103,6 +105,7 @@ class VerifiedSigner:
     signed_at: dt.datetime | None
     signature: str
     legacy: bool = False
+    claimed_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The signer as a JSON-ready object."""
@@ -113,6 +116,7 @@ class VerifiedSigner:
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
             "signature": self.signature,
             "legacy_format": self.legacy,
+            "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
         }
 
 
@@ -140,6 +144,8 @@ class VerificationResult:
         sizes: the size of each verified file as it was read.
         link_policy: the links that were followed besides the signed settings.
         signers: what each verified signature proves (the first is the one above).
+        pinning: what the first-use history said (a trust policy rule with pinning), as
+            a JSON-ready object; None otherwise.
     """
 
     model: Path
@@ -161,6 +167,7 @@ class VerificationResult:
     sizes: Mapping[str, int] = field(default_factory=dict, repr=False)
     link_policy: LinkPolicy | None = field(default=None, repr=False)
     signers: tuple[VerifiedSigner, ...] = ()
+    pinning: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.signers:

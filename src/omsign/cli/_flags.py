@@ -32,6 +32,7 @@ OPTION_FLAGS: dict[str, str] = {
     "trust_config": "--trust-config",
     "signature": "--signature",
     "policy": "--policy",
+    "history": "--history",
     # hashing
     "hash_algorithm": "--hash",
     "shard_size": "--shard-size",

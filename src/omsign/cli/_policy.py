@@ -24,6 +24,8 @@ signers (and how many of them) each model location needs, in enforce, warn or of
 
   omsign policy check FILE                    validate the file and summarise it
   omsign policy explain MODEL --policy FILE   which rule applies and what it requires
+  omsign policy accept MODEL --policy FILE    verify MODEL in full, then pin the signers
+                                              that signed it (rules with pin = true)
 
 Verify under a policy with: omsign verify MODEL --policy FILE (or $OMSIGN_POLICY).
 """
@@ -51,6 +53,26 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--policy", metavar="FILE", help=f"the policy file (default ${POLICY_ENV})"
     )
     explain.set_defaults(handler=run_explain)
+    accept = actions.add_parser(
+        "accept",
+        help="verify a model, then pin its current signers (first-use pinning)",
+        description="Verify MODEL in full under the policy file, then record the signers that "
+        "verified (and their signing time) as the ones pinned for it: after an expected change "
+        "of signer, or a deliberate return to an older version, that verify refuses.",
+        formatter_class=formatter,
+    )
+    accept.add_argument("model", metavar="MODEL", help="file, directory or hf://ORG/NAME")
+    accept.add_argument("--policy", metavar="FILE", help=f"the policy file (default ${POLICY_ENV})")
+    accept.add_argument(
+        "--history",
+        metavar="FILE",
+        help="the signer history (default $OMSIGN_HISTORY, else "
+        "$XDG_STATE_HOME/omsign/history.json)",
+    )
+    accept.add_argument(
+        "--signature", metavar="PATH", help="signature file (default MODEL/model.sig or MODEL.sig)"
+    )
+    accept.set_defaults(handler=run_accept)
 
 
 def policy_from_args(given: str | None, *, required: bool) -> PolicyFile | None:
@@ -99,6 +121,23 @@ def run_explain(args: argparse.Namespace) -> int:
     policy = policy_from_args(args.policy, required=True)
     assert policy is not None
     print(safe(policy.decide(args.model).describe()))
+    return 0
+
+
+def run_accept(args: argparse.Namespace) -> int:
+    """Verifies the model under the policy, then pins its signers."""
+    import omsign
+    from omsign.cli._common import safe
+
+    policy = policy_from_args(args.policy, required=True)
+    assert policy is not None
+    result = omsign.accept_signers(
+        args.model, policy=policy, signature=args.signature, history=args.history
+    )
+    assert result.pinning is not None
+    if not args.quiet:
+        pinned = ", ".join(result.pinning["pinned"])
+        print(f"accepted: {safe(args.model)} is now pinned to {safe(pinned)}")
     return 0
 
 

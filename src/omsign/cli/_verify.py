@@ -64,6 +64,12 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--policy", metavar="FILE", help="trust policy file (TOML; default $OMSIGN_POLICY)"
     )
     trust.add_argument(
+        "--history",
+        metavar="FILE",
+        help="with --policy: the first-use signer history for rules with pin = true "
+        "(default $OMSIGN_HISTORY, else $XDG_STATE_HOME/omsign/history.json)",
+    )
+    trust.add_argument(
         "--key", action="append", metavar="PUBLIC.pem", help="trusted public key; repeatable"
     )
     trust.add_argument(
@@ -189,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
     if args.policy and given:
         raise UsageError("give --policy or --key, --cert-chain, --identity; not both")
     policy_file = policy_from_args(args.policy, required=False) if not given else None
+    if args.history and policy_file is None:
+        raise UsageError("--history applies to a trust policy file (--policy FILE)")
     if policy_file is not None:
         _no_signer_settings(args, policy_file.path)
         return _run_policy_file(args, policy_file)
@@ -253,6 +261,7 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
                 args.model,
                 policy=policy,
                 signature=args.signature,
+                history=args.history,
                 scope=VerifyScope(
                     ignore_unsigned_files=args.ignore_unsigned_files,
                     allow_missing=args.allow_missing,
@@ -274,12 +283,17 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
             )
         raise
     if args.json:
-        emit_json({**result.to_json(warnings), **(extra or {})})
+        extra = dict(extra or {})
+        if result.pinning is not None and "policy" in extra:
+            extra["policy"] = {**extra["policy"], "pinning": dict(result.pinning)}
+        emit_json({**result.to_json(warnings), **extra})
         return 0
     if not args.quiet:
         n = len(result.verified)
         who = f"{result.signer}" + (f" (issuer {result.issuer})" if result.issuer else "")
         print(f"verified: {n} file{'s' * (n != 1)} signed by {safe(who)}")
+        if result.pinning is not None:
+            _print_pinning(result.pinning)
         if result.legacy:
             print(
                 "note: the signature uses the deprecated v0.2 format; re-sign to upgrade",
@@ -293,6 +307,22 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
             if names:
                 print(f"{label}: {len(names):,} file(s): {listing(names)}")
     return 0
+
+
+def _print_pinning(pinning: Any) -> None:
+    """One line on stderr: what the first-use history said."""
+    status = {
+        "first-use": "first use; recorded",
+        "pinned": "signed by the pinned",
+        "accepted": "accepted",
+    }[pinning["status"]]
+    print(
+        f"pinning: {status} signer(s) {safe(', '.join(pinning['pinned']))} "
+        f"({safe(pinning['history'])})",
+        file=sys.stderr,
+    )
+    for note in pinning["notes"]:
+        print(f"pinning: {safe(note)}", file=sys.stderr)
 
 
 def _run_policy_file(args: argparse.Namespace, policy: Any) -> int:

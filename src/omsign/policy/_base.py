@@ -39,6 +39,9 @@ class VerifiedSignature:
         log_index: the transparency log index (sigstore).
         legacy_encoding: the signature verified only over the legacy v0.2 encoding;
             the predicates accept that for the v0.2 predicate alone.
+        claimed_at: when the bundle says it was signed, unproven (a timestamp or log
+            entry not checked against a trusted authority, or the certificate's start
+            of validity); set when no time is proven.
     """
 
     method: str
@@ -48,6 +51,7 @@ class VerifiedSignature:
     signed_at: dt.datetime | None = None
     log_index: int | None = None
     legacy_encoding: bool = False
+    claimed_at: dt.datetime | None = None
 
 
 class Verifier(Protocol):

@@ -13,6 +13,7 @@ verified) to compare what the payloads sign instead of their bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,15 @@ def _payload_digest(payload: bytes) -> object:
 def _methods(verifiers: Sequence[Verifier]) -> str:
     """The distinct methods of some verifiers, in order, ``|``-separated."""
     return "|".join(dict.fromkeys(v.method for v in verifiers))
+
+
+def _with_claimed_time(found: VerifiedSignature, bundle: Bundle) -> VerifiedSignature:
+    """The signature with the time its bundle claims, when no time is proven."""
+    if found.signed_at is not None or found.claimed_at is not None:
+        return found
+    from omsign.policy._history import claimed_time
+
+    return dataclasses.replace(found, claimed_at=claimed_time(bundle))
 
 
 class AnyOf:
@@ -215,7 +225,7 @@ class Threshold:
             errors: list[VerificationError] = []
             for slot, verifier in enumerate(self.verifiers):
                 try:
-                    hits[slot].append(verifier.verify(bundle))
+                    hits[slot].append(_with_claimed_time(verifier.verify(bundle), bundle))
                 except VerificationError as exc:
                     errors.append(exc)
                     misses[slot].append(f"bundle {index + 1}: {exc}")
