@@ -66,7 +66,9 @@ class Rule:
     Attributes:
         index: its position (1-based) among the rules.
         line: the line of its ``[[rules]]`` header.
-        match: the globs over model locations, absolute or ``hf://``.
+        match: the globs over model locations: absolute paths, or URIs (``hf://``,
+            ``oci://``, ``s3://``, ``gs://``, ``az://``...) matched on their canonical string
+            (see :mod:`omsign.policy._globs`).
         mode: ``enforce``, ``warn`` or ``off``.
         signers: the names of the accepted signers.
         threshold: how many distinct accepted signers must have signed.

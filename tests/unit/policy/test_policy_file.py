@@ -214,3 +214,44 @@ def test_sigstore_and_ca_signers_parse_without_network(write, tmp_path: Path) ->
     assert policy.signers["ci"].options["github_ref"] == "refs/heads/main"
     assert policy.signers["hub"].options["cert_chain"] == [str(tmp_path / "ca.pem")]
     assert "2 signers, 0 rules, default deny" in policy.summary()
+
+
+@pytest.mark.parametrize(
+    ("model", "rule"),
+    [
+        ("oci://ghcr.io/acme/bert:v1", 1),
+        ("OCI://GHCR.IO/acme/bert@sha256:" + "a" * 64, 1),
+        ("oci://ghcr.io/acme/team/bert:v1", 2),  # * stays in one segment, ** crosses
+        ("oci://ghcr.io/other/bert:v1", None),
+        ("s3://models/prod/bert/", 3),
+        ("s3://models/prod", 3),  # a trailing /** matches the prefix itself
+        ("s3://models/staging/bert", None),
+        ("gs://bucket/llm/7b", 4),
+        ("az://account/container/llm", 5),
+        ("hf://acme/bert@main", 6),
+    ],
+)
+def test_remote_locations_match_on_their_canonical_string(
+    write,  # type: ignore[no-untyped-def]
+    model: str,
+    rule: int | None,
+) -> None:
+    policy = load_policy(
+        write(
+            SIGNERS
+            + "".join(
+                f'[[rules]]\nmatch = "{glob}"\nsigners = ["trainer"]\n'
+                for glob in (
+                    "oci://ghcr.io/acme/*",
+                    "oci://ghcr.io/acme/**",
+                    "s3://models/prod/**",
+                    "gs://bucket/llm/*",
+                    "az://account/*/llm",
+                    "hf://acme/*",
+                )
+            )
+        )
+    )
+    decision = policy.decide(model)
+    assert (decision.rule.index if decision.rule else None) == rule
+    assert decision.mode == ("deny" if rule is None else "enforce")
