@@ -8,6 +8,7 @@ self-contained page.
 
 from __future__ import annotations
 
+from omsign._lineage._api import lineage
 from omsign._lineage._graph import (
     STATUSES,
     Lineage,
@@ -28,6 +29,7 @@ __all__ = [
     "LineageFailure",
     "LineageNode",
     "NodeStatus",
+    "lineage",
     "render_lineage_html",
     "write_lineage_html",
 ]
