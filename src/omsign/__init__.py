@@ -18,7 +18,14 @@ from omsign._version import __version__
 if TYPE_CHECKING:
     from omsign._api import accept_signers, make_policy, verify
     from omsign._attest import attest
-    from omsign._lineage import Lineage, LineageEdge, LineageNode, render_lineage_html
+    from omsign._lineage import (
+        Lineage,
+        LineageEdge,
+        LineageError,
+        LineageNode,
+        lineage,
+        render_lineage_html,
+    )
     from omsign._public_key import export_public_key
     from omsign._sign import digest, make_signer, sign
     from omsign.inspect import SignatureDescription, describe_signature
@@ -36,6 +43,7 @@ __all__ = [
     "KeyPolicy",
     "Lineage",
     "LineageEdge",
+    "LineageError",
     "LineageNode",
     "Manifest",
     "PolicyFile",
@@ -55,6 +63,7 @@ __all__ = [
     "digest",
     "export_public_key",
     "load_policy",
+    "lineage",
     "load_safetensors",
     "make_policy",
     "make_signer",
@@ -96,6 +105,8 @@ _LAZY = {
     "Lineage": "omsign._lineage",
     "LineageEdge": "omsign._lineage",
     "LineageNode": "omsign._lineage",
+    "LineageError": "omsign._lineage",
+    "lineage": "omsign._lineage",
     "render_lineage_html": "omsign._lineage",
 }
 

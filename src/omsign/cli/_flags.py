@@ -51,4 +51,9 @@ OPTION_FLAGS: dict[str, str] = {
     "files": "--files",
     "workers": "--workers",
     "executor": "--executor",
+    # lineage
+    "search": "--search",
+    "search_depth": "--search-depth",
+    "max_depth": "--max-depth",
+    "allow_roots": "--allow-roots",
 }

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TextIO, cast
 
 from omsign._version import __version__
-from omsign.cli import _attest, _digest, _inspect, _policy, _pubkey, _sign, _verify
+from omsign.cli import _attest, _digest, _inspect, _lineage, _policy, _pubkey, _sign, _verify
 
 __all__ = ["build_parser", "dispatch"]
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=f"omsign {__version__}")
     _add_output_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_sign, _verify, _attest, _digest, _inspect, _pubkey, _policy):
+    for module in (_sign, _verify, _attest, _digest, _inspect, _pubkey, _policy, _lineage):
         module.add_parser(sub, _Formatter)
     for command in sub.choices.values():  # also after the command, where people type them
         command.allow_abbrev = False  # a flag added later must not change what scripts mean

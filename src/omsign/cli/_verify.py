@@ -16,7 +16,7 @@ from omsign.cli._common import (
     safe,
 )
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_trust_flags"]
 
 _HELP = """\
 Verify a model against its signature (OMS v1.0 section 8): the signature, the
@@ -59,6 +59,36 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "--signature", metavar="PATH", help="signature file (default MODEL/model.sig or MODEL.sig)"
     )
+    add_trust_flags(p)
+    scope = p.add_argument_group("what to check")
+    add_ignore_flags(scope, symlinks=False)
+    scope.add_argument(
+        "--ignore-unsigned-files",
+        action="store_true",
+        help="do not fail on files that the signature does not list",
+    )
+    scope.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="verify the files present; report signed files that are absent",
+    )
+    scope.add_argument(
+        "--files",
+        nargs="+",
+        metavar="NAME",
+        help="verify only these signed files, named as in the signature (relative to the "
+        "model, globs allowed)",
+    )
+    scope.add_argument(
+        "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
+    )
+    add_executor_flag(scope)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=run)
+
+
+def add_trust_flags(p: argparse.ArgumentParser) -> None:
+    """The "whom to trust" flags of ``verify`` (also taken by ``lineage``)."""
     trust = p.add_argument_group("whom to trust")
     trust.add_argument(
         "--policy", metavar="FILE", help="trust policy file (TOML; default $OMSIGN_POLICY)"
@@ -114,31 +144,6 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="Sigstore ClientTrustConfig JSON (private instance); with --key or --cert-chain, "
         "its timestamp authorities are trusted",
     )
-    scope = p.add_argument_group("what to check")
-    add_ignore_flags(scope, symlinks=False)
-    scope.add_argument(
-        "--ignore-unsigned-files",
-        action="store_true",
-        help="do not fail on files that the signature does not list",
-    )
-    scope.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="verify the files present; report signed files that are absent",
-    )
-    scope.add_argument(
-        "--files",
-        nargs="+",
-        metavar="NAME",
-        help="verify only these signed files, named as in the signature (relative to the "
-        "model, globs allowed)",
-    )
-    scope.add_argument(
-        "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
-    )
-    add_executor_flag(scope)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(handler=run)
 
 
 def _collect_warnings() -> list[str]:
