@@ -8,6 +8,7 @@ the key that signed it. ``data0`` is unsigned (proven by its digest), ``data1`` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -235,7 +236,12 @@ def test_an_attestation_reused_from_another_model_is_the_broken_link(
 def test_an_untrusted_signer_is_the_broken_link(pipeline: Pipeline, cli: Any) -> None:
     omsign.sign(pipeline.path("models", "tuned"), key=pipeline.c.private)
     message = _broken(pipeline, cli)
-    assert f"base model tuned (sha256:{pipeline.digests['tuned']}): signer not trusted" in message
+    assert f"base model tuned (sha256:{pipeline.digests['tuned']}): " in message
+    untrusted = hashlib.sha256(pipeline.c.public.read_bytes()).hexdigest()
+    assert (
+        f"signature does not verify: the model was signed with a different key sha256:{untrusted}"
+        in message
+    )
 
 
 def test_a_copy_that_is_not_found_is_the_broken_link(pipeline: Pipeline, cli: Any) -> None:
@@ -263,3 +269,51 @@ def test_a_model_whose_own_signature_fails_is_named_as_the_model(
         f"omsign: error: lineage broken at model quant (sha256:{pipeline.digests['quant']}): "
         "content does not match its signature: changed: config.json"
     )
+
+
+def test_a_policy_file_says_who_signs_each_artifact(pipeline: Pipeline) -> None:
+    policy = pipeline.path("policy.toml")
+    policy.write_text(
+        'version = 1\ndefault = "deny"\n'
+        '[signers.a]\nkey = "keys/a.pub"\n[signers.b]\nkey = "keys/b.pub"\n'
+        '[[rules]]\nmatch = ["models/base", "data/data1"]\nsigners = ["a"]\n'
+        '[[rules]]\nmatch = ["models/**"]\nsigners = ["b"]\n'
+    )
+    quant = pipeline.path("models", "quant")
+    found = omsign.lineage(quant, search=pipeline.search, policy=omsign.load_policy(policy))
+    assert found.verified, found.tree()
+    # The fine-tuned model's rule names key A alone: its signature by key B is refused.
+    policy.write_text(policy.read_text().replace('"models/base"', '"models/base", "models/tuned"'))
+    broken = omsign.lineage(quant, search=pipeline.search, policy=omsign.load_policy(policy))
+    assert [f.node.name for f in broken.failures()] == ["tuned"]
+
+
+def test_a_provenance_naming_its_own_model_is_a_cycle(pipeline: Pipeline) -> None:
+    loop = make_model(pipeline.path("models", "loop"), {"w.bin": os.urandom(256)})
+    digest = _step(loop, pipeline.b, "merge", [])
+    omsign.attest(
+        loop,
+        predicate_type="provenance",
+        predicate=provenance("merge", [("model", "loop", digest)]),
+        key=pipeline.b.private,
+    )
+    found = pipeline.lineage("loop")
+    (failure,) = found.failures()
+    assert failure.node.name == "loop"
+    assert failure.node.reason == "its provenance names loop, made from it (a cycle)"
+
+
+def test_the_walk_stops_at_its_depth_limit_and_fails_closed(built: Pipeline) -> None:
+    found = built.lineage(max_depth=1)
+    assert {f.node.name for f in found.failures()} == {"base", "data1"}
+    assert all("beyond its depth 1 limit" in f.node.reason for f in found.failures())
+
+
+def test_a_model_without_any_search_place_has_its_dependencies_not_found(
+    built: Pipeline,
+) -> None:
+    found = omsign.lineage(
+        built.path("models", "quant"), search=[built.path("keys")], key=built.trusted
+    )
+    assert [(f.node.name, f.node.status) for f in found.failures()] == [("tuned", "not-found")]
+    assert "no signed copy among the search places" in found.failures()[0].node.reason

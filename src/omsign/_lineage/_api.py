@@ -90,7 +90,5 @@ def lineage(
         return fixed if fixed is not None else resolve_policy(policy, {}, where)
 
     index = SearchIndex(search, depth=search_depth, runtime=run)
-    follower = Follower(
-        verifier, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run
-    )
+    follower = Follower(verifier, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run)
     return follower.follow(str(model), None if signature is None else str(signature))

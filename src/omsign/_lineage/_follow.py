@@ -209,11 +209,11 @@ class Follower:
             deps, wrong = dependencies(att.predicate)
             work.deps += deps
             problems += wrong
-        first = good[0].predicate or {}
+        made = good[0].predicate or {}
         work.node = replace(
             node,
-            step=_step(first),
-            builder=_builder(first),
+            step=_step(made),
+            builder=_builder(made),
             provenance=tuple(a.location for a in good),
             notes=tuple(notes),
         )
@@ -329,7 +329,7 @@ def _break_cycles(lineage: Lineage) -> Lineage:
     """Marks each artifact whose provenance names itself or something made from it."""
     names = {n.digest: n.name for n in lineage.nodes}
     looped: dict[str, str] = {}
-    for node, edge, path, again in lineage.walk():
+    for node, edge, _path, again in lineage.walk():
         if again and edge is not None and node.digest in _ancestors(lineage, edge.parent):
             looped.setdefault(edge.parent, node.digest)
     if not looped:

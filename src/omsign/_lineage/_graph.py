@@ -308,6 +308,13 @@ def short(digest: str) -> str:
     return f"sha256:{digest[:12]}..." if digest else "unknown digest"
 
 
+def who(signer: VerifiedSigner) -> str:
+    """The signer as shown: its identity, after its method unless it already says it."""
+    if signer.signer.startswith(f"{signer.method} "):
+        return signer.signer
+    return f"{signer.method} {signer.signer}"
+
+
 def _line(node: LineageNode, edge: LineageEdge | None, again: bool) -> str:
     head = f"{node.kind} {node.name} ({short(node.digest)})"
     if again:
@@ -320,7 +327,7 @@ def _line(node: LineageNode, edge: LineageEdge | None, again: bool) -> str:
     if node.step:
         details.append(f"step {node.step}")
     if node.signer is not None:
-        details.append(f"signed by {node.signer.method} {node.signer.signer}")
+        details.append(f"signed by {who(node.signer)}")
     if node.location:
         details.append(f"at {node.location}")
     if details:

@@ -15,7 +15,7 @@ import html
 from pathlib import Path
 
 from omsign._atomic import write_atomic
-from omsign._lineage._graph import STATUSES, Lineage, LineageNode, short
+from omsign._lineage._graph import STATUSES, Lineage, LineageNode, short, who
 from omsign.errors import UsageError
 
 __all__ = ["STATUS_COLOURS", "render_lineage_html", "write_lineage_html"]
@@ -90,7 +90,7 @@ def _layout(lineage: Lineage) -> dict[str, tuple[int, int]]:
 
 def _signer_text(node: LineageNode) -> str:
     if node.signer is not None:
-        return f"{node.signer.method} {node.signer.signer}"
+        return who(node.signer)
     return "unsigned" if node.verified else "-"
 
 

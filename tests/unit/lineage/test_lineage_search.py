@@ -13,8 +13,8 @@ from omsign._lineage._search import SearchIndex
 from omsign.errors import UsageError
 
 
-def _signed(path: Path, key: KeyPair, **files: bytes) -> str:
-    make_model(path, {name: data for name, data in files.items()} or {"w.bin": os.urandom(64)})
+def _signed(path: Path, key: KeyPair) -> str:
+    make_model(path, {"w.bin": os.urandom(64)})
     return omsign.sign(path, key=key.private).root_digest
 
 
