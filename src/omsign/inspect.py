@@ -158,13 +158,25 @@ def _signature_of(path: Path) -> Path:
     return path
 
 
+def _registry_signature(model: str) -> tuple[Bundle, str]:
+    """The newest signature of a model in a registry, and where it is."""
+    from omsign.sources import resolve_source
+    from omsign.storage import resolve_store
+
+    store = resolve_store(resolve_source(model))
+    found = store.locations()
+    if not found:
+        store.read()  # raises: no signature, saying where it looked
+    return store.read(found[0]), found[0]
+
+
 def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDescription:
     """Describes a signature without verifying it.
 
     Args:
         source: a signature file, a model (whose signature is at the default path:
-            ``MODEL/model.sig`` or ``MODEL.sig``), or a parsed
-            :class:`~omsign.bundle.Bundle`.
+            ``MODEL/model.sig`` or ``MODEL.sig``; for an ``oci://`` model, its newest
+            signature referrer), or a parsed :class:`~omsign.bundle.Bundle`.
 
     Returns:
         What the signature claims. A statement that cannot be read is reported in
@@ -179,6 +191,8 @@ def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDesc
 
     if isinstance(source, Bundle):
         bundle, name = source, None
+    elif isinstance(source, str) and source.startswith("oci://"):
+        bundle, name = _registry_signature(source)
     else:
         path = _signature_of(Path(source))
         bundle, name = read_bundle(path), str(path)

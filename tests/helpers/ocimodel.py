@@ -8,10 +8,13 @@ The layouts the tools of the field produce:
   the tar holding that one file under its model-relative path (``modctl``, KitOps);
 - ``"oras"``: ``oras push REF FILE...``: one layer per file with
   ``org.opencontainers.image.title`` = the path given, the empty config and media type
-  ``application/vnd.oci.image.layer.v1.tar`` (what ``oras`` writes for a plain file).
+  ``application/vnd.oci.image.layer.v1.tar`` (what ``oras`` writes for a plain file);
+- ``"modelcar"``: a KServe ModelCar, a container image whose layers are gzipped tars
+  without names: a base system layer, then the model's files under ``models/``.
 
 :func:`pull_model` lays the files out as ``oras pull`` and ``kit unpack`` would: raw and
-title layers written at their path, tar layers extracted into the folder.
+title layers written at their path, tar layers extracted into the folder, a ModelCar's
+``models/`` folder extracted.
 
 The transport is :class:`PlainClient`, a few lines of ``urllib`` speaking the distribution
 API with anonymous, basic or bearer-token authentication, independent of the code under
@@ -45,7 +48,9 @@ FILEPATH = "org.cncf.model.filepath"
 TITLE = "org.opencontainers.image.title"
 ORAS_FILE = "application/vnd.oci.image.layer.v1.tar"
 ORAS_ARTIFACT = "application/vnd.unknown.artifact.v1"
-LAYOUTS = ("raw", "tar", "tar+gzip", "oras")
+IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+IMAGE_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYOUTS = ("raw", "tar", "tar+gzip", "oras", "modelcar")
 _WEIGHTS = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".h5", ".ckpt")
 
 
@@ -249,6 +254,13 @@ def layers_for(files: Sequence[tuple[str, bytes]], layout: str) -> list[Layer]:
         ]
     if layout == "oras":
         return [Layer(ORAS_FILE, data, {TITLE: name}) for name, data in files]
+    if layout == "modelcar":
+        base = [("etc/os-release", b"ID=omsign-test\n"), ("bin/true", b"#!/bin/sh\n")]
+        model = [(f"models/{name}", data) for name, data in files]
+        return [
+            Layer(IMAGE_LAYER_GZIP, tar_of(base, gzip_it=True), {}),
+            Layer(IMAGE_LAYER_GZIP, tar_of(model, gzip_it=True), {}),
+        ]
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -275,13 +287,15 @@ def push_layers(
             {"mediaType": layer.media_type, "digest": digest, "size": len(layer.data),
              "annotations": dict(layer.annotations)}
         )  # fmt: skip
-    manifest = {
+    manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "artifactType": artifact_type,
         "config": {"mediaType": config_type, "digest": config_digest, "size": len(config_data)},
         "layers": descs,
     }
+    if not artifact_type:  # a container image (ModelCar) has none
+        del manifest["artifactType"]
     data = json.dumps(manifest, separators=(",", ":")).encode()
     digest = client.push_manifest(repo, tag or sha256_digest(data), data)
     return digest, data
@@ -298,6 +312,15 @@ def push_model(
 ) -> str:
     """Pushes a model folder in ``layout`` (see the module docstring); returns the digest."""
     files = model_files(folder)
+    if layout == "modelcar":
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
+        digest, _ = push_layers(
+            client, repo, layers_for(files, layout), tag=tag, artifact_type="",
+            config=(IMAGE_CONFIG, config), chunked=chunked,
+        )  # fmt: skip
+        return digest
     if layout == "oras":
         config = (EMPTY, b"{}")
         digest, _ = push_layers(
@@ -328,6 +351,19 @@ def pull_model(client: PlainClient, repo: str, ref: str, dest: Path) -> list[str
         blob = client.blob(repo, desc["digest"])
         annotations = desc.get("annotations") or {}
         media_type = desc["mediaType"]
+        if media_type == IMAGE_LAYER_GZIP and not annotations:  # ModelCar: models/ only
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+                for member in tar.getmembers():
+                    if not member.name.startswith("models/") or not member.isfile():
+                        continue
+                    name = member.name.removeprefix("models/")
+                    target = _safe_target(dest, name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    target.write_bytes(extracted.read())
+                    written.append(name)
+            continue
         if media_type.endswith((".tar", ".tar+gzip")) and FILEPATH in annotations:
             mode = "r:gz" if media_type.endswith("+gzip") else "r:"
             with tarfile.open(fileobj=io.BytesIO(blob), mode=mode) as tar:

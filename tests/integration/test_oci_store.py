@@ -247,3 +247,39 @@ def test_attestation_of_another_manifest_is_reported_not_raised(
     ((_, problem),) = OciStore(other).claims()
     assert isinstance(problem, MalformedSignatureError)
     assert "refused" in str(problem)
+
+
+def test_referrers_read_are_bounded_newest_first(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    import omsign.storage._oci as oci_store
+
+    setup = _Setup(PlainClient(oci_registry.url), Registry(oci_registry.ref("store/many")),
+                   "store/many", oci_registry.host)  # fmt: skip
+    model = _push(setup, tmp_path)
+    bundles = [_bundle(tmp_path, p256, f"s{i}") for i in range(5)]
+    pushed = [OciStore(model).add(b) for b in bundles]
+    monkeypatch.setattr(oci_store, "MAX_REFERRERS", 3)
+    read = OciStore(model).read_all()
+    assert [b.text.encode() for b in read] == [encode(b) for b in reversed(bundles[2:])]
+    assert OciStore(model).locations() == list(reversed(pushed[2:]))
+    assert "5 signature referrers; reading 3" in caplog.text
+
+
+def test_inspect_a_registry_model_shows_its_newest_signature(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair, cli: Any
+) -> None:
+    setup = _Setup(PlainClient(oci_registry.url), Registry(oci_registry.ref("store/inspect")),
+                   "store/inspect", oci_registry.host)  # fmt: skip
+    model = _push(setup, tmp_path)
+    r = cli("inspect", model.location)
+    assert r.code == 1
+    assert "no signature found" in r.err
+    OciStore(model).write(_bundle(tmp_path, p256, "old"))
+    newest = OciStore(model).add(_bundle(tmp_path, p256, "new"))
+    r = cli("inspect", model.location, "--json")
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["signature"] == newest
+    assert report["method"] == "key"

@@ -25,8 +25,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "signature",
         metavar="SIGNATURE",
-        help="signature file (e.g. model.sig), or a model: a directory holding model.sig "
-        "or a file whose signature is FILE.sig",
+        help="signature file (e.g. model.sig), or a model: a directory holding model.sig, "
+        "a file whose signature is FILE.sig, or oci://REGISTRY/REPO[:TAG|@DIGEST] (its "
+        "newest signature referrer)",
     )
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=run)
