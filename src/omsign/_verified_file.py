@@ -12,20 +12,23 @@ from __future__ import annotations
 import contextlib
 import hmac
 import io
+import mmap
 import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
 from omsign.errors import IntegrityError, ModelError, UnsafeFormatError
 from omsign.hashing import new_hasher
 
-__all__ = ["Piece", "VerifiedFile", "unsafe_error"]
+__all__ = ["Piece", "VerifiedFile", "new_buffer", "unsafe_error"]
 
 _SPOOL = 128 << 20  # pieces larger than this are copied to an unlinked temporary file
 _CHUNK = 1 << 20
+_PIPE_CHUNK = 2 << 20  # bytes read per call straight into a caller's buffer
 _KEEP = 2  # verified pieces kept per open file
 
 
@@ -142,16 +145,22 @@ class VerifiedFile(io.RawIOBase):
         """
         return os.pread(self._fd, max(0, min(size, self.size - offset)), offset)
 
-    def read_into_verified(self, buffer: bytearray) -> None:
+    def read_into_verified(self, buffer: Any, *, overlap: bool = True) -> None:
         """Reads the whole file once, straight into ``buffer`` (of the file's size), hashing
         as it goes; raises if any piece differs. On an exception ``buffer`` holds unproven
         bytes and must be dropped. No private copy is made (one read, no extra copy).
+
+        Args:
+            buffer: a writable buffer of the file's size, e.g. from :func:`new_buffer`.
+            overlap: read the next chunk in a second thread while this one hashes the
+                current one (both release the GIL), so a lone file uses two cores.
 
         Raises:
             IntegrityError: a piece differs from the signature, or the size changed.
             UnsafeFormatError: pickle content, unless the file was opened allowing it.
         """
-        if len(buffer) != self.size:
+        target = memoryview(buffer).cast("B")
+        if target.nbytes != self.size:
             raise ValueError("the buffer must have the file's size")
         if self.sniff:
             from omsign.integrations.unsafe import sniff_length, unsafe_reason
@@ -159,9 +168,41 @@ class VerifiedFile(io.RawIOBase):
             reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
             if reason is not None:
                 raise unsafe_error(self.name, reason)
-        target = memoryview(buffer)
-        for i, piece in enumerate(self._pieces):
-            self._hash_piece(piece, i == len(self._pieces) - 1, None, target)
+        with contextlib.ExitStack() as stack:
+            reader = None
+            if overlap and self.size > _PIPE_CHUNK:
+                reader = stack.enter_context(
+                    ThreadPoolExecutor(max_workers=1, thread_name_prefix="omsign-read")
+                )
+            for i, piece in enumerate(self._pieces):
+                self._hash_into(piece, i == len(self._pieces) - 1, target, reader)
+
+    def _hash_into(
+        self, piece: Piece, last: bool, target: memoryview, reader: ThreadPoolExecutor | None
+    ) -> None:
+        """Reads a piece straight into ``target`` (indexed by file offset) and hashes it
+        there; with ``reader``, chunk k+1 is read while chunk k is hashed.
+
+        Raises:
+            IntegrityError: the piece differs from the signature, or the size changed.
+        """
+
+        def read(offset: int) -> memoryview:
+            chunk = target[offset : min(offset + _PIPE_CHUNK, piece.end)]
+            return chunk[: self._read_into(chunk, offset)]
+
+        hasher = new_hasher(self._algorithm)
+        offset = piece.start
+        ahead = reader.submit(read, offset) if reader is not None and offset < piece.end else None
+        while offset < piece.end:
+            chunk = read(offset) if ahead is None else ahead.result()
+            if not chunk:
+                raise self._shorter()
+            offset += len(chunk)
+            if reader is not None and offset < piece.end:
+                ahead = reader.submit(read, offset)  # read the next chunk while this one hashes
+            hasher.update(chunk)
+        self._check(piece, last, hasher.digest())
 
     def read_all_verified(self) -> bytes:
         """Every byte of the file, each piece verified before it is copied out."""
@@ -207,15 +248,8 @@ class VerifiedFile(io.RawIOBase):
             self._proven.popitem(last=False)[1].close()
         return proven
 
-    def _hash_piece(
-        self,
-        piece: Piece,
-        last: bool,
-        sink: Callable[[int, bytes], None] | None,
-        target: memoryview | None = None,
-    ) -> None:
-        """Reads a piece once, hashing it; each chunk goes to ``sink(offset, chunk)``, or
-        is read straight into ``target`` (indexed by file offset) without a copy.
+    def _hash_piece(self, piece: Piece, last: bool, sink: Callable[[int, bytes], None]) -> None:
+        """Reads a piece once, hashing it; each chunk goes to ``sink(offset, chunk)``.
 
         Exactly the piece's bytes are read (one more at the end of the last piece, to
         catch growth); the digest is compared once the piece is read.
@@ -226,26 +260,26 @@ class VerifiedFile(io.RawIOBase):
         hasher = new_hasher(self._algorithm)
         offset = piece.start
         while offset < piece.end:
-            size = min(_CHUNK, piece.end - offset)
-            chunk: bytes | memoryview
-            if target is not None:
-                chunk = target[offset : offset + size]
-                chunk = chunk[: self._read_into(chunk, offset)]
-            else:
-                chunk = self._read(size, offset)
+            chunk = self._read(min(_CHUNK, piece.end - offset), offset)
             if not chunk:
-                raise IntegrityError(
-                    f"{self.name}: file is shorter than signed (changed after verification)"
-                )
+                raise self._shorter()
             hasher.update(chunk)
-            if sink is not None:
-                sink(offset, bytes(chunk))
+            sink(offset, chunk)
             offset += len(chunk)
+        self._check(piece, last, hasher.digest())
+
+    def _shorter(self) -> IntegrityError:
+        return IntegrityError(
+            f"{self.name}: file is shorter than signed (changed after verification)"
+        )
+
+    def _check(self, piece: Piece, last: bool, digest: bytes) -> None:
+        """Compares a piece's digest; at the end of the file, checks that it ends there."""
         if last and self._read(1, piece.end):
             raise IntegrityError(
                 f"{self.name}: file is longer than signed (changed after verification)"
             )
-        if not hmac.compare_digest(hasher.digest(), piece.digest):
+        if not hmac.compare_digest(digest, piece.digest):
             raise IntegrityError(
                 f"{self.name}: bytes {piece.start}-{piece.end} do not match the signature "
                 "(changed after signing or after verification)"
@@ -322,6 +356,18 @@ class VerifiedFile(io.RawIOBase):
                 f"{self.name}: cannot write the private copy in {tempfile.gettempdir()} "
                 f"({exc.strerror})"
             ) from None
+
+
+def new_buffer(size: int) -> mmap.mmap | bytearray:
+    """A writable buffer of ``size`` bytes for :meth:`VerifiedFile.read_into_verified`.
+
+    Anonymous memory: unlike ``bytearray(size)``, nothing is zeroed up front while
+    holding the GIL; the kernel supplies zeroed pages as the read first touches them.
+    The memory is released when the last view of it (a tensor) is released.
+    """
+    if size == 0:
+        return bytearray()
+    return mmap.mmap(-1, size)
 
 
 def unsafe_error(name: str, reason: str) -> UnsafeFormatError:

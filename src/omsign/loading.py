@@ -256,7 +256,7 @@ def load_safetensors(
     Args:
         verified: from :func:`open_verified`.
         name: the file's signed name.
-        framework: ``numpy`` (default), ``torch`` or ``jax``.
+        framework: ``numpy`` (default, or ``np``), ``torch`` (``pt``) or ``jax`` (``flax``).
         tensors: only these tensors (default: all).
 
     Returns:

@@ -11,7 +11,9 @@ are verified as they are copied, once, into a place nobody else can change:
 - on Linux, a sealed in-memory file (``memfd_create`` with write, grow, shrink and seal
   seals), named ``/proc/<pid>/fd/<n>``: this process and its children (llama.cpp, a
   subprocess) can open it, nobody can write it, and it disappears with the process.
-  It occupies memory (or swap) the size of the file;
+  It occupies memory (or swap) the size of the file. The file is read once, straight
+  into that memory, and hashed there (costing about what verifying it alone costs); the
+  path is handed out only once the digest matches;
 - elsewhere, a private copy in a new folder of mode 0700, removed when the context
   ends; another process of the same user could change it, which the memory file rules
   out.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mmap
 import os
 import shutil
 import tempfile
@@ -44,6 +47,21 @@ def _copy(verified: VerifiedModel, name: str, fd: int) -> None:
                 view = view[os.write(fd, view) :]
 
 
+def _fill(verified: VerifiedModel, name: str, fd: int) -> None:
+    """Reads the file once straight into the memory file, hashing it there (no copy)."""
+    with verified.open_raw(name) as src:
+        if not src.size:
+            src.read_into_verified(bytearray())
+            return
+        os.ftruncate(fd, src.size)
+        memory = mmap.mmap(fd, src.size)
+        try:
+            src.read_into_verified(memory)
+        finally:  # unmapped before sealing; on an error, a view may outlive this call
+            with contextlib.suppress(BufferError):
+                memory.close()
+
+
 def _sealed(verified: VerifiedModel, name: str) -> int | None:
     """A sealed memfd holding the verified file, or None where memfds cannot be sealed."""
     if not hasattr(os, "memfd_create") or not hasattr(fcntl, "F_ADD_SEALS"):
@@ -51,7 +69,7 @@ def _sealed(verified: VerifiedModel, name: str) -> int | None:
     flags = os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 2)  # children open it by path
     fd = os.memfd_create(f"omsign:{os.path.basename(name)}", flags)
     try:
-        _copy(verified, name, fd)
+        _fill(verified, name, fd)  # on any error the memory file is dropped unsealed
         seals = 0
         for seal in _SEALS:
             seals |= getattr(fcntl, seal)

@@ -2,12 +2,22 @@
 
 The safetensors layout is an 8-byte little-endian header length, a JSON header naming
 each tensor's dtype, shape and byte range, then the data. :func:`load` parses the
-header from verified bytes, checks it (size bounds, known dtypes, ranges that match
-shapes and tile the data without gaps or overlaps), then reads each tensor asked for
-from the verified file into a buffer of its own: memory is bounded by the tensors
-asked for, not by the file. :func:`load_sharded` follows a verified
-``*.safetensors.index.json`` to its shards. numpy and torch are supported; ``jax``
-arrays are made from numpy ones.
+header, checks it (size bounds, known dtypes, ranges that match shapes and tile the
+data without gaps or overlaps), then reads the tensors:
+
+- every tensor of a file (the default, and each shard of :func:`load_sharded`): one
+  read of the file straight into one buffer of its size, hashed in that same memory as
+  it arrives (a second thread reads chunk k+1 while chunk k is hashed); the tensors are
+  views of that buffer, returned only once the whole file matches its signature. Peak
+  memory is the file's size (the tensors themselves; jax copies them into arrays of its
+  own, so twice that for jax), freed when the last tensor of the file is;
+- chosen tensors (``tensors=``): each read into a buffer of its own from verified
+  bytes, so memory is bounded by the tensors asked for (plus, while a piece of the file
+  is proven, the private copy :mod:`omsign.loading` describes).
+
+:func:`load_sharded` follows a verified ``*.safetensors.index.json`` to its shards,
+loading shards in parallel. numpy, torch and jax (``np``, ``pt``, ``flax``) are
+supported.
 """
 
 from __future__ import annotations
@@ -25,7 +35,16 @@ if TYPE_CHECKING:
 
 __all__ = ["FRAMEWORKS", "iter_tensors", "load", "load_sharded", "read_header"]
 
-FRAMEWORKS = ("numpy", "torch", "jax")
+FRAMEWORKS = ("numpy", "np", "torch", "pt", "jax", "flax")
+_ALIASES = {"numpy": "numpy", "np": "numpy", "torch": "torch", "pt": "torch", "jax": "jax"}
+_ALIASES["flax"] = "jax"  # safetensors' flax loader returns jax arrays too
+# Frameworks omsign does not build tensors for, and how to convert numpy arrays to them.
+_CONVERT = {
+    "tf": "tf.convert_to_tensor",
+    "tensorflow": "tf.convert_to_tensor",
+    "paddle": "paddle.to_tensor",
+    "mlx": "mlx.core.array",
+}
 MAX_HEADER = 100 << 20  # bytes; the safetensors library's own bound
 # dtype -> (bytes per element, numpy dtype or None, torch dtype name)
 _DTYPES: dict[str, tuple[int, str | None, str]] = {
@@ -129,20 +148,55 @@ def _parse_header(f: VerifiedFile, prefix: bytes) -> dict[str, dict[str, Any]]:
     return header
 
 
-def _framework(framework: str) -> Any:
-    if framework not in FRAMEWORKS:
+def _framework(framework: str) -> str:
+    """The framework's canonical name, once its module imports.
+
+    Raises:
+        UsageError: an unknown framework, or one omsign does not build tensors for.
+        BackendUnavailableError: the framework is not installed (the extra is named).
+    """
+    canonical = _ALIASES.get(framework)
+    if canonical is None:
+        if framework in _CONVERT:
+            raise UsageError(
+                f"framework {framework!r} is not supported; load numpy arrays and convert "
+                f"them with {_CONVERT[framework]}"
+            )
         raise UsageError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
-    module = "numpy" if framework == "jax" else framework
+    module = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy"}[canonical]
     try:
-        return importlib.import_module("jax.numpy" if framework == "jax" else module)
+        importlib.import_module(module)
     except ImportError:
-        extra = "safetensors" if module == "numpy" else module
+        extra = "safetensors" if canonical == "numpy" else canonical
         raise BackendUnavailableError(
-            f"loading tensors as {framework} needs {module}: pip install {extra!r}"
+            f"loading tensors as {framework} needs {module.partition('.')[0]}: "
+            f"pip install 'omsign[{extra}]'"
         ) from None
+    return canonical
 
 
-def _tensor(data: bytearray | memoryview, info: dict[str, Any], framework: str, name: str) -> Any:
+def _check_dtypes(header: dict[str, dict[str, Any]], framework: str, name: str) -> None:
+    """Refuses, before anything is read, a dtype the framework cannot hold."""
+    if framework == "torch":
+        return
+    for tensor, info in header.items():
+        if _DTYPES[info["dtype"]][1] is None and _ml_dtype(info["dtype"]) is None:
+            raise UsageError(
+                f"{name}: tensor {tensor!r} is {info['dtype']}, which numpy holds only with "
+                "ml_dtypes: pip install ml_dtypes, or load it with torch"
+            )
+
+
+def _ml_dtype(dtype: str) -> Any:
+    """The ml_dtypes type of a dtype numpy lacks (bfloat16, float8), if installed."""
+    try:
+        ml_dtypes = importlib.import_module("ml_dtypes")
+    except ImportError:
+        return None
+    return getattr(ml_dtypes, _DTYPES[dtype][2], None)
+
+
+def _tensor(data: bytearray | memoryview, info: dict[str, Any], framework: str) -> Any:
     _, numpy_dtype, torch_dtype = _DTYPES[info["dtype"]]
     shape = tuple(info["shape"])
     if framework == "torch":
@@ -151,12 +205,11 @@ def _tensor(data: bytearray | memoryview, info: dict[str, Any], framework: str, 
         if not data:
             return torch.empty(shape, dtype=getattr(torch, torch_dtype))
         return torch.frombuffer(data, dtype=getattr(torch, torch_dtype)).reshape(shape)
-    if numpy_dtype is None:
-        raise UsageError(f"{name}: dtype {info['dtype']} has no numpy type; load it with torch")
     import numpy
 
-    array = numpy.frombuffer(data, dtype=numpy_dtype).reshape(shape)
-    if framework == "jax":
+    dtype = numpy_dtype if numpy_dtype is not None else _ml_dtype(info["dtype"])
+    array = numpy.frombuffer(data, dtype=dtype).reshape(shape)
+    if framework == "jax":  # copied into the array's own buffer
         return importlib.import_module("jax.numpy").asarray(array)
     return array
 
@@ -173,12 +226,15 @@ def iter_tensors(
     Args:
         verified: from :func:`omsign.open_verified`.
         name: the file's signed name.
-        framework: ``numpy``, ``torch`` or ``jax``.
+        framework: ``numpy`` (or ``np``), ``torch`` (or ``pt``), ``jax`` (or ``flax``).
+            bfloat16 and float8 tensors need torch, or ml_dtypes (which jax brings).
         tensors: only these tensors (default: all, in file order).
 
     Raises:
         IntegrityError: the file is not signed, differs from the signature, or is not a
             valid safetensors file; a tensor asked for is not in it.
+        UsageError: an unknown or unsupported framework, or a dtype it cannot hold.
+        BackendUnavailableError: the framework is not installed.
     """
     yield from _iter(verified, name, framework, tensors, None)
 
@@ -189,24 +245,27 @@ def _iter(
     framework: str,
     tensors: Iterable[str] | None,
     assigned: str | None,
+    *,
+    overlap: bool = True,
 ) -> Iterator[tuple[str, Any]]:
     """The tensors; with ``assigned`` (an index name), the file must hold only those."""
-    _framework(framework)
+    framework = _framework(framework)
     with verified.open_raw(name) as f:
         if tensors is None or assigned:  # the whole file: one hashed read
-            yield from _scan_all(f, name, framework, tensors, assigned)
+            yield from _scan_all(f, name, framework, tensors, assigned, overlap=overlap)
             return
         start, header = read_header(f)
         wanted = list(tensors)
         missing = [t for t in wanted if t not in header]
         if missing:
             raise IntegrityError(f"{name}: no tensor named {missing[0]!r}")
+        _check_dtypes({t: header[t] for t in wanted}, framework, name)
         wanted.sort(key=lambda t: header[t]["data_offsets"][0])
         for tensor in wanted:
             begin, end = header[tensor]["data_offsets"]
             f.seek(start + begin)
             data = _read_exact(f, end - begin, name)
-            yield tensor, _tensor(data, header[tensor], framework, name)
+            yield tensor, _tensor(data, header[tensor], framework)
 
 
 def _scan_all(
@@ -215,6 +274,8 @@ def _scan_all(
     framework: str,
     expected: Iterable[str] | None = None,
     index: str | None = None,
+    *,
+    overlap: bool = True,
 ) -> Iterator[tuple[str, Any]]:
     """Every tensor, in one sequential read that is hashed as it goes.
 
@@ -225,6 +286,7 @@ def _scan_all(
     """
     start, prefix = _header_bytes(f, proven=False)
     header = _parse_header(f, prefix)
+    _check_dtypes(header, framework, name)
     if expected is not None:
         expected = set(expected)
         missing = sorted(expected - set(header))
@@ -235,14 +297,16 @@ def _scan_all(
             raise IntegrityError(
                 f"{name}: holds tensor {extra[0]!r} that {index} assigns elsewhere"
             )
-    whole = bytearray(f.size)  # every tensor's bytes, read straight in and then proven
-    f.read_into_verified(whole)
+    from omsign._verified_file import new_buffer
+
+    whole = new_buffer(f.size)  # every tensor's bytes, read straight in and then proven
+    f.read_into_verified(whole, overlap=overlap)
     if whole[:start] != prefix:  # the layout was planned from bytes that then changed
         raise IntegrityError(f"{name}: changed while it was read (its header differs)")
     data = memoryview(whole)
     for tensor in sorted(header, key=lambda t: header[t]["data_offsets"][0]):
         begin, end = header[tensor]["data_offsets"]
-        yield tensor, _tensor(data[start + begin : start + end], header[tensor], framework, name)
+        yield tensor, _tensor(data[start + begin : start + end], header[tensor], framework)
 
 
 def load(
@@ -261,6 +325,7 @@ def load_sharded(
     index: str = "model.safetensors.index.json",
     *,
     framework: str = "numpy",
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """All tensors of a sharded checkpoint, through its verified index.
 
@@ -268,9 +333,18 @@ def load_sharded(
     index assigns it to, and a shard holding a tensor the index does not assign to it is
     refused (a swapped shard).
 
+    Args:
+        verified: from :func:`omsign.open_verified`.
+        index: the index file's signed name.
+        framework: as for :func:`iter_tensors`.
+        workers: shards read at once (default: the CPUs this process may use).
+
     Raises:
         IntegrityError: the index or a shard is not signed or differs, or they disagree.
+        UsageError: an unknown or unsupported framework.
+        BackendUnavailableError: the framework is not installed.
     """
+    _framework(framework)
     try:
         weight_map = json.loads(verified.read_bytes(index))["weight_map"]
     except (ValueError, KeyError, TypeError):
@@ -288,11 +362,14 @@ def load_sharded(
     from omsign.hashing import worker_count
 
     def one(item: tuple[str, list[str]]) -> dict[str, Any]:
-        return dict(_iter(verified, item[0], framework, item[1], index))
+        return dict(_iter(verified, item[0], framework, item[1], index, overlap=overlap))
 
+    workers = worker_count(workers)
+    # Shards are read and hashed in parallel (reading and hashing release the GIL); each
+    # shard also reads ahead in a second thread only when cores would otherwise idle.
+    overlap = len(by_shard) < workers
     out: dict[str, Any] = {}
-    # Shards are read, hashed and copied in parallel (hashing and reading release the GIL).
-    with ThreadPoolExecutor(max_workers=min(worker_count(), len(by_shard) or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(by_shard) or 1)) as pool:
         for tensors in pool.map(one, sorted(by_shard.items())):
             out.update(tensors)
     return out
