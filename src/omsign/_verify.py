@@ -232,7 +232,14 @@ def _result(checked: _Checked, **content: Any) -> VerificationResult:
     where = str(checked.signature)
     signers = tuple(
         VerifiedSigner(
-            p.method, p.signer, p.issuer, p.signed_at, where, signed.legacy, p.claimed_at
+            p.method,
+            p.signer,
+            p.issuer,
+            p.signed_at,
+            where,
+            signed.legacy,
+            p.claimed_at,
+            p.trusted_as,
         )
         for p in checked.every
     )

@@ -97,6 +97,7 @@ class VerifiedSigner:
         legacy: the signature uses the deprecated v0.2 format.
         claimed_at: when the bundle says it was signed, unproven (only when no time
             is proven).
+        trusted_as: the name of the trust policy file's signer that accepted it.
     """
 
     method: str
@@ -106,6 +107,7 @@ class VerifiedSigner:
     signature: str
     legacy: bool = False
     claimed_at: dt.datetime | None = None
+    trusted_as: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The signer as a JSON-ready object."""
@@ -117,6 +119,7 @@ class VerifiedSigner:
             "signature": self.signature,
             "legacy_format": self.legacy,
             "claimed_at": self.claimed_at.isoformat() if self.claimed_at else None,
+            "trusted_as": self.trusted_as,
         }
 
 

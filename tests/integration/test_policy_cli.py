@@ -253,3 +253,54 @@ def test_rule_files_must_be_all_or_present(tmp_path: Path, keydir: Path) -> None
     result = run_cli("policy", "check", policy)
     assert result.code == 2
     assert f"{policy}:13: rule 1: files must be one of all, present, got 'some'" in result.err
+
+
+@pytest.mark.parametrize(
+    ("mode", "signers", "code", "decision", "counted"),
+    [
+        ("enforce", ("trainer", "ci"), 0, "accepted", ["trainer", "ci"]),
+        ("enforce", ("trainer", "stranger"), 1, "rejected", []),
+        ("warn", ("stranger",), 0, "would-reject", []),
+        ("warn", ("registry", "ci"), 0, "accepted", ["registry", "ci"]),
+    ],
+)
+def test_json_policy_member_says_the_verdict_and_who_counted(
+    tmp_path: Path,
+    keydir: Path,
+    mode: str,
+    signers: tuple[str, ...],
+    code: int,
+    decision: str,
+    counted: list[str],
+) -> None:
+    import jsonschema
+
+    policy = write_policy(tmp_path, keydir, TWO_OF_THREE.format(mode=mode))
+    model = signed_by(tmp_path, keydir, *signers)
+    result = verify(model, policy, "--json")
+    assert result.code == code, result.err
+    report = check_report(json.loads(result.out))
+    member = report["policy"]
+    assert member["decision"] == decision and member["counted"] == counted
+    assert member["file"] == str(policy) and member["rule"] == 1 and member["threshold"] == 2
+    assert member["signers"] == ["trainer", "registry", "ci"]
+    if decision == "accepted":
+        assert [s["trusted_as"] for s in report["signers"]] == counted
+    # the schema holds the member to its shape
+    with pytest.raises(jsonschema.ValidationError):
+        check_report({**report, "policy": {**member, "decision": "maybe"}})
+    with pytest.raises(jsonschema.ValidationError):
+        check_report({**report, "policy": {**member, "extra": 1}})
+
+
+def test_json_policy_member_for_off_and_denied_models(tmp_path: Path, keydir: Path) -> None:
+    policy = write_policy(tmp_path, keydir, '\n[[rules]]\nmatch = "models/**"\nmode = "off"\n')
+    skipped = verify(make_model(tmp_path / "models" / "x"), policy, "--json")
+    member = check_report(json.loads(skipped.out))["policy"]
+    assert skipped.code == 0 and member["decision"] == "not-checked" and member["mode"] == "off"
+    elsewhere = make_model(tmp_path / "elsewhere")
+    assert run_cli("sign", elsewhere, "--key", keydir / "trainer.pem").code == 0
+    denied = verify(elsewhere, policy, "--json")
+    member = check_report(json.loads(denied.out))["policy"]
+    assert denied.code == 1 and member["decision"] == "rejected" and member["mode"] == "deny"
+    assert member["rule"] is None

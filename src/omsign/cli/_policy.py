@@ -89,17 +89,39 @@ def policy_from_args(given: str | None, *, required: bool) -> PolicyFile | None:
 
 
 def policy_report(policy: PolicyFile, decision: Decision, *, enforced: bool) -> dict[str, Any]:
-    """The ``policy`` member of a JSON verification report."""
+    """The ``policy`` member of a JSON verification report, before the verdict.
+
+    ``decision`` is ``not-checked`` until :func:`policy_verdict` fills it in.
+    """
     rule = decision.rule
     return {
         "file": str(policy.path),
         "rule": None if rule is None else rule.index,
         "rule_name": None if rule is None else rule.name or None,
         "mode": decision.mode,
+        "decision": "not-checked",
         "signers": [s.name for s in decision.signers],
+        "counted": [],
         "threshold": decision.threshold,
         "enforced": enforced,
     }
+
+
+def policy_verdict(member: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The ``policy`` member with the verdict: ``accepted``, ``rejected`` or ``would-reject``.
+
+    Args:
+        member: from :func:`policy_report`.
+        result: the :class:`~omsign.VerificationResult`, or None when verification failed.
+    """
+    if result is None:
+        verdict = "rejected" if member["enforced"] else "would-reject"
+        return {**member, "decision": verdict, "counted": []}
+    counted = [s.trusted_as or s.signer for s in result.signers]
+    out = {**member, "decision": "accepted", "counted": counted}
+    if result.pinning is not None:
+        out["pinning"] = dict(result.pinning)
+    return out
 
 
 def run_check(args: argparse.Namespace) -> int:

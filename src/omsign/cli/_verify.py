@@ -283,14 +283,19 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
         if args.json:
             from omsign.reports import failure_report
 
-            emit_json(
-                {**failure_report(exc, warnings=warnings, names=OPTION_FLAGS), **(extra or {})}
-            )
+            failed = dict(extra or {})
+            if "policy" in failed:
+                from omsign.cli._policy import policy_verdict
+
+                failed["policy"] = policy_verdict(failed["policy"], None)
+            emit_json({**failure_report(exc, warnings=warnings, names=OPTION_FLAGS), **failed})
         raise
     if args.json:
         extra = dict(extra or {})
-        if result.pinning is not None and "policy" in extra:
-            extra["policy"] = {**extra["policy"], "pinning": dict(result.pinning)}
+        if "policy" in extra:
+            from omsign.cli._policy import policy_verdict
+
+            extra["policy"] = policy_verdict(extra["policy"], result)
         emit_json({**result.to_json(warnings), **extra})
         return 0
     if not args.quiet:

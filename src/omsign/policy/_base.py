@@ -42,6 +42,7 @@ class VerifiedSignature:
         claimed_at: when the bundle says it was signed, unproven (a timestamp or log
             entry not checked against a trusted authority, or the certificate's start
             of validity); set when no time is proven.
+        trusted_as: the name of the signer of a trust policy file that accepted it.
     """
 
     method: str
@@ -52,6 +53,7 @@ class VerifiedSignature:
     log_index: int | None = None
     legacy_encoding: bool = False
     claimed_at: dt.datetime | None = None
+    trusted_as: str | None = None
 
 
 class Verifier(Protocol):

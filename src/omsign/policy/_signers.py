@@ -17,6 +17,7 @@ a signature existed. Paths are relative to the policy file.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ class _Named:
         return self.label
 
     def verify(self, bundle: Any) -> VerifiedSignature:
-        return self.inner.verify(bundle)
+        return dataclasses.replace(self.inner.verify(bundle), trusted_as=self.label)
 
 
 def _pattern(reader: Reader, value: Any, line: int, what: str) -> str:
