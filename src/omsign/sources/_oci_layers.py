@@ -157,7 +157,9 @@ def decompressed(stream: IO[bytes], packing: str, where: str) -> IO[bytes]:
                 f"{where}: a tar+zstd layer needs the zstandard module",
                 hint="install omsign[oci]",
             ) from None
-        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(stream)
+        reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(
+            stream, read_across_frames=True
+        )
         return reader
     return stream
 

@@ -183,3 +183,9 @@ def test_zstd_layers_stream() -> None:
     raw = _tar(_file("w.bin")[0], data={"w.bin": b"x"})
     packed = zstandard.ZstdCompressor().compress(raw)
     assert [m.name for m in _members(packed, packing="zstd")] == ["w.bin"]
+    # Parallel compressors write several frames: the layer is all of them.
+    two = _tar(_file("a")[0], _file("b")[0], data={"a": b"x", "b": b"x"})
+    frames = b"".join(
+        zstandard.ZstdCompressor().compress(two[i : i + 512]) for i in range(0, len(two), 512)
+    )
+    assert [m.name for m in _members(frames, packing="zstd")] == ["a", "b"]
