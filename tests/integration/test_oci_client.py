@@ -171,3 +171,19 @@ def test_tls_checked_against_the_named_ca_bundle(
             digest, _ = _push_model(registry)
             assert registry.transport.scheme == "https"
             assert registry.resolve()[0] == digest
+
+
+def test_push_blob_from_a_file_and_a_stream(oci_registry: OciRegistry, tmp_path: Path) -> None:
+    import io
+
+    registry = Registry(f"{oci_registry.host}/client/files")
+    data = os.urandom(300_000)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert registry.push_blob(path) == digest_of(data)
+    assert registry.blob(digest_of(data), size=len(data)).read() == data
+    other = data[::-1]
+    assert registry.push_blob(io.BytesIO(other)) == digest_of(other)
+    assert registry.blob_range(digest_of(other), 10, 20) == other[10:20]
+    assert registry.has_blob(digest_of(other))
+    assert not registry.has_blob(digest_of(b"absent"))

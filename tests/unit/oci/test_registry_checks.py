@@ -89,7 +89,7 @@ def server() -> Iterator[str]:
     _Handler.token_user = None
     _Handler.seen = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{httpd.server_address[1]}"
@@ -220,3 +220,74 @@ def test_plain_http_is_refused_for_a_remote_host_unless_insecure(
 
 def test_the_digest_helper() -> None:
     assert digest_of(b"") == "sha256:" + hashlib.sha256(b"").hexdigest()
+
+
+def _index(*descriptors: object) -> bytes:
+    return json.dumps({"schemaVersion": 2, "manifests": list(descriptors)}).encode()
+
+
+def _descriptor(n: int, artifact_type: str = "a/b") -> dict[str, Any]:
+    return {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest_of(str(n).encode()),
+        "size": n,
+        "artifactType": artifact_type,
+    }
+
+
+def test_referrers_pages_are_followed_and_filtered(server: str) -> None:
+    path = f"/v2/org/model/referrers/{GOOD_DIGEST}"
+    _Handler.routes[path] = (200, {"Link": f'<{path}?last=1>; rel="next"'}, _index(_descriptor(1)))
+    first = _Handler.routes[path]
+    # The second page: the server's route table has one entry per path, so the next
+    # link names a path the handler strips to the same route; serve page two after one.
+
+    class Pages:
+        served = 0
+
+    original = _Handler.do_GET
+
+    def paged(handler: _Handler) -> None:
+        if handler.path.startswith(path):
+            Pages.served += 1
+            if Pages.served > 1:
+                handler._reply(200, {}, _index(_descriptor(2, "c/d")))
+                return
+            handler._reply(*first)
+            return
+        original(handler)
+
+    _Handler.do_GET = paged  # type: ignore[method-assign]
+    try:
+        registry = Registry(f"{server}/org/model")
+        assert [d["size"] for d in registry.referrers(GOOD_DIGEST)] == [1, 2]
+        Pages.served = 0
+        assert [d["size"] for d in registry.referrers(GOOD_DIGEST, "c/d")] == [2]
+    finally:
+        _Handler.do_GET = original  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"not json", "not JSON"),
+        (b"{}", "not an image index"),
+        (_index("x"), "not an object"),
+        (_index({"digest": GOOD_DIGEST, "size": 1}), "lacks its mediaType"),
+        (_index({**_descriptor(1), "digest": "md5:00"}), "unsupported descriptor digest"),
+        (_index({**_descriptor(1), "size": -1}), "no valid size"),
+        (_index({**_descriptor(1), "size": True}), "no valid size"),
+    ],
+)
+def test_malformed_referrers_listings_are_refused(server: str, body: bytes, problem: str) -> None:
+    _Handler.routes[f"/v2/org/model/referrers/{GOOD_DIGEST}"] = (200, {}, body)
+    with pytest.raises(RegistryContentError, match=problem):
+        Registry(f"{server}/org/model").referrers(GOOD_DIGEST)
+
+
+def test_without_the_api_the_tag_index_is_read(server: str) -> None:
+    tag = "sha256-" + GOOD_DIGEST.split(":", 1)[1]
+    index = _index(_descriptor(3))
+    _manifest_route(tag, index, header_digest=digest_of(index))
+    _manifest_route(digest_of(index), index)
+    assert Registry(f"{server}/org/model").referrers(GOOD_DIGEST) == [_descriptor(3)]
