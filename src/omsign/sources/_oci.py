@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ __all__ = ["OciEntry", "OciReader", "OciSource", "open_source"]
 _CHUNK = 1 << 20
 _registries: dict[tuple[str, bool], Registry] = {}
 _lock = threading.Lock()
+# A forked worker must not share its parent's open connections: it makes its own.
+os.register_at_fork(after_in_child=_registries.clear)
 
 
 def _registry(reference: Reference, insecure: bool) -> Registry:

@@ -116,3 +116,17 @@ def test_bytes_changed_after_listing_are_caught_when_read(
     path.write_bytes(bytes(data))
     with pytest.raises(RegistryContentError, match="other bytes than when it was listed"):
         hash_entries([weights], "blake2b", None, workers=1, reader=source.reader())
+
+
+def test_worker_processes_read_the_registry_themselves(
+    oci_registry: OciRegistry, folder: Path
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    push_model(PlainClient(oci_registry.url), "org/tiny", folder, "tar")
+    source = resolve_source(oci_registry.ref("org/tiny", "v1"))
+    with ProcessPoolExecutor(2) as pool:
+        remote = hash_entries(
+            source.entries(), "blake2b", 100_000, executor=pool, reader=source.reader()
+        )
+    assert remote == _local(folder, "blake2b", 100_000)
