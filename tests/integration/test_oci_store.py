@@ -283,3 +283,61 @@ def test_inspect_a_registry_model_shows_its_newest_signature(
     report = json.loads(r.out)
     assert report["signature"] == newest
     assert report["method"] == "key"
+
+
+def _fork_tag_manifest(setup: _Setup, data: bytes) -> bytes:
+    """A manifest as the fork's tag mode writes it: no subject, its artifact type noted."""
+    layer = setup.client.push_blob(setup.repo, data)
+    config = setup.client.push_blob(setup.repo, b"{}")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                   "size": 2},
+        "layers": [{"mediaType": BUNDLE_ARTIFACT, "digest": layer, "size": len(data)}],
+        "annotations": {"dev.sigstore.model-signing.artifact-type": MODEL_SIGNING_ARTIFACT},
+    }  # fmt: skip
+    return json.dumps(manifest).encode()
+
+
+def test_reads_the_model_signing_fork_tag_form_only_under_its_tag(
+    docker_registry: DockerRegistry, tmp_path: Path, p256: KeyPair
+) -> None:
+    creds = Credentials(docker_registry.user, docker_registry.password)
+    setup = _Setup(PlainClient(docker_registry.url, docker_registry.user, docker_registry.password),
+                   Registry(docker_registry.ref("store/fork-tag"), credentials=creds),
+                   "store/fork-tag", docker_registry.host)  # fmt: skip
+    model = _push(setup, tmp_path, "signed")
+    data = encode(_bundle(tmp_path, p256))
+    raw = _fork_tag_manifest(setup, data)
+    tag = model.digest.replace(":", "-") + ".sig"
+    setup.client.push_manifest(setup.repo, tag, raw)
+    (bundle,) = OciStore(model).read_all()
+    assert bundle.text.encode() == data
+    # Listed as a referrer of another manifest, the subject-less manifest is refused.
+    victim = _push(setup, tmp_path, "victim", {"weights.bin": b"\x04" * 4096})
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": sha256_digest(raw), "size": len(raw),
+                            "artifactType": MODEL_SIGNING_ARTIFACT}]}  # fmt: skip
+    setup.client.push_manifest(setup.repo, fallback_tag(victim.digest), json.dumps(index).encode(),
+                               "application/vnd.oci.image.index.v1+json")  # fmt: skip
+    with pytest.raises(MalformedSignatureError, match="refused"):
+        OciStore(victim).read_all()
+
+
+def test_malformed_listing_annotations_do_not_crash(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair
+) -> None:
+    setup = _Setup(PlainClient(oci_registry.url), Registry(oci_registry.ref("store/odd")),
+                   "store/odd", oci_registry.host)  # fmt: skip
+    model = _push(setup, tmp_path)
+    OciStore(model).write(_bundle(tmp_path, p256))
+    for data, media_type in list(oci_registry.state.repo("store/odd").manifests.values()):
+        doc = json.loads(data)
+        if "subject" in doc:  # the referrer: its annotations made a list
+            doc["annotations"] = ["not", "a", "map"]
+            raw = json.dumps(doc).encode()
+            oci_registry.state.add_manifest("store/odd", sha256_digest(raw), raw, media_type)
+    assert len(OciStore(model).read_all()) == 2
+    assert OciStore(model).claims() == []

@@ -75,11 +75,17 @@ _SIGNATURE_PREDICATES = (
 log = logging.getLogger(__name__)
 
 
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``annotations`` of a descriptor or manifest (empty when absent or malformed)."""
+    found = obj.get("annotations")
+    return found if isinstance(found, Mapping) else {}
+
+
 def _is_signature(descriptor: Mapping[str, Any]) -> bool:
     """A referrer that carries a model signature (else an attestation, or something else)."""
     if descriptor.get("artifactType") == MODEL_SIGNING_ARTIFACT:
         return True
-    kind = (descriptor.get("annotations") or {}).get(PREDICATE)
+    kind = _annotations(descriptor).get(PREDICATE)
     return descriptor.get("artifactType") == BUNDLE_ARTIFACT and kind in (
         None,
         *_SIGNATURE_PREDICATES,
@@ -136,6 +142,7 @@ class OciStore:
         self.local = local
         self.base = f"oci://{self.registry.reference.registry}/{self.registry.repository}"
         self.location = str(local) if local is not None else self._at(model.digest)
+        self._tagged: str | None = None  # the fork's sha256-<hex>.sig manifest, once found
 
     def _at(self, digest: str) -> str:
         return f"{self.base}@{digest}"
@@ -148,7 +155,7 @@ class OciStore:
         wanted = [d for d in found if _is_signature(d) != claims]
         if claims:
             wanted = [d for d in wanted if d.get("artifactType") == BUNDLE_ARTIFACT]
-        wanted.sort(key=lambda d: str((d.get("annotations") or {}).get(CREATED, "")))
+        wanted.sort(key=lambda d: str(_annotations(d).get(CREATED, "")))
         if not claims:
             wanted.reverse()
         if len(wanted) > MAX_REFERRERS:
@@ -224,9 +231,8 @@ class OciStore:
         if not isinstance(manifest, dict):
             raise MalformedSignatureError(f"{where}: the referrer is not a manifest")
         subject = manifest.get("subject")
-        tag_form = (manifest.get("annotations") or {}).get(_MODEL_SIGNING_TAG_ANNOTATION)
-        if subject is None and tag_form == MODEL_SIGNING_ARTIFACT:
-            pass  # the fork's tag form: the tag sha256-<hex>.sig names the subject
+        if subject is None and digest == self._tagged:
+            pass  # the fork's tag form: its tag, sha256-<hex>.sig, names the subject
         elif not isinstance(subject, dict) or subject.get("digest") != self.model.digest:
             named = subject.get("digest") if isinstance(subject, dict) else None
             raise MalformedSignatureError(
@@ -234,10 +240,11 @@ class OciStore:
                 f"not the model's manifest {self.model.digest}"
             )
         layers = manifest.get("layers")
+        layers = layers if isinstance(layers, list) else []
         bundles = [
-            d for d in layers or [] if isinstance(d, dict) and d.get("mediaType") == BUNDLE_ARTIFACT
+            d for d in layers if isinstance(d, dict) and d.get("mediaType") == BUNDLE_ARTIFACT
         ]
-        if not isinstance(layers, list) or len(bundles) != 1:
+        if len(bundles) != 1:
             raise MalformedSignatureError(
                 f"{where}: the referrer must hold exactly one bundle layer"
             )
@@ -261,11 +268,13 @@ class OciStore:
         except NotFoundError:
             return None
         try:
-            annotations = json.loads(data).get("annotations") or {}
-        except (ValueError, AttributeError):
+            manifest = json.loads(data)
+        except ValueError:
             return None
+        annotations = _annotations(manifest) if isinstance(manifest, dict) else {}
         if annotations.get(_MODEL_SIGNING_TAG_ANNOTATION) != MODEL_SIGNING_ARTIFACT:
             return None  # cosign's own legacy signatures live there: not a bundle
+        self._tagged = digest
         return digest
 
     # Writing ---------------------------------------------------------------------------
