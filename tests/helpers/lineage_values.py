@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from omsign._lineage import Lineage, LineageEdge, LineageNode
+from typing import Any
+
+from omsign._lineage import Lineage, LineageEdge, LineageNode, lineage_schema
 from omsign.results import VerifiedSigner
 
-__all__ = ["DIGESTS", "sample_lineage"]
+__all__ = ["DIGESTS", "check_lineage_json", "sample_lineage"]
 
 DIGESTS = {
     name: ch * 64
@@ -75,3 +77,14 @@ def sample_lineage(base_name: str = "base") -> Lineage:
         LineageEdge(d["base"], d["data0"], "dataset", "data0"),
     )
     return Lineage("/models/quant", nodes, edges, ("/models", "/data"))
+
+
+def check_lineage_json(doc: Any) -> dict[str, Any]:
+    """Validates a lineage document against the schema shipped in the package."""
+    import jsonschema
+
+    schema = lineage_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    cls(schema).validate(doc)
+    return dict(doc)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers.browser import dump_dom, parse_dom
+from helpers.lineage_values import check_lineage_json
 from helpers.pipeline import Pipeline, build_pipeline
 
 
@@ -75,6 +77,11 @@ def test_a_broken_lineage_still_writes_its_page_and_the_browser_shows_the_break(
     result = pipeline.cli(cli, "--html", page, "--json")
     assert result.code == 1
     assert f"lineage graph written to {page}" in result.err
+    doc = check_lineage_json(json.loads(result.out))
+    assert doc["verified"] is False
+    assert [(b["role"], b["digest"]) for b in doc["broken"]] == [
+        ("base model", f"sha256:{pipeline.digests['base']}")
+    ]
     elements = parse_dom(dump_dom(page))
     status = {e.attrs["data-name"]: e.attrs["data-status"] for e in elements if "node" in e.classes}
     assert status == {

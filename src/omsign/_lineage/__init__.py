@@ -17,6 +17,7 @@ from omsign._lineage._graph import (
     LineageFailure,
     LineageNode,
     NodeStatus,
+    lineage_schema,
 )
 from omsign._lineage._html import STATUS_COLOURS, render_lineage_html, write_lineage_html
 
@@ -30,6 +31,7 @@ __all__ = [
     "LineageNode",
     "NodeStatus",
     "lineage",
+    "lineage_schema",
     "render_lineage_html",
     "write_lineage_html",
 ]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINEAGE_FORMAT",
+    "lineage_schema",
     "STATUSES",
     "Lineage",
     "LineageEdge",
@@ -32,6 +33,16 @@ __all__ = [
 LINEAGE_FORMAT = "omsign-lineage"
 NodeStatus = Literal["verified", "unverified", "not-found"]
 STATUSES: tuple[NodeStatus, ...] = ("verified", "unverified", "not-found")
+
+
+def lineage_schema() -> dict[str, Any]:
+    """The JSON Schema of :meth:`Lineage.to_json` (``omsign/schemas/lineage-v1.json``)."""
+    import json
+    from importlib import resources
+
+    text = resources.files("omsign").joinpath("schemas/lineage-v1.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 class LineageError(VerificationError):
@@ -277,7 +288,10 @@ class Lineage:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        """The lineage as a JSON-ready document (``omsign lineage --json``)."""
+        """The lineage as a JSON-ready document (``omsign lineage --json``).
+
+        Its JSON Schema ships in the package (:func:`lineage_schema`).
+        """
         return {
             "format": LINEAGE_FORMAT,
             "version": 1,

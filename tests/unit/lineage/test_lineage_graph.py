@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers.lineage_values import DIGESTS, sample_lineage
+from helpers.lineage_values import DIGESTS, check_lineage_json, sample_lineage
 from omsign._lineage import Lineage, LineageEdge, LineageError, LineageNode
 
 
@@ -81,7 +81,7 @@ def test_a_cycle_ends_where_a_node_repeats() -> None:
 
 
 def test_the_json_document_lists_nodes_edges_and_broken_links() -> None:
-    doc = json.loads(json.dumps(sample_lineage().to_json()))
+    doc = check_lineage_json(json.loads(json.dumps(sample_lineage().to_json())))
     assert doc["format"] == "omsign-lineage" and doc["version"] == 1
     assert doc["verified"] is False
     assert doc["root_digest"] == f"sha256:{DIGESTS['quant']}"
@@ -108,3 +108,12 @@ def test_the_json_document_lists_nodes_edges_and_broken_links() -> None:
 def test_a_lineage_needs_its_model() -> None:
     with pytest.raises(ValueError):
         Lineage("m", ())
+
+
+def test_the_schema_refuses_what_a_lineage_never_prints() -> None:
+    import jsonschema
+
+    doc = sample_lineage().to_json()
+    doc["nodes"][0]["status"] = "trusted"
+    with pytest.raises(jsonschema.ValidationError):
+        check_lineage_json(doc)
