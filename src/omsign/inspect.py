@@ -40,6 +40,9 @@ class SignatureDescription:
         serialization: the hashing settings the signature records.
         resources: the signed files or shards, as listed.
         statement_error: why the statement cannot be read, or None.
+        companions: the further signatures of the same model (the companion folder
+            ``model.sig.d/`` beside a signature file), each described the same way, or
+            ``(path, error)`` when one cannot be read.
     """
 
     signature: str | None
@@ -52,6 +55,7 @@ class SignatureDescription:
     serialization: Serialization | None = None
     resources: tuple[ManifestItem, ...] = ()
     statement_error: str | None = None
+    companions: tuple[SignatureDescription | tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The description as an inspection report (``omsign inspect --json``).
@@ -67,6 +71,8 @@ class SignatureDescription:
             "signer": self.signer,
             "timestamps": list(self.timestamps),
         }
+        if self.companions:
+            info["companions"] = [_companion_json(c) for c in self.companions]
         if self.statement_error is not None or self.serialization is None:
             info["statement_error"] = self.statement_error
             return report("inspection", info)
@@ -87,6 +93,38 @@ class SignatureDescription:
             }
         )
         return report("inspection", info)
+
+
+def _companion_json(companion: SignatureDescription | tuple[str, str]) -> dict[str, Any]:
+    if isinstance(companion, tuple):
+        return {"signature": companion[0], "error": companion[1]}
+    body = companion.to_json()
+    for key in ("format", "version", "report"):
+        body.pop(key, None)
+    return body
+
+
+_MAX_COMPANIONS = 64  # as many as verification reads
+
+
+def _companions(signature: Path) -> tuple[SignatureDescription | tuple[str, str], ...]:
+    """Describes the bundles of the companion folder beside a signature file."""
+    from omsign.errors import Error
+
+    folder = signature.with_name(signature.name + ".d")
+    if not folder.is_dir() or folder.is_symlink():
+        return ()
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".sig"))[:_MAX_COMPANIONS]
+    except OSError as exc:
+        return ((str(folder), f"cannot list signatures ({exc.strerror})"),)
+    found: list[SignatureDescription | tuple[str, str]] = []
+    for name in names:
+        try:
+            found.append(describe_signature(folder / name))
+        except Error as exc:
+            found.append((str(folder / name), str(exc)))
+    return tuple(found)
 
 
 def _certificate(der: bytes) -> dict[str, Any]:
@@ -201,6 +239,7 @@ def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDesc
         method=bundle.method,
         signer=_signer(bundle),
         timestamps=_timestamps(bundle),
+        companions=() if name is None or name.startswith("oci://") else _companions(Path(name)),
     )
     try:
         signed = parse_statement(bundle.payload, name)

@@ -304,3 +304,20 @@ def test_json_policy_member_for_off_and_denied_models(tmp_path: Path, keydir: Pa
     member = check_report(json.loads(denied.out))["policy"]
     assert denied.code == 1 and member["decision"] == "rejected" and member["mode"] == "deny"
     assert member["rule"] is None
+
+
+def test_inspect_lists_the_companion_signatures(tmp_path: Path, keydir: Path) -> None:
+    model = signed_by(tmp_path, keydir, "trainer", "registry", "ci")
+    (model / "model.sig.d" / "broken.sig").write_text("{not a bundle")
+    text = run_cli("inspect", model)
+    assert text.code == 0, text.err
+    assert "more signatures: 3 (NOT verified)" in text.out
+    assert text.out.count("same content") == 2
+    assert "broken.sig: " in text.out
+    report = check_report(json.loads(run_cli("inspect", model, "--json").out))
+    companions = report["companions"]
+    assert len(companions) == 3
+    good = [c for c in companions if "error" not in c]
+    assert len(good) == 2 and all(c["root_digest"] == report["root_digest"] for c in good)
+    assert {c["signer"]["key_hint"] for c in good} != {report["signer"]["key_hint"]}
+    assert any(c["signature"].endswith("broken.sig") and c["error"] for c in companions)

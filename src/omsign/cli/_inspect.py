@@ -91,6 +91,33 @@ def _print_text(described: SignatureDescription) -> None:
         _out(f"  {item.digest.hex()[:16]}  {item.name}")
 
 
+def _print_companions(described: SignatureDescription) -> None:
+    if not described.companions:
+        return
+    _out(f"more signatures: {len(described.companions)} (NOT verified)")
+    for c in described.companions:
+        if isinstance(c, tuple):
+            _out(f"  {c[0]}: {c[1]}")
+            continue
+        signer = c.signer
+        who = (
+            f"key sha256:{signer.get('key_hint')}"
+            if c.method == "key"
+            else signer["certificate"]["subject"]
+            if c.method == "certificate"
+            else f"{signer.get('identity')} (issuer {signer.get('issuer')})"
+        )
+        same = (
+            "same content"
+            if c.root_digest is not None and c.root_digest == described.root_digest
+            else f"other content {c.root_digest}"
+            if c.root_digest
+            else f"statement: {c.statement_error}"
+        )
+        _out(f"  {c.signature}")
+        _out(f"    {c.method}: {who}; {same}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Prints the description."""
     from omsign.inspect import describe_signature
@@ -100,4 +127,5 @@ def run(args: argparse.Namespace) -> int:
         emit_json(described.to_json())
     else:
         _print_text(described)
+        _print_companions(described)
     return 1 if described.statement_error is not None else 0  # malformed, as verify would say
