@@ -211,3 +211,39 @@ def test_a_model_without_any_search_place_has_its_dependencies_not_found(
     )
     assert [(f.node.name, f.node.status) for f in found.failures()] == [("tuned", "not-found")]
     assert "no signed copy among the search places" in found.failures()[0].node.reason
+
+
+def test_a_base_model_in_the_hugging_face_cache_is_found_there(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The base model, as huggingface_hub caches it: files are links into blobs/.
+    hub = pipeline.path("hub")
+    repo = hub / "models--acme--base"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    base = pipeline.path("models", "base")
+    for item in sorted(base.iterdir()):
+        if item.name in ("model.sig", "claims.jsonl"):
+            shutil.copy(item, snapshot / item.name)
+        else:
+            blob = hashlib.sha256(item.read_bytes()).hexdigest()
+            shutil.copy(item, repo / "blobs" / blob)
+            (snapshot / item.name).symlink_to(f"../../blobs/{blob}")
+    shutil.rmtree(base)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    found = omsign.lineage(
+        pipeline.path("models", "quant"),
+        search=[*pipeline.search, "hf://"],
+        key=pipeline.trusted,
+    )
+    assert found.verified, found.tree()
+    node = found.node(pipeline.digests["base"])
+    assert node.location == f"hf://acme/base@{commit}" and node.step == "train"
+    # Without the cache among the search places, the base is not found.
+    assert not omsign.lineage(
+        pipeline.path("models", "quant"), search=pipeline.search, key=pipeline.trusted
+    ).verified
