@@ -247,3 +247,34 @@ def test_a_base_model_in_the_hugging_face_cache_is_found_there(
     assert not omsign.lineage(
         pipeline.path("models", "quant"), search=pipeline.search, key=pipeline.trusted
     ).verified
+
+
+def test_a_pinning_rule_holds_each_artifact_to_its_first_signers(pipeline: Pipeline) -> None:
+    policy = pipeline.path("policy.toml")
+    policy.write_text(
+        'version = 1\ndefault = "deny"\n'
+        '[signers.a]\nkey = "keys/a.pub"\n[signers.b]\nkey = "keys/b.pub"\n'
+        '[[rules]]\nmatch = ["models/**", "data/**"]\nsigners = ["a", "b"]\nthreshold = 1\n'
+        "pin = true\n"
+    )
+    history = pipeline.path("history.json")
+    quant = pipeline.path("models", "quant")
+
+    def walk() -> omsign.Lineage:
+        return omsign.lineage(
+            quant, search=pipeline.search, policy=omsign.load_policy(policy), history=history
+        )
+
+    assert walk().verified
+    assert history.is_file()
+    # The fine-tuned model re-signed by key A, trusted by the rule but not its first signer.
+    omsign.sign(pipeline.path("models", "tuned"), key=pipeline.a.private)
+    (failure,) = walk().failures()
+    assert failure.node.name == "tuned" and failure.role == "base model"
+    assert "not by the signer(s) pinned at first use" in failure.node.reason
+
+
+def test_a_history_needs_a_policy_file(built: Pipeline, cli: Any) -> None:
+    result = built.cli(cli, "--history", built.path("history.json"))
+    assert result.code == 2
+    assert "a signer history applies to a trust policy file" in result.err

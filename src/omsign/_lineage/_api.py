@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omsign._keywords import RuntimeKeywords, TrustOptions, check_keywords, pick
 from omsign._keywords import runtime as _runtime
-from omsign._lineage._follow import Follower
+from omsign._lineage._follow import Follower, Verify
 from omsign._lineage._graph import Lineage
 from omsign._lineage._search import SearchIndex
 from omsign.errors import UsageError
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from omsign.policy import Policy
     from omsign.policy._file import PolicyFile
+    from omsign.results import VerificationResult
 
 __all__ = ["LineageKeywords", "lineage"]
 
@@ -35,6 +36,7 @@ def lineage(
     allow_roots: bool = False,
     max_depth: int = 16,
     search_depth: int = 2,
+    history: PathLike | None = None,
     runtime: Runtime | None = None,
     **options: Unpack[LineageKeywords],
 ) -> Lineage:
@@ -50,14 +52,17 @@ def lineage(
         search: where copies are looked for: folders (scanned ``search_depth`` levels
             down), files, ``hf://`` (the local Hugging Face cache) or
             ``hf://ORG/NAME[@REVISION]``.
-        policy: a verifier or a trust policy file (its rule matching each artifact
-            applies), instead of the trust keywords.
+        policy: a verifier, or a trust policy file: each artifact is verified as
+            :func:`omsign.verify` verifies it under the file (the rule matching it, with
+            its signers, files and pins), instead of the trust keywords.
         signature: the model's signature, when not at the default path.
         allow_roots: accept a verified model without provenance as a root. By default
             every model must carry a verified provenance attestation (a removed
             ``claims.jsonl`` line is otherwise invisible); datasets need none.
         max_depth: links followed at most; deeper artifacts fail as not followed.
         search_depth: folder levels scanned below each search folder.
+        history: with a policy file whose rule pins signers (``pin = true``), the
+            first-use history, as for :func:`omsign.verify`.
         runtime: how to hash; or the keywords ``workers``, ``progress``, ``executor``.
         **options: the trust keywords of :func:`omsign.verify` (``key`` may list
             several keys: each artifact may be signed by any of them) and the keyword
@@ -75,20 +80,42 @@ def lineage(
     if max_depth < 0:
         raise UsageError(f"max_depth must be 0 or more, not {max_depth}", option="max_depth")
     run = _runtime(runtime, options)
-    trust = pick(options, TrustOptions)
-    from omsign._api import resolve_policy
-
-    if policy is None:
-        from omsign._api import make_policy
-
-        fixed: Policy | None = make_policy(**trust)
-    else:
-        resolve_policy(policy, trust, str(model))  # refuses a policy given with keywords
-        fixed = None
-
-    def verifier(where: str) -> Policy:
-        return fixed if fixed is not None else resolve_policy(policy, {}, where)
-
+    verify = _verifier(policy, pick(options, TrustOptions), history, str(model))
     index = SearchIndex(search, depth=search_depth, runtime=run)
-    follower = Follower(verifier, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run)
+    follower = Follower(verify, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run)
     return follower.follow(str(model), None if signature is None else str(signature))
+
+
+def _verifier(
+    policy: Policy | PolicyFile | None,
+    trust: dict[str, Any],
+    history: PathLike | None,
+    model: str,
+) -> Verify:
+    """How each artifact is verified: as ``verify`` would, under the same trust."""
+    from omsign._api import make_policy, resolve_policy
+    from omsign._verify import verify_with_policy
+    from omsign.policy._file import PolicyFile
+
+    if isinstance(policy, PolicyFile):
+        resolve_policy(policy, trust, model)  # refuses a policy given with trust keywords
+        policy_file = policy
+
+        def by_rule(where: str, sig: str | None, run: Runtime) -> tuple[VerificationResult, Policy]:
+            from omsign._api import verify
+
+            # The rule matching the artifact applies, with its scope and first-use pins.
+            result = verify(where, policy=policy_file, signature=sig, runtime=run, history=history)
+            return result, policy_file.decide(where).verifier()
+
+        return by_rule
+    if history is not None:
+        raise UsageError(
+            "a signer history applies to a trust policy file", options=("history", "policy")
+        )
+    fixed = make_policy(**trust) if policy is None else resolve_policy(policy, trust, model)
+
+    def under(where: str, sig: str | None, run: Runtime) -> tuple[VerificationResult, Policy]:
+        return verify_with_policy(where, fixed, signature=sig, runtime=run), fixed
+
+    return under

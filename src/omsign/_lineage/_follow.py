@@ -37,7 +37,11 @@ if TYPE_CHECKING:
     from omsign.policy import Policy
     from omsign.results import VerificationResult
 
-__all__ = ["Dependency", "Follower", "dependencies"]
+__all__ = ["Dependency", "Follower", "Verify", "dependencies"]
+
+# Verifies the artifact at a location: (path, signature or None, runtime) -> the result
+# and the verifier its attestations are checked with.
+Verify = Callable[[str, "str | None", Runtime], "tuple[VerificationResult, Policy]"]
 
 MAX_DEPENDENCIES = 256  # entries read from one provenance
 _MAX_COPIES = 8  # copies of one artifact tried
@@ -139,8 +143,9 @@ class Follower:
     """Walks a lineage; see the module docstring.
 
     Args:
-        trust: the verifier for a model at a location (one policy, or a policy file's
-            rule for it).
+        verify: verifies the artifact at a location (with its signature path, if not
+            the default) and returns the result and the verifier its attestations are
+            checked with (the same trust).
         index: the copies among the search places.
         allow_roots: accept a verified model without provenance as a root.
         max_depth: links followed from the model asked about.
@@ -150,7 +155,7 @@ class Follower:
 
     def __init__(
         self,
-        trust: Callable[[str], Policy],
+        verify: Verify,
         index: SearchIndex,
         *,
         allow_roots: bool = False,
@@ -158,7 +163,7 @@ class Follower:
         max_nodes: int = 256,
         runtime: Runtime | None = None,
     ) -> None:
-        self.trust = trust
+        self.verify = verify
         self.index = index
         self.allow_roots = allow_roots
         self.max_depth = max_depth
@@ -166,11 +171,7 @@ class Follower:
         self.runtime = runtime or Runtime()
 
     def _verify(self, path: str, signature: str | None) -> tuple[VerificationResult, Policy]:
-        from omsign._verify import verify_with_policy
-
-        policy = self.trust(path)
-        result = verify_with_policy(path, policy, signature=signature, runtime=self.runtime)
-        return result, policy
+        return self.verify(path, signature, self.runtime)
 
     def _attested(self, work: _Work, path: str, signature: str | None, policy: Policy) -> None:
         """Reads the artifact's attestations: its step and dependencies, or why not."""

@@ -135,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         allow_roots=args.allow_roots,
         max_depth=args.max_depth,
         search_depth=args.search_depth,
+        history=args.history,
         workers=args.workers,
         **trust,
     )
