@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omsign._keywords import (
@@ -15,7 +15,7 @@ from omsign._keywords import (
 from omsign._keywords import runtime as _runtime
 from omsign._verify import verify_with_policy
 from omsign.errors import UsageError
-from omsign.options import PathLike, Runtime, VerifyScope
+from omsign.options import AttestationRequirement, PathLike, Runtime, VerifyScope
 from omsign.policy import Policy
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from omsign.policy._file import PolicyFile
     from omsign.results import VerificationResult
 
-__all__ = ["accept_signers", "make_policy", "resolve_policy", "verify"]
+__all__ = ["accept_signers", "make_policy", "requirements", "resolve_policy", "verify"]
 
 
 def make_policy(**options: Unpack[TrustOptions]) -> Policy:
@@ -78,6 +78,8 @@ def verify(
     scope: VerifyScope | None = None,
     runtime: Runtime | None = None,
     history: PathLike | None = None,
+    require_attestations: Sequence[AttestationRequirement | str] = (),
+    read_attestations: bool = False,
     **options: Unpack[VerifyKeywords],
 ) -> VerificationResult:
     """Verifies a model's signature and content (OMS section 8).
@@ -108,30 +110,43 @@ def verify(
             ``github_workflow_name``, ``tsa_certs``, ``offline``, ``staging``,
             ``trust_config`` (see :class:`~omsign._keywords.TrustOptions`), and the
             keyword forms of ``scope`` and ``runtime``.
+        require_attestations: attestations the model must also have, each an
+            :class:`~omsign.options.AttestationRequirement` (or its text form,
+            ``"scan:max-age=7d"``): verified under the same trust, about the verified
+            root digest, recent enough by a proven time when ``max_age`` is set; a scan
+            verdict must have passed and not expired.
+        read_attestations: also check and report every attestation stored for the
+            model (``result.attestations``) when none is required.
 
     Returns:
-        What was verified: signer, root digest, files.
+        What was verified: signer, root digest, files (and attestations, when read).
 
     Raises:
         omsign.errors.VerificationError: the model must not be trusted (signature,
-            signer or content); ``IntegrityError.difference`` lists the differences.
+            signer or content); ``IntegrityError.difference`` lists the differences;
+            ``AttestationError`` names a required attestation that is missing or fails.
         omsign.errors.Error: usage or environment problems.
     """
     check_keywords("verify", options, VerifyKeywords)
     checked_scope = verify_scope(scope, options)
     run = _runtime(runtime, options)
-    verifier = resolve_policy(policy, options, model)
+    needs = requirements(require_attestations)
+    trust = resolve_policy(policy, options, model)
     from omsign.policy._file import PolicyFile
 
     if isinstance(policy, PolicyFile):
         checked_scope = policy.decide(model).scope(checked_scope)
     result = verify_with_policy(
         model,
-        verifier,
+        trust,
         signature=signature,
         scope=checked_scope,
         runtime=run,
     )
+    if needs or read_attestations:
+        from omsign._required import check_required
+
+        result = check_required(result, trust, needs, signature=signature)
     if isinstance(policy, PolicyFile):
         result = _pin(policy, model, result, history, accept=False)
     return result
@@ -202,3 +217,26 @@ def accept_signers(
         runtime=runtime,
     )
     return _pin(policy, model, result, history, accept=True)
+
+
+def requirements(
+    given: Sequence[AttestationRequirement | str] | AttestationRequirement | str,
+) -> tuple[AttestationRequirement, ...]:
+    """Requirements as values (text forms such as ``"scan:max-age=7d"`` are parsed).
+
+    Raises:
+        UsageError: a requirement that cannot be read, or a name that is neither a
+            built-in attestation type nor a URI.
+    """
+    if isinstance(given, (str, AttestationRequirement)):
+        given = (given,)
+    out = tuple(
+        g if isinstance(g, AttestationRequirement) else AttestationRequirement.parse(g)
+        for g in given
+    )
+    if out:
+        from omsign.attestations import resolve_type
+
+        for need in out:
+            resolve_type(need.predicate_type)  # an unknown name fails before any work
+    return out

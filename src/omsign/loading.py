@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import functools
 import io
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from omsign._keywords import RuntimeKeywords, ScopeKeywords, VerifyKeywords
@@ -48,12 +49,15 @@ from omsign.errors import (
 )
 from omsign.hashing import FileEntry, open_checked
 from omsign.manifest import split_shard_name
-from omsign.options import Runtime, VerifyScope
+from omsign.options import AttestationRequirement, Runtime, VerifyScope
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from omsign.hashing import LinkPolicy
+    from omsign.manifest import Manifest
     from omsign.policy import Policy, PolicyFile
+    from omsign.predicates._scan import ScanVerdict
     from omsign.results import VerificationResult
 
 __all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
@@ -66,11 +70,73 @@ class VerifiedModel:
         result: the verification result (signer, manifest, what was checked).
     """
 
-    def __init__(self, result: VerificationResult) -> None:
+    def __init__(self, result: VerificationResult, *, require_scan: bool = False) -> None:
+        """Wraps a verification result.
+
+        Args:
+            result: what verification proved.
+            require_scan: serve a pickle-based file only when a verified, fresh, passing
+                scan verdict among ``result.attestations`` scanned it.
+        """
         self.result = result
         self._files = result.manifest.by_file()
         # Sizes proven by a read, for files verification did not hash (lazy, partial).
         self._proven_sizes: dict[str, int] = {}
+        self._scans: tuple[ScanVerdict, ...] | None = None
+        if require_scan:
+            from omsign._required import passing_scans
+
+            self._scans = passing_scans(result.attestations, result.root_digest)
+
+    @classmethod
+    def from_hashes(
+        cls,
+        model: os.PathLike[str],
+        manifest: Manifest,
+        *,
+        root_digest: str | None = None,
+        link_policy: LinkPolicy | None = None,
+    ) -> VerifiedModel:
+        """A model just hashed (not signed): reads are checked against those digests.
+
+        Nothing is trusted here; it serves exactly the bytes whose digests are in
+        ``manifest`` (an attestation about ``root_digest`` covers these bytes).
+
+        Args:
+            model: the model's local path.
+            manifest: the manifest just computed, in the OMS form.
+            root_digest: the hex root digest a statement names (default: the manifest's).
+            link_policy: the links its listing followed.
+        """
+        from pathlib import Path
+
+        from omsign.results import VerificationResult
+
+        path = Path(model)
+        result = VerificationResult(
+            model=path,
+            signature=Path(),
+            method="digest",
+            signer="",
+            issuer=None,
+            signed_at=None,
+            root_digest=root_digest or manifest.root_digest().hex(),
+            subject_name=path.name,
+            serialization=manifest.serialization,
+            verified=tuple(sorted(manifest.by_file())),
+            manifest=manifest,
+            link_policy=link_policy,
+        )
+        return cls(result)
+
+    def _scan_clears(self, name: str) -> bool:
+        """A verified, passing scan verdict that has not expired scanned and passed ``name``."""
+        now = dt.datetime.now(dt.timezone.utc)
+        for verdict in self._scans or ():
+            scanned = verdict.file(name)
+            if verdict.expires > now and scanned is not None and scanned.passed:
+                return True
+        return False
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -100,8 +166,12 @@ class VerifiedModel:
         """Like :meth:`open`, without the buffering layer."""
         from omsign.integrations.unsafe import sniff_length, unsafe_by_name
 
+        if not allow_pickle and self._scans is not None:
+            allow_pickle = self._scan_clears(name)
         reason = None if allow_pickle else unsafe_by_name(name)
         if reason is not None:
+            if self._scans is not None:
+                reason += "; no fresh passing scan attestation of this model covers it"
             raise unsafe_error(name, reason)
         raw = self._open_raw(name)
         # By content, at the first read (nothing is read yet), unless the name rules it out.
@@ -187,6 +257,8 @@ def open_verified(
     signature: str | os.PathLike[str] | None = None,
     scope: VerifyScope | None = None,
     runtime: Runtime | None = None,
+    require_attestations: Sequence[AttestationRequirement | str] = (),
+    require_scan: bool = False,
     **options: Unpack[VerifyKeywords],
 ) -> VerifiedModel:
     """Verifies a model and returns it ready for verified reads.
@@ -201,6 +273,12 @@ def open_verified(
         scope: what to check now, as for :func:`omsign.verify`; without
             ``verify_content`` only its ``link_policy`` applies.
         runtime: how to run the hashing (only with ``verify_content``).
+        require_attestations: attestations the model must have, as for
+            :func:`omsign.verify`.
+        require_scan: serve a pickle-based file (which is otherwise refused unless
+            ``allow_pickle``) only when a scan attestation of this model, verified
+            under the same trust, fresh and passing, scanned that file and found
+            nothing (see ``omsign attest --scan``).
         **options: the keywords of :func:`omsign.verify` (trust: ``key``,
             ``cert_chain``, ``identity`` and ``issuer``...; scope: ``allow_missing``,
             ``files``...; runtime: ``workers``...).
@@ -211,17 +289,24 @@ def open_verified(
     Raises:
         omsign.errors.VerificationError: as :func:`omsign.verify`.
     """
-    from omsign._api import resolve_policy, verify
+    from omsign._api import requirements, resolve_policy, verify
     from omsign._keywords import check_keywords, pick, verify_scope
     from omsign._keywords import runtime as _runtime
 
     check_keywords("open_verified", options, VerifyKeywords)
+    needs = requirements(require_attestations)
     if verify_content:
-        return VerifiedModel(
-            verify(
-                model, policy=policy, signature=signature, scope=scope, runtime=runtime, **options
-            )
+        result = verify(
+            model,
+            policy=policy,
+            signature=signature,
+            scope=scope,
+            runtime=runtime,
+            require_attestations=needs,
+            read_attestations=require_scan,
+            **options,
         )
+        return VerifiedModel(result, require_scan=require_scan)
     from omsign._verify import verify_signature_only
 
     trust = resolve_policy(policy, options, model)
@@ -236,9 +321,14 @@ def open_verified(
         need_content.append("runtime")
     if need_content:
         raise UsageError(f"options {', '.join(need_content)} need verify_content=True")
-    return VerifiedModel(
-        verify_signature_only(model, trust, signature=signature, link_policy=checked.link_policy)
+    result = verify_signature_only(
+        model, trust, signature=signature, link_policy=checked.link_policy
     )
+    if needs or require_scan:
+        from omsign._required import check_required
+
+        result = check_required(result, trust, needs, signature=signature)
+    return VerifiedModel(result, require_scan=require_scan)
 
 
 def load_safetensors(

@@ -18,6 +18,7 @@ from omsign.manifest import Manifest, Serialization
 from omsign.reports import report
 
 if TYPE_CHECKING:
+    from omsign.attestations import Attestation
     from omsign.hashing import LinkPolicy
 
 __all__ = ["AttestResult", "SignResult", "VerificationResult", "VerifiedSigner"]
@@ -149,6 +150,10 @@ class VerificationResult:
         signers: what each verified signature proves (the first is the one above).
         pinning: what the first-use history said (a trust policy rule with pinning), as
             a JSON-ready object; None otherwise.
+        attestations: every attestation stored for the model, verified or not and why
+            (read when attestations were required or asked for).
+        attestations_checked: the attestations were read (``attestations`` is then
+            complete, even when empty).
     """
 
     model: Path
@@ -171,6 +176,8 @@ class VerificationResult:
     link_policy: LinkPolicy | None = field(default=None, repr=False)
     signers: tuple[VerifiedSigner, ...] = ()
     pinning: Mapping[str, Any] | None = field(default=None, repr=False)
+    attestations: tuple[Attestation, ...] = ()
+    attestations_checked: bool = False
 
     def __post_init__(self) -> None:
         if not self.signers:
@@ -220,4 +227,6 @@ class VerificationResult:
             "signers": [s.to_json() for s in self.signers],
             "warnings": list(warnings),
         }
+        if self.attestations_checked:
+            body["attestations"] = [a.to_json() for a in self.attestations]
         return report("verification", body)

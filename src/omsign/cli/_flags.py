@@ -56,4 +56,8 @@ OPTION_FLAGS: dict[str, str] = {
     "search_depth": "--search-depth",
     "max_depth": "--max-depth",
     "allow_roots": "--allow-roots",
+    # attestations and scanners
+    "require_attestations": "--require-attestation",
+    "scan": "--scan",
+    "valid_for": "--scan-valid-for",
 }

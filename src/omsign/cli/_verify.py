@@ -41,6 +41,13 @@ allowed) and reads nothing else. A Hugging Face cache snapshot (or hf://ORG/NAME
 verifies without --allow-symlinks: links into the repository's own cache folder count
 as the files they point to; any other link is refused.
 
+Required attestations: --require-attestation TYPE[:max-age=DURATION] (repeatable;
+TYPE is provenance, scan, model-card, bom or a predicate type URI) needs, once the
+model verifies, an attestation of that type in claims.jsonl signed by a signer this
+verification trusts, about the verified root digest, and with max-age (30d, 12h...)
+a proven time (trusted timestamp or log entry) that recent. A scan verdict must have
+passed and not expired. --json lists every attestation found and why each failed.
+
 Exit codes: 0 verified, 1 verification failed, 2 usage or environment error.
 """
 
@@ -83,6 +90,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
     add_executor_flag(scope)
+    scope.add_argument(
+        "--require-attestation",
+        action="append",
+        default=[],
+        metavar="TYPE[:max-age=DURATION]",
+        help="also require a verified attestation of this type (provenance, scan, "
+        "model-card, bom or a URI), at most DURATION old by a proven time; repeatable",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -251,10 +266,12 @@ def _no_signer_settings(args: argparse.Namespace, path: Any) -> None:
 def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None = None) -> int:
     """Verifies under ``policy``; ``extra`` goes into the JSON report (success or failure)."""
     import omsign
+    from omsign._api import requirements
     from omsign.cli._flags import OPTION_FLAGS
     from omsign.errors import VerificationError
     from omsign.options import Runtime, VerifyScope
 
+    needs = requirements(args.require_attestation)  # a bad one is a usage error, first
     warnings = _collect_warnings() if args.json else []
     try:
         from omsign.executors import make_executor, parse_spec
@@ -267,6 +284,8 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
                 policy=policy,
                 signature=args.signature,
                 history=args.history,
+                require_attestations=needs,
+                read_attestations=args.json,
                 scope=VerifyScope(
                     ignore_unsigned_files=args.ignore_unsigned_files,
                     allow_missing=args.allow_missing,
@@ -288,6 +307,9 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
                 from omsign.cli._policy import policy_verdict
 
                 failed["policy"] = policy_verdict(failed["policy"], None)
+            found = getattr(exc, "attestations", None)
+            if found is not None:
+                failed["attestations"] = [a.to_json() for a in found]
             emit_json({**failure_report(exc, warnings=warnings, names=OPTION_FLAGS), **failed})
         raise
     if args.json:
@@ -309,6 +331,9 @@ def _verify(args: argparse.Namespace, policy: Any, extra: dict[str, Any] | None 
                 "note: the signature uses the deprecated v0.2 format; re-sign to upgrade",
                 file=sys.stderr,
             )
+        if needs:
+            held = ", ".join(n.describe() for n in needs)
+            print(f"attestations: {held}: verified")
         for label, names in (
             ("absent", result.absent),
             ("unchecked", result.unchecked),

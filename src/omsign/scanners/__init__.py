@@ -22,8 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import io
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -49,6 +50,7 @@ __all__ = [
     "load_scanner",
     "scan_model",
     "scan_verified",
+    "scanner_predicate",
 ]
 
 SCANNERS = ("fickling", "modelscan", "picklescan")
@@ -217,8 +219,10 @@ def scan_verified(
     return ScanReport(result.root_digest, predicate, read_scan_verdict(predicate))
 
 
-def _uri(model: Path) -> str:
-    return model.absolute().as_uri()
+def _uri(model: os.PathLike[str]) -> str:
+    from pathlib import Path
+
+    return Path(model).absolute().as_uri()
 
 
 def hashed_model(
@@ -237,7 +241,6 @@ def hashed_model(
     from omsign.loading import VerifiedModel
     from omsign.options import HashOptions, Runtime
     from omsign.predicates import written_form
-    from omsign.results import VerificationResult
     from omsign.sources import resolve_source
     from omsign.storage import resolve_store
 
@@ -248,22 +251,7 @@ def hashed_model(
         reuse_digests=False,
     )  # fmt: skip
     manifest = written_form(manifest, None, single_file=not source.is_dir)
-    path = local_path(source)
-    result = VerificationResult(
-        model=path,
-        signature=Path(store.location),
-        method="digest",
-        signer="",
-        issuer=None,
-        signed_at=None,
-        root_digest=manifest.root_digest().hex(),
-        subject_name=source.name,
-        serialization=manifest.serialization,
-        verified=tuple(sorted(manifest.by_file())),
-        manifest=manifest,
-        link_policy=source.link_policy,
-    )
-    return VerifiedModel(result)
+    return VerifiedModel.from_hashes(local_path(source), manifest, link_policy=source.link_policy)
 
 
 def scan_model(
@@ -284,3 +272,28 @@ def scan_model(
     verified = hashed_model(model, signature=signature, hashing=hashing, runtime=runtime)
     uri = str(model) if "://" in str(model) else None
     return scan_verified(verified, scanner, valid_for=valid_for, now=now, resource_uri=uri)
+
+
+def scanner_predicate(
+    scanner: str,
+    *,
+    valid_for: dt.timedelta = DEFAULT_VALID_FOR,
+    now: dt.datetime | None = None,
+) -> Callable[[VerifiedModel], dict[str, Any]]:
+    """A predicate builder for :func:`omsign.attest`: scans the bytes attest hashed.
+
+    ``omsign.attest(model, predicate_type="scan", predicate=scanner_predicate("fickling"),
+    key=...)`` scans exactly the bytes whose root digest the attestation names.
+
+    Raises:
+        UsageError: an unknown scanner, or a validity that is not positive.
+        BackendUnavailableError: the scanner is not installed (said before any hashing).
+    """
+    load_scanner(scanner)
+    if valid_for <= dt.timedelta(0):
+        raise UsageError("a scan verdict must stay valid for a positive time", option="valid_for")
+
+    def build(verified: VerifiedModel) -> dict[str, Any]:
+        return scan_verified(verified, scanner, valid_for=valid_for, now=now).predicate
+
+    return build
