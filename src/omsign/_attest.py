@@ -12,7 +12,7 @@ that way is not read again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from omsign.backends import BundleSigner
+    from omsign.loading import VerifiedModel
 
 __all__ = ["MAX_PREDICATE_BYTES", "attest", "read_predicate"]
 
@@ -159,7 +160,7 @@ def attest(
     model: PathLike,
     *,
     predicate_type: str,
-    predicate: Mapping[str, Any],
+    predicate: Mapping[str, Any] | Callable[[VerifiedModel], Mapping[str, Any]],
     output: PathLike | None = None,
     signer: BundleSigner | None = None,
     signature: PathLike | None = None,
@@ -181,7 +182,10 @@ def attest(
         predicate_type: a predicate type URI, or a built-in short name
             (see :data:`omsign.attestations.ATTESTATION_TYPES`).
         predicate: the predicate, a JSON object (see :mod:`omsign.predicates` for the
-            built-in builders).
+            built-in builders); or a function that builds it from the model once it is
+            hashed, given a :class:`~omsign.loading.VerifiedModel` whose reads are checked
+            against the digests just computed, so it reads exactly the bytes the
+            attestation names (:func:`omsign.scanners.scanner_predicate` scans them).
         output: write the bundle to this file instead of appending it to the claims.
         signer: a custom :class:`~omsign.backends.BundleSigner`, instead of the signing
             keywords.
@@ -202,7 +206,7 @@ def attest(
         omsign.errors.Error: on any usage, model, key or service problem.
     """
     check_keywords("attest", options, SignKeywords)
-    if not isinstance(predicate, Mapping):
+    if not isinstance(predicate, Mapping) and not callable(predicate):
         raise UsageError("the predicate must be a JSON object", option="predicate")
     type_uri = resolve_type(predicate_type)
     signing = pick(options, SignerOptions)
@@ -231,6 +235,16 @@ def attest(
     _prepare(signer)
     manifest, hashed = _hash_model(source, opts, store.excluded(), run, reuse_digests=reuse_digests)
     root = _root_digest(manifest, source, claimed)
+    if not isinstance(predicate, Mapping):
+        from omsign.loading import VerifiedModel
+
+        hashed_view = VerifiedModel.from_hashes(
+            path,
+            written_form(manifest, None, single_file=not source.is_dir),
+            root_digest=root,
+            link_policy=source.link_policy,
+        )
+        predicate = predicate(hashed_view)
     statement = intoto.Statement(
         (intoto.Subject(source.name, {"sha256": root}),), type_uri, dict(predicate)
     )

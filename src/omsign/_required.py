@@ -94,7 +94,10 @@ def _problem(found: Attestation, need: AttestationRequirement, root: str, now: d
                 f"{claimed}, and max-age needs a proven time"
             )
         if now - found.proven_time > need.max_age:
-            return f"proven at {_iso(found.proven_time)}, older than max-age {need.describe()}"
+            return (
+                f"proven at {_iso(found.proven_time)}, older than max-age "
+                f"{need.describe().rpartition('=')[2]}"
+            )
     if found.predicate_type == SCAN_TYPE:
         return _scan_problem(found, root, now)
     return ""
@@ -106,20 +109,26 @@ def requirement_failure(
     root: str,
     now: dt.datetime,
 ) -> str:
-    """Why no attestation meets ``need``, in one line; empty when one does."""
+    """Why no attestation meets ``need``, in one line; empty when one does.
+
+    Near misses are the attestations of the required type that fail, and those whose
+    type cannot be known (their signature did not verify, so nothing they say is read).
+    """
     from omsign.attestations import resolve_type
 
     uri = resolve_type(need.predicate_type)
-    same = [a for a in found if a.predicate_type == uri]
     misses = []
-    for candidate in same:
-        why = _problem(candidate, need, root, now)
-        if not why:
-            return ""
-        misses.append(f"{candidate.location}: {why}")
+    for candidate in found:
+        if candidate.predicate_type == uri:
+            why = _problem(candidate, need, root, now)
+            if not why:
+                return ""
+            misses.append(f"{candidate.location}: {why}")
+        elif candidate.predicate_type is None:
+            misses.append(f"{candidate.location}: {candidate.reason or 'unreadable'}")
     label = need.describe() + ("" if uri == need.predicate_type else f" ({uri})")
-    if not same:
-        others = [f"{a.location} ({a.predicate_type or 'unreadable: ' + a.reason})" for a in found]
+    if not misses:
+        others = [f"{a.location} ({a.predicate_type})" for a in found]
         seen = f"; found only {', '.join(others[:_NEAR_MISSES])}" if others else ""
         extra = f" and {len(others) - _NEAR_MISSES} more" if len(others) > _NEAR_MISSES else ""
         return f"required attestation {label}: none found{seen}{extra}"

@@ -26,6 +26,11 @@ the model's signature (MODEL/claims.jsonl, or FILE.claims.jsonl for a single fil
 written to --output. Signing flags are those of 'omsign sign'. One predicate source:
 
   --predicate-type URI --predicate FILE.json     any predicate (evaluations, licences)
+  --scan fickling|modelscan|picklescan          run that scanner on the bytes hashed and
+                                                sign its verdict (a SLSA verification
+                                                summary that expires: --scan-valid-for,
+                                                default 30d); each scanner is an extra:
+                                                pip install 'omsign[scan-picklescan]'
 """
 
 
@@ -45,6 +50,17 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="the predicate type: a URI, or a built-in name (provenance, scan, model-card, bom)",
     )
     what.add_argument("--predicate", metavar="FILE.json", help="the predicate, a JSON object")
+    what.add_argument(
+        "--scan",
+        metavar="SCANNER",
+        help="scan the model with fickling, modelscan or picklescan and attest the verdict",
+    )
+    what.add_argument(
+        "--scan-valid-for",
+        metavar="DURATION",
+        default="30d",
+        help="how long the scan verdict stays valid (30d, 12h...; default 30d)",
+    )
     p.add_argument(
         "--output", metavar="FILE", help="write the bundle to FILE instead of claims.jsonl"
     )
@@ -75,10 +91,25 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.set_defaults(handler=run)
 
 
-def _predicate(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+def _predicate(args: argparse.Namespace) -> tuple[str, Any]:
     """The predicate type and predicate the flags ask for (exactly one source)."""
     from omsign._attest import read_predicate
     from omsign.errors import UsageError
+
+    if args.scan is not None:
+        if args.predicate is not None or args.predicate_type is not None:
+            raise UsageError("give --scan or --predicate-type and --predicate, not both")
+        from omsign.options import parse_duration
+        from omsign.scanners import scanner_predicate
+
+        valid_for = parse_duration(args.scan_valid_for, option="valid_for")
+        build = scanner_predicate(args.scan, valid_for=valid_for)
+
+        def kept(verified: Any) -> Any:  # the verdict is also told on stderr
+            args.verdict = build(verified)
+            return args.verdict
+
+        return "scan", kept
 
     if args.predicate is None:
         raise UsageError("give the predicate: --predicate-type URI --predicate FILE.json")
@@ -119,5 +150,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.quiet:
         print(f"attested {result.predicate_type}: {result.location}", file=sys.stderr)
+        if getattr(args, "verdict", None) is not None:
+            from omsign.cli._common import safe
+            from omsign.scanners import summary
+
+            print(safe(summary(args.verdict)), file=sys.stderr)
     print(f"sha256:{result.root_digest}")
     return 0

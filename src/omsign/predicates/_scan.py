@@ -99,6 +99,14 @@ class ScanVerdict:
         """The verdict on one scanned file, or None when it was not scanned."""
         return next((f for f in self.scanned if f.name == name), None)
 
+    def flagged(self, limit: int = 3) -> str:
+        """The failed files with their first finding, in one line (empty when none)."""
+        bad = [f for f in self.scanned if not f.passed]
+        text = "; ".join(
+            f"{f.name}: {f.findings[0] if f.findings else 'flagged'}" for f in bad[:limit]
+        )
+        return text + (f" and {len(bad) - limit} more" if len(bad) > limit else "")
+
 
 def format_time(when: dt.datetime) -> str:
     """A timezone-aware time as RFC 3339 in UTC, to the second (``...Z``)."""

@@ -51,6 +51,7 @@ __all__ = [
     "scan_model",
     "scan_verified",
     "scanner_predicate",
+    "summary",
 ]
 
 SCANNERS = ("fickling", "modelscan", "picklescan")
@@ -297,3 +298,12 @@ def scanner_predicate(
         return scan_verified(verified, scanner, valid_for=valid_for, now=now).predicate
 
     return build
+
+
+def summary(predicate: dict[str, Any]) -> str:
+    """One line saying a verdict: the scanner, PASSED or FAILED, what was flagged."""
+    verdict = read_scan_verdict(predicate)
+    counts = f"{len(verdict.scanned)} file(s) scanned, {len(verdict.skipped)} skipped"
+    if verdict.passed:
+        return f"{verdict.scanner} {verdict.scanner_version}: PASSED ({counts})"
+    return f"{verdict.scanner} {verdict.scanner_version}: FAILED ({counts}): {verdict.flagged()}"

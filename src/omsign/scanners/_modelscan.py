@@ -82,9 +82,10 @@ def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
                 if results is None:
                     continue
                 ran = True
+                where = str(model.get_source())
+                where = f", in {where.removeprefix(name + ':')}" if where != name else ""
                 findings += [
-                    f"{i.details.output_json().get('description', '')} "
-                    f"({i.severity.name}, {model.get_source()})"
+                    f"{i.details.output_json().get('description', '')} ({i.severity.name}{where})"
                     for i in results.issues
                 ]
                 errors += [f"{e.message}" for e in results.errors]
