@@ -26,6 +26,11 @@ if TYPE_CHECKING:
         lineage,
         render_lineage_html,
     )
+    from omsign._predicate_builders import (
+        bom_predicate,
+        model_card_predicate,
+        provenance_predicate,
+    )
     from omsign._public_key import export_public_key
     from omsign._sign import digest, make_signer, sign
     from omsign.inspect import SignatureDescription, describe_signature
@@ -59,6 +64,7 @@ __all__ = [
     "__version__",
     "accept_signers",
     "attest",
+    "bom_predicate",
     "describe_signature",
     "digest",
     "export_public_key",
@@ -67,7 +73,9 @@ __all__ = [
     "load_safetensors",
     "make_policy",
     "make_signer",
+    "model_card_predicate",
     "open_verified",
+    "provenance_predicate",
     "render_lineage_html",
     "sign",
     "verify",
@@ -75,6 +83,9 @@ __all__ = [
 
 _LAZY = {
     "attest": "omsign._attest",
+    "provenance_predicate": "omsign._predicate_builders",
+    "model_card_predicate": "omsign._predicate_builders",
+    "bom_predicate": "omsign._predicate_builders",
     "AttestResult": "omsign.results",
     "export_public_key": "omsign._public_key",
     "sign": "omsign._sign",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from omsign._keywords import runtime as _runtime
 from omsign._sign import _check_name, _hash_model, _prepare, local_path, make_signer
 from omsign.attestations import resolve_type
 from omsign.bundle import build_bundle, write_bundle
-from omsign.errors import Error, UsageError
+from omsign.errors import Error, ModelError, UsageError
 from omsign.hashing import DEFAULT_IGNORES
 from omsign.manifest import Manifest
 from omsign.options import HashOptions, PathLike, Runtime
@@ -44,12 +45,22 @@ if TYPE_CHECKING:
     from omsign.backends import BundleSigner
     from omsign.loading import VerifiedModel
 
-__all__ = ["MAX_PREDICATE_BYTES", "attest", "read_predicate"]
+__all__ = [
+    "MAX_PREDICATE_BYTES",
+    "DigestedModel",
+    "PredicateBuilder",
+    "attest",
+    "digest_as_signed",
+    "read_file",
+    "read_predicate",
+]
 
 logger = logging.getLogger("omsign")
 
 _ALGORITHM_NAMES = {"blake2": "blake2b"}  # model_signing's name for BLAKE2b
 MAX_PREDICATE_BYTES = 16 << 20
+# Builds a predicate from the model once it is hashed (reads checked against the digests).
+PredicateBuilder = Callable[["VerifiedModel"], Mapping[str, Any]]
 
 
 def read_file(path: PathLike, what: str, limit: int = MAX_PREDICATE_BYTES) -> bytes:
@@ -64,19 +75,21 @@ def read_file(path: PathLike, what: str, limit: int = MAX_PREDICATE_BYTES) -> by
     try:
         with open(path, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise UsageError(f"{os.fspath(path)}: the {what} is not a regular file")
+                raise UsageError(f"{os.fspath(path)}: the {what} file is not a regular file")
             data = f.read(limit + 1)
     except FileNotFoundError:
-        raise UsageError(f"{os.fspath(path)}: {what} file not found") from None
+        raise UsageError(f"{os.fspath(path)}: the {what} file is not found") from None
     except OSError as exc:
-        raise UsageError(f"{os.fspath(path)}: cannot read the {what} ({exc.strerror})") from None
+        raise UsageError(
+            f"{os.fspath(path)}: cannot read the {what} file ({exc.strerror})"
+        ) from None
     if len(data) > limit:
-        raise UsageError(f"{os.fspath(path)}: the {what} is larger than {limit >> 20} MiB")
+        raise UsageError(f"{os.fspath(path)}: the {what} file is larger than {limit >> 20} MiB")
     return data
 
 
-def read_predicate(path: PathLike) -> dict[str, Any]:
-    """A predicate from a JSON file: one object, strict JSON, at most 16 MiB.
+def read_predicate(path: PathLike, what: str = "predicate") -> dict[str, Any]:
+    """A predicate (or another ``what``) from a JSON file: one object, strict JSON, 16 MiB.
 
     Raises:
         UsageError: the file is missing or unreadable, or not a JSON object.
@@ -86,18 +99,18 @@ def read_predicate(path: PathLike) -> dict[str, Any]:
 
     from omsign._json import load_json
 
-    data = read_file(path, "predicate")
+    data = read_file(path, what)
+    where = f"{os.fspath(path)}: the {what} file"
     try:
         value = load_json(data)
     except json.JSONDecodeError as exc:
         raise UsageError(
-            f"{os.fspath(path)}: the predicate is not valid JSON "
-            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise UsageError(f"{os.fspath(path)}: the predicate is not valid JSON ({exc})") from None
+        raise UsageError(f"{where} is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise UsageError(f"{os.fspath(path)}: the predicate is not a JSON object")
+        raise UsageError(f"{where} does not hold a JSON object")
     return value
 
 
@@ -141,10 +154,10 @@ def _root_digest(manifest: Manifest, source: ModelSource, claimed: str | None) -
     if claimed is None or claimed == oms:
         return oms
     try:
-        compat = written_form(manifest, "model-signing", single_file=single).root_digest().hex()
+        compat = written_form(manifest, "model-signing", single_file=single)
     except UsageError:
         compat = None
-    if claimed == compat:
+    if compat is not None and claimed == compat.root_digest().hex():
         return claimed
     logger.warning(
         "%s: the model does not match its signature (root digest sha256:%s, the signature "
@@ -156,11 +169,69 @@ def _root_digest(manifest: Manifest, source: ModelSource, claimed: str | None) -
     return oms
 
 
+@dataclass(frozen=True)
+class DigestedModel:
+    """A model hashed as its signature was (or as ``sign`` would hash it).
+
+    Attributes:
+        source: the model.
+        store: its signature store.
+        manifest: its resources (OMS names and order).
+        root_digest: the hex root digest, in the form its signature uses (OMS, or
+            model_signing's order when the signature has it).
+        hashed: the files read (none when every digest came from the digest cache).
+    """
+
+    source: ModelSource
+    store: SignatureStore
+    manifest: Manifest
+    root_digest: str
+    hashed: tuple[str, ...]
+
+
+def digest_as_signed(
+    model: PathLike,
+    *,
+    signature: PathLike | None = None,
+    hashing: HashOptions | None = None,
+    runtime: Runtime | None = None,
+    reuse_digests: bool = False,
+    before_hashing: Callable[[], None] | None = None,
+) -> DigestedModel:
+    """Hashes a model once to get the root digest its signature names (or would name).
+
+    The hashing settings are ``hashing`` if given, else those the model's signature
+    records, else ``sign``'s defaults; the root digest form (OMS or model_signing's) is
+    the one the signature uses.
+
+    Raises:
+        ModelError: the model does not exist or cannot be read.
+    """
+    source = resolve_source(model)
+    path = local_path(source)
+    if not path.exists() and not path.is_symlink():
+        raise ModelError(f"{path}: no such file or directory")
+    _check_name(path)
+    store = resolve_store(source, signature)
+    settings, claimed = _signed_settings(store, path)
+    if hashing is not None or settings is None:
+        opts, claimed = hashing or HashOptions(), None  # the caller's settings
+    else:
+        opts = settings
+    if before_hashing is not None:
+        before_hashing()
+    manifest, hashed = _hash_model(
+        source, opts, store.excluded(), runtime or Runtime(), reuse_digests=reuse_digests
+    )
+    oms = written_form(manifest, None, single_file=not source.is_dir)
+    return DigestedModel(source, store, oms, _root_digest(manifest, source, claimed), hashed)
+
+
 def attest(
     model: PathLike,
     *,
     predicate_type: str,
-    predicate: Mapping[str, Any] | Callable[[VerifiedModel], Mapping[str, Any]],
+    predicate: Mapping[str, Any] | PredicateBuilder,
     output: PathLike | None = None,
     signer: BundleSigner | None = None,
     signature: PathLike | None = None,
@@ -216,46 +287,48 @@ def attest(
             options=("signer", *sorted(signing)),
             hint="give {option0} or the signing options, not both",
         )
-    source = resolve_source(model)
-    path = local_path(source)
-    if not path.exists() and not path.is_symlink():
-        from omsign.errors import ModelError
+    given = hashing is not None or bool(pick(options, HashKeywords))
+    chosen: BundleSigner | None = signer
 
-        raise ModelError(f"{path}: no such file or directory")
-    _check_name(path)
-    store = resolve_store(source, signature)
-    settings, claimed = _signed_settings(store, path)
-    if hashing is not None or pick(options, HashKeywords) or settings is None:
-        opts, claimed = hash_options(hashing, options), None  # the caller's settings
-    else:
-        opts = settings
-    run = _runtime(runtime, options)
-    if signer is None:
-        signer = make_signer(**signing)
-    _prepare(signer)
-    manifest, hashed = _hash_model(source, opts, store.excluded(), run, reuse_digests=reuse_digests)
-    root = _root_digest(manifest, source, claimed)
-    if not isinstance(predicate, Mapping):
+    def ready() -> None:  # the signer fails before the model is read, if it must
+        nonlocal chosen
+        if chosen is None:
+            chosen = make_signer(**signing)
+        _prepare(chosen)
+
+    model_ = digest_as_signed(
+        model,
+        signature=signature,
+        hashing=hash_options(hashing, options) if given else None,
+        runtime=_runtime(runtime, options),
+        reuse_digests=reuse_digests,
+        before_hashing=ready,
+    )
+    assert chosen is not None
+    root, name = model_.root_digest, model_.source.name
+    if callable(predicate):
         from omsign.loading import VerifiedModel
 
         hashed_view = VerifiedModel.from_hashes(
-            path,
-            written_form(manifest, None, single_file=not source.is_dir),
+            local_path(model_.source),
+            model_.manifest,
             root_digest=root,
-            link_policy=source.link_policy,
+            link_policy=model_.source.link_policy,
         )
-        predicate = predicate(hashed_view)
-    statement = intoto.Statement(
-        (intoto.Subject(source.name, {"sha256": root}),), type_uri, dict(predicate)
-    )
+        body = predicate(hashed_view)
+    else:
+        body = predicate
+    if not isinstance(body, Mapping):
+        raise UsageError("the predicate must be a JSON object", option="predicate")
+    statement = intoto.Statement((intoto.Subject(name, {"sha256": root}),), type_uri, dict(body))
     try:
         payload = intoto.encode(statement)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"the predicate is not JSON: {exc}", option="predicate") from None
-    bundle = build_bundle(payload, *signer.sign_statement(payload))
+    bundle = build_bundle(payload, *chosen.sign_statement(payload))
     if output is not None:
         write_bundle(Path(output), bundle)
         location = str(output)
     else:
-        location = store.append_claim(bundle)
-    return AttestResult(location, root, source.name, type_uri, bundle, hashed)
+        location = model_.store.append_claim(bundle)
+    return AttestResult(location, root, name, type_uri, bundle, model_.hashed)

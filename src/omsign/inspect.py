@@ -2,7 +2,8 @@
 
 :func:`describe_signature` reads a bundle and reports everything it claims: the
 method and signer, timestamps, the statement's format, subject, hashing settings
-and resources. Nothing is verified; ``omsign inspect`` prints this description.
+and resources, and the attestations stored beside it (``claims.jsonl``) as each
+claims itself. Nothing is verified; ``omsign inspect`` prints this description.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from omsign.bundle import Bundle, read_bundle
-from omsign.errors import MalformedSignatureError, SignatureError
+from omsign.errors import Error, MalformedSignatureError, SignatureError
 from omsign.manifest import ManifestItem, Serialization
 from omsign.reports import report
 
@@ -43,6 +44,11 @@ class SignatureDescription:
         companions: the further signatures of the same model (the companion folder
             ``model.sig.d/`` beside a signature file), each described the same way, or
             ``(path, error)`` when one cannot be read.
+        attestations: each attestation stored beside the signature (claims file), as it
+            claims itself, NOT verified: ``location``, ``type`` (a built-in short name),
+            ``predicate_type``, ``signer`` (as the bundle claims it), ``subject`` and
+            ``subject_digest``, ``matches_signature`` (its subject digest equals the
+            signature's root digest), or ``error`` for a line that cannot be read.
     """
 
     signature: str | None
@@ -56,6 +62,7 @@ class SignatureDescription:
     resources: tuple[ManifestItem, ...] = ()
     statement_error: str | None = None
     companions: tuple[SignatureDescription | tuple[str, str], ...] = ()
+    attestations: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The description as an inspection report (``omsign inspect --json``).
@@ -73,6 +80,8 @@ class SignatureDescription:
         }
         if self.companions:
             info["companions"] = [_companion_json(c) for c in self.companions]
+        if self.attestations:
+            info["attestations"] = list(self.attestations)
         if self.statement_error is not None or self.serialization is None:
             info["statement_error"] = self.statement_error
             return report("inspection", info)
@@ -208,6 +217,60 @@ def _registry_signature(model: str) -> tuple[Bundle, str]:
     return store.read(found[0]), found[0]
 
 
+def _claimed_signer(bundle: Bundle) -> str:
+    """Who a bundle says signed it, in a few words (nothing checked)."""
+    try:
+        signer = _signer(bundle)
+    except (Error, ValueError, TypeError, KeyError):  # unverified material may be anything
+        return f"{bundle.method} (unreadable material)"
+    if bundle.method == "key":
+        return f"key sha256:{signer.get('key_hint')}"
+    if bundle.method == "certificate":
+        return str(signer["certificate"]["subject"])
+    return f"{signer.get('identity')} ({signer.get('issuer')})"
+
+
+def _attestation(location: str, raw: bytes | Error, root: str | None) -> dict[str, Any]:
+    """One claims line as it claims itself (see :class:`SignatureDescription`)."""
+    from omsign import intoto
+    from omsign.attestations import type_name
+    from omsign.bundle import parse_bundle
+
+    if isinstance(raw, Error):
+        return {"location": location, "error": str(raw).removeprefix(f"{location}: ")}
+    try:
+        bundle = parse_bundle(raw, location)
+        statement = intoto.parse(bundle.payload)
+    except Error as exc:
+        return {"location": location, "error": str(exc).removeprefix(f"{location}: ")}
+    subjects = statement.subjects
+    digest = subjects[0].digest.get("sha256") if len(subjects) == 1 else None
+    return {
+        "location": location,
+        "type": type_name(statement.predicate_type),
+        "predicate_type": statement.predicate_type,
+        "method": bundle.method,
+        "signer": _claimed_signer(bundle),
+        "subjects": len(subjects),
+        "subject": subjects[0].name if len(subjects) == 1 else None,
+        "subject_digest": f"sha256:{digest}" if isinstance(digest, str) else None,
+        "matches_signature": root is not None and digest == root,
+    }
+
+
+def _attestations(signature: Path, root: bytes | None) -> tuple[dict[str, Any], ...]:
+    """The claims stored beside a signature file, described (unverified)."""
+    from omsign.storage._claims import read_lines
+    from omsign.storage._file import claims_path
+
+    try:
+        lines = read_lines(claims_path(signature))
+    except Error as exc:
+        return ({"location": str(claims_path(signature)), "error": str(exc)},)
+    hex_root = root.hex() if root else None
+    return tuple(_attestation(location, raw, hex_root) for location, raw in lines)
+
+
 def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDescription:
     """Describes a signature without verifying it.
 
@@ -227,6 +290,7 @@ def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDesc
     """
     from omsign.predicates import find_predicate, parse_statement
 
+    path: Path | None = None
     if isinstance(source, Bundle):
         bundle, name = source, None
     elif isinstance(source, str) and source.startswith("oci://"):
@@ -244,10 +308,12 @@ def describe_signature(source: str | os.PathLike[str] | Bundle) -> SignatureDesc
     try:
         signed = parse_statement(bundle.payload, name)
     except (MalformedSignatureError, SignatureError) as exc:
-        return dataclasses.replace(described, statement_error=str(exc))
+        claims = _attestations(path, None) if path is not None else ()
+        return dataclasses.replace(described, statement_error=str(exc), attestations=claims)
     predicate = find_predicate(signed.predicate_type)
     return dataclasses.replace(
         described,
+        attestations=_attestations(path, signed.root_digest) if path is not None else (),
         format=predicate.description if predicate else signed.predicate_type,
         subject=signed.subject_name,
         root_digest=f"sha256:{signed.root_digest.hex()}" if signed.root_digest else None,

@@ -25,12 +25,21 @@ OMS root digest (as 'omsign sign' computes it), appended as one line to claims.j
 the model's signature (MODEL/claims.jsonl, or FILE.claims.jsonl for a single file), or
 written to --output. Signing flags are those of 'omsign sign'. One predicate source:
 
-  --predicate-type URI --predicate FILE.json     any predicate (evaluations, licences)
-  --scan fickling|modelscan|picklescan          run that scanner on the bytes hashed and
-                                                sign its verdict (a SLSA verification
-                                                summary that expires: --scan-valid-for,
-                                                default 30d); each scanner is an extra:
-                                                pip install 'omsign[scan-picklescan]'
+  --provenance --step STEP [--base MODEL]... [--dataset PATH]... [--code URI@COMMIT]
+      [--parameters FILE.json|FILE.toml] [--builder-id URI]
+                                                 SLSA Provenance v1 for a pipeline step
+  --model-card README.md                         a Hugging Face model card's metadata
+  --bom                                          a CycloneDX 1.6 ML-BOM of the model
+  --predicate-type URI --predicate FILE.json     any other predicate (evaluations...)
+  --scan fickling|modelscan|picklescan           run that scanner on the bytes hashed and
+                                                 sign its verdict (a SLSA verification
+                                                 summary that expires: --scan-valid-for,
+                                                 default 30d); each scanner is an extra:
+                                                 pip install 'omsign[scan-picklescan]'
+
+Provenance names each base model and dataset by its OMS root digest (hashed as its
+signature was), the code by its commit (default: the git checkout of the current
+directory), and the builder from GitHub Actions or GitLab CI (else --builder-id).
 """
 
 
@@ -60,6 +69,46 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         metavar="DURATION",
         default="30d",
         help="how long the scan verdict stays valid (30d, 12h...; default 30d)",
+    )
+    what.add_argument(
+        "--provenance", action="store_true", help="SLSA Provenance v1 of the step that made it"
+    )
+    what.add_argument(
+        "--model-card", metavar="README.md", help="the metadata of this Hugging Face model card"
+    )
+    what.add_argument(
+        "--bom", action="store_true", help="a CycloneDX 1.6 ML-BOM of the model's files"
+    )
+    prov = p.add_argument_group("provenance (with --provenance)")
+    prov.add_argument(
+        "--step", metavar="STEP", help="train, fine-tune, quantize, convert, merge, ..."
+    )
+    prov.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model the step started from (folder, file, hf://...); repeatable",
+    )
+    prov.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a dataset the step used (hashed like a model); repeatable",
+    )
+    prov.add_argument(
+        "--code",
+        metavar="URI@COMMIT",
+        help="the code that ran (default: the git checkout of the current directory)",
+    )
+    prov.add_argument(
+        "--parameters", metavar="FILE", help="the step's parameters (JSON, or TOML by .toml)"
+    )
+    prov.add_argument(
+        "--builder-id",
+        metavar="URI",
+        help="who ran the step (default: the GitHub Actions or GitLab CI run)",
     )
     p.add_argument(
         "--output", metavar="FILE", help="write the bundle to FILE instead of claims.jsonl"
@@ -91,14 +140,47 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.set_defaults(handler=run)
 
 
-def _predicate(args: argparse.Namespace) -> tuple[str, Any]:
+_PROVENANCE_ONLY = ("step", "base", "dataset", "code", "parameters", "builder_id")
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    given = [
+        ("--predicate", args.predicate is not None),
+        ("--provenance", args.provenance),
+        ("--model-card", args.model_card is not None),
+        ("--bom", args.bom),
+        ("--scan", args.scan is not None),
+    ]
+    return [flag for flag, on in given if on]
+
+
+def _predicate(args: argparse.Namespace, runtime: Any) -> tuple[str, Any]:
     """The predicate type and predicate the flags ask for (exactly one source)."""
+    import omsign
     from omsign._attest import read_predicate
     from omsign.errors import UsageError
 
+    sources = _sources(args)
+    if len(sources) != 1:
+        said = f"{', '.join(sources)} were given" if sources else "none was given"
+        raise UsageError(
+            "give exactly one predicate source (--provenance, --model-card, --bom, --scan, or "
+            f"--predicate-type with --predicate); {said}"
+        )
+    stray = [
+        "--" + name.replace("_", "-")
+        for name in _PROVENANCE_ONLY
+        if getattr(args, name) not in (None, [])
+    ]
+    if stray and not args.provenance:
+        raise UsageError(f"{', '.join(stray)}: only with --provenance")
+    if args.predicate_type is not None and args.predicate is None:
+        raise UsageError("--predicate-type goes with --predicate FILE.json")
+    if args.predicate is not None:
+        if args.predicate_type is None:
+            raise UsageError("--predicate needs --predicate-type URI")
+        return args.predicate_type, read_predicate(args.predicate)
     if args.scan is not None:
-        if args.predicate is not None or args.predicate_type is not None:
-            raise UsageError("give --scan or --predicate-type and --predicate, not both")
         from omsign.options import parse_duration
         from omsign.scanners import scanner_predicate
 
@@ -110,12 +192,21 @@ def _predicate(args: argparse.Namespace) -> tuple[str, Any]:
             return args.verdict
 
         return "scan", kept
-
-    if args.predicate is None:
-        raise UsageError("give the predicate: --predicate-type URI --predicate FILE.json")
-    if args.predicate_type is None:
-        raise UsageError("--predicate needs --predicate-type URI")
-    return args.predicate_type, read_predicate(args.predicate)
+    if args.model_card is not None:
+        return "model-card", omsign.model_card_predicate(args.model_card)
+    if args.bom:
+        return "bom", omsign.bom_predicate
+    if not args.step:
+        raise UsageError("--provenance needs --step (train, fine-tune, quantize, ...)")
+    return "provenance", omsign.provenance_predicate(
+        step=args.step,
+        base=args.base,
+        dataset=args.dataset,
+        code=args.code,
+        parameters=args.parameters,
+        builder_id=args.builder_id,
+        runtime=runtime,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +215,6 @@ def run(args: argparse.Namespace) -> int:
     from omsign.executors import make_executor
     from omsign.options import HashOptions, Runtime
 
-    predicate_type, predicate = _predicate(args)
     signing = signing_keywords(args)
     hashing = None
     if args.hash or args.shard_size or args.ignore_paths or args.allow_symlinks:
@@ -132,6 +222,10 @@ def run(args: argparse.Namespace) -> int:
             args.hash or "sha256", args.shard_size, tuple(args.ignore_paths), args.allow_symlinks
         )
     with make_executor(args.executor, args.workers) as executor:
+        runtime = Runtime(
+            workers=args.workers, progress=progress_bar(args, "hashing"), executor=executor
+        )
+        predicate_type, predicate = _predicate(args, runtime)
         result = omsign.attest(
             args.model,
             predicate_type=predicate_type,
@@ -139,9 +233,7 @@ def run(args: argparse.Namespace) -> int:
             output=args.output,
             signature=args.signature,
             hashing=hashing,
-            runtime=Runtime(
-                workers=args.workers, progress=progress_bar(args, "hashing"), executor=executor
-            ),
+            runtime=runtime,
             reuse_digests=args.reuse_digests,
             **signing,
         )

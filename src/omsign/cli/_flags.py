@@ -45,6 +45,9 @@ OPTION_FLAGS: dict[str, str] = {
     "predicate": "--predicate",
     "predicate_type": "--predicate-type",
     "output": "--output",
+    "step": "--step",
+    "code": "--code",
+    "builder_id": "--builder-id",
     # verification scope and run time
     "ignore_unsigned_files": "--ignore-unsigned-files",
     "allow_missing": "--allow-missing",

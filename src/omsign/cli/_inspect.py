@@ -66,6 +66,25 @@ def _print_signer(described: SignatureDescription) -> None:
         )
 
 
+def _print_attestations(described: SignatureDescription) -> None:
+    if not described.attestations:
+        return
+    _out(f"attestations: {len(described.attestations)}  (NOT verified: claimed by each line)")
+    for found in described.attestations:
+        if "error" in found:
+            _out(f"  {found['location']}: unreadable: {found['error']}")
+            continue
+        match = (
+            "matches this signature"
+            if found["matches_signature"]
+            else "does NOT match this signature"
+        )
+        subject = found["subject_digest"] or f"{found['subjects']} subjects"
+        _out(f"  {found['location']}: {found['type'] or found['predicate_type']}")
+        _out(f"    signer:  {found['signer']}")
+        _out(f"    subject: {subject} ({match})")
+
+
 def _print_text(described: SignatureDescription) -> None:
     _out(f"signature:   {described.signature}  (NOT verified: use 'omsign verify')")
     _out(f"method:      {described.method}")
@@ -75,6 +94,7 @@ def _print_text(described: SignatureDescription) -> None:
     ser = described.serialization
     if described.statement_error is not None or ser is None:
         _out(f"statement:   {described.statement_error}")
+        _print_attestations(described)
         return
     shard = f", shard size {ser.shard_size}" if ser.shard_size else ""
     _out(f"format:      {described.format}")
@@ -89,6 +109,7 @@ def _print_text(described: SignatureDescription) -> None:
     _out(f"resources:   {len(described.resources)}")
     for item in described.resources:
         _out(f"  {item.digest.hex()[:16]}  {item.name}")
+    _print_attestations(described)
 
 
 def _print_companions(described: SignatureDescription) -> None:
