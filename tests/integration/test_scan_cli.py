@@ -145,4 +145,5 @@ def test_scan_and_a_predicate_file_are_exclusive(
         "--predicate-type", "https://example.com/x", "--predicate", predicate,
     )  # fmt: skip
     assert result.code == 2
-    assert "give --scan or --predicate-type and --predicate, not both" in result.err
+    assert "give exactly one predicate source" in result.err
+    assert "--predicate, --scan were given" in result.err
