@@ -86,6 +86,7 @@ class VerifiedFile(io.RawIOBase):
         self._pos = 0
         self._proven: OrderedDict[int, _Proven] = OrderedDict()
         self.sniff = False  # refuse pickle content at the first read (set by open_raw)
+        self.refusal_note = ""  # added to a refusal's reason (set by open_raw)
 
     def readable(self) -> bool:
         return True
@@ -135,7 +136,7 @@ class VerifiedFile(io.RawIOBase):
             self._pos = pos
         if reason is not None:
             self.sniff = True  # every later read is refused too
-            raise unsafe_error(self.name, reason)
+            raise unsafe_error(self.name, reason + self.refusal_note)
 
     def peek(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``offset``, NOT verified: only to plan a whole-file read.
@@ -167,7 +168,7 @@ class VerifiedFile(io.RawIOBase):
 
             reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
             if reason is not None:
-                raise unsafe_error(self.name, reason)
+                raise unsafe_error(self.name, reason + self.refusal_note)
         with contextlib.ExitStack() as stack:
             reader = None
             if overlap and self.size > _PIPE_CHUNK:

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = ["VerifiedFile", "VerifiedModel", "load_safetensors", "open_verified"]
 
+_NO_SCAN = "; no fresh passing scan attestation of this model covers it"
+
 
 class VerifiedModel:
     """A verified model whose signed files can be opened without a check-to-use gap.
@@ -171,12 +173,19 @@ class VerifiedModel:
         reason = None if allow_pickle else unsafe_by_name(name)
         if reason is not None:
             if self._scans is not None:
-                reason += "; no fresh passing scan attestation of this model covers it"
+                reason += _NO_SCAN
             raise unsafe_error(name, reason)
         raw = self._open_raw(name)
         # By content, at the first read (nothing is read yet), unless the name rules it out.
         raw.sniff = not allow_pickle and sniff_length(name) > 0
+        if self._scans is not None:
+            raw.refusal_note = _NO_SCAN
         return raw
+
+    @property
+    def scan_required(self) -> bool:
+        """Pickle-based files are served when a passing scan verdict covers them."""
+        return self._scans is not None
 
     def _open_raw(self, name: str) -> VerifiedFile:
         if name not in self._files:

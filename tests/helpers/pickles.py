@@ -18,6 +18,7 @@ import pytest
 
 __all__ = [
     "clean_pickle",
+    "pickle_of_size",
     "hostile_pickle",
     "hostile_torch_zip",
     "need_scanner",
@@ -40,6 +41,11 @@ def hostile_pickle(protocol: int = 4) -> bytes:
 def clean_pickle() -> bytes:
     """A pickle of plain data: no global is imported."""
     return pickle.dumps({"weights": [0.5, 1.5], "step": 3}, protocol=4)
+
+
+def pickle_of_size(size: int) -> bytes:
+    """A harmless pickle of about ``size`` bytes (a byte string inside a dict)."""
+    return pickle.dumps({"blob": b"\x00" * size, "step": 1}, protocol=4)
 
 
 def hostile_torch_zip() -> bytes:

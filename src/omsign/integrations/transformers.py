@@ -42,7 +42,9 @@ _WEIGHT_SUFFIXES = (
     ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx",
     ".ot", ".pkl", ".pickle", ".npy", ".npz", ".tflite", ".mlmodel", ".joblib",
 )  # fmt: skip
-_TRUST_EXTRA = frozenset({"policy", "signature", "scope", "runtime"})
+_TRUST_EXTRA = frozenset(
+    {"policy", "signature", "scope", "runtime", "require_attestations", "require_scan"}
+)
 
 
 def _trust_names() -> frozenset[str]:
@@ -104,7 +106,7 @@ def _state_dict(verified: VerifiedModel, allow_pickle: bool) -> dict[str, Any]:
     if "model.safetensors.index.json" in files:
         return load_sharded(verified, "model.safetensors.index.json", framework="torch")
     pickled = sorted(n for n in files if n.startswith("pytorch_model") and n.endswith(".bin"))
-    if pickled and not allow_pickle:
+    if pickled and not allow_pickle and not verified.scan_required:
         raise UnsafeFormatError(
             f"{pickled[0]}: refused: the model's weights are a pickle (loading it can run "
             "code) and it has no safetensors weights",
@@ -117,7 +119,8 @@ def _state_dict(verified: VerifiedModel, allow_pickle: bool) -> dict[str, Any]:
 
     state: dict[str, Any] = {}
     for name in pickled:
-        data = verified.read_bytes(name, allow_pickle=True)
+        # with require_scan, served only if a passing scan verdict of the model covers it
+        data = verified.read_bytes(name, allow_pickle=allow_pickle)
         state.update(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
     return state
 
@@ -138,6 +141,9 @@ def from_pretrained(
         model_class: the transformers class to build (default ``AutoModel``); an
             ``Auto*`` class is resolved from the verified configuration.
         allow_pickle: accept ``pytorch_model*.bin`` weights when there are no safetensors.
+            With ``require_scan=True`` (a keyword of :func:`omsign.open_verified`) they
+            are accepted only when a fresh passing scan attestation of the model covers
+            them.
         verify_content: check every signed file before loading (default: as read).
         **kwargs: trust keywords of :func:`omsign.verify` (``key``, ``cert_chain``,
             ``identity``, ``issuer``, ``policy``, ``signature``...); the rest go to

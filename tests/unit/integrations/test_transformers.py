@@ -113,6 +113,23 @@ def test_pickle_weights_are_refused_unless_allowed(tmp_path: Path, p256: KeyPair
     assert torch.equal(_outputs(allowed), _outputs(plain))
 
 
+def test_pickle_weights_load_when_a_passing_scan_covers_them(tmp_path: Path, p256: KeyPair) -> None:
+    from helpers.pickles import need_scanner
+    from omsign.scanners import scanner_predicate
+
+    need_scanner("picklescan")
+    folder = _tiny_bert(tmp_path / "bert", pickle=True)
+    omsign.sign(folder, key=p256.private)
+    with pytest.raises(UnsafeFormatError, match="no fresh passing scan attestation"):
+        from_pretrained(folder, key=p256.public, require_scan=True)
+    omsign.attest(
+        folder, key=p256.private, predicate_type="scan", predicate=scanner_predicate("picklescan")
+    )
+    plain = transformers.AutoModel.from_pretrained(folder).eval()
+    scanned = from_pretrained(folder, key=p256.public, require_scan=True).eval()
+    assert torch.equal(_outputs(scanned), _outputs(plain))
+
+
 def test_an_added_pickle_is_refused_by_verified_reads(tmp_path: Path, p256: KeyPair) -> None:
     folder = _tiny_bert(tmp_path / "bert")
     torch.save({"w": torch.zeros(2)}, folder / "extra.bin")

@@ -14,6 +14,7 @@ from helpers.pickles import (
     hostile_pickle,
     hostile_torch_zip,
     need_scanner,
+    pickle_of_size,
     safetensors_model,
 )
 from omsign.errors import BackendUnavailableError, IntegrityError, UsageError
@@ -90,6 +91,21 @@ def test_a_file_changed_after_hashing_is_not_scanned(tmp_path: Path, scanner: st
     hashed = hashed_model(model)
     (model / "state.pkl").write_bytes(hostile_pickle())  # after hashing, before scanning
     with pytest.raises(IntegrityError):
+        scan_verified(hashed, scanner, now=NOW)
+
+
+def test_a_shard_changed_after_hashing_is_caught_whatever_the_scanner_does(
+    tmp_path: Path, scanner: str
+) -> None:
+    from omsign.options import HashOptions
+
+    data = pickle_of_size(20_000)
+    model = make_model(tmp_path / "m", {"state.pkl": data})
+    hashed = hashed_model(model, hashing=HashOptions(shard_size=4096))
+    with open(model / "state.pkl", "r+b") as f:  # a late shard, same size and inode
+        f.seek(15_000)
+        f.write(b"\xff")
+    with pytest.raises(IntegrityError, match=r"state\.pkl"):
         scan_verified(hashed, scanner, now=NOW)
 
 
