@@ -49,7 +49,8 @@ svg .edge{fill:none;stroke:#57606a;stroke-width:1.5}
 svg .arrow{fill:#57606a}
 table{border-collapse:collapse;margin-top:20px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
-td.digest,td.location{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+td.digest,td.location,td.signer{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+td.digest{min-width:16em}
 """ + "".join(
     f".s-{s} .box{{stroke:{c}}} .s-{s} .stripe,.swatch.s-{s}{{fill:{c}}} "
     f"td.status.s-{s}{{color:{_TEXT_COLOURS[s]};font-weight:600}}\n"
@@ -176,7 +177,7 @@ def _table(lineage: Lineage) -> str:
             f'<td class="status s-{n.status}">{_STATUS_WORDS[n.status]}</td>'
             f"<td>{_e(n.kind)}</td><td>{_e(n.name)}</td>"
             f'<td class="digest">{_e(n.label)}</td><td>{_e(n.step or "-")}</td>'
-            f"<td>{_e(_signer_text(n))}</td>"
+            f'<td class="signer">{_e(_signer_text(n))}</td>'
             f'<td class="location">{_e(n.location or "no copy found")}</td>'
             f"<td>{_e('; '.join(filter(None, (n.reason, *n.notes))) or '-')}</td>"
         )
