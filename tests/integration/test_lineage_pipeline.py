@@ -6,6 +6,7 @@ quantised (key B), with datasets ``data0`` (unsigned) and ``data1`` (signed).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 import omsign
-from helpers.fixtures import make_model
+from helpers.fixtures import KeyPair, make_model
 from helpers.lineage_values import check_lineage_json
 from helpers.pipeline import Pipeline, attest_step, build_pipeline, provenance
 
@@ -278,3 +279,42 @@ def test_a_history_needs_a_policy_file(built: Pipeline, cli: Any) -> None:
     result = built.cli(cli, "--history", built.path("history.json"))
     assert result.code == 2
     assert "a signer history applies to a trust policy file" in result.err
+
+
+def _scan(p: Pipeline, model: str, key: KeyPair, *, age: dt.timedelta, valid: dt.timedelta) -> None:
+    """Signs a passing scan verdict for a model, made ``age`` ago and valid for ``valid``."""
+    from omsign.predicates._scan import FileVerdict, build_scan_predicate
+
+    predicate = build_scan_predicate(
+        scanner="picklescan",
+        scanner_version="0.0.0",
+        omsign_version=omsign.__version__,
+        root_digest=p.digests[model],
+        resource_uri=str(p.path("models", model)),
+        scanned=[FileVerdict("weights.bin", True)],
+        skipped={"config.json": "not a pickle"},
+        time_verified=dt.datetime.now(dt.timezone.utc) - age,
+        valid_for=valid,
+    )
+    omsign.attest(
+        p.path("models", model), predicate_type="scan", predicate=predicate, key=key.private
+    )
+
+
+def test_an_expired_scan_verdict_is_the_broken_link(pipeline: Pipeline, cli: Any) -> None:
+    day = dt.timedelta(days=1)
+    _scan(pipeline, "base", pipeline.a, age=dt.timedelta(0), valid=30 * day)
+    _scan(pipeline, "quant", pipeline.b, age=dt.timedelta(0), valid=30 * day)
+    _scan(pipeline, "tuned", pipeline.b, age=10 * day, valid=day)  # expired 9 days ago
+    message = _broken(pipeline, cli, "--require-attestation", "scan")
+    claims = pipeline.path("models", "tuned", "claims.jsonl")
+    assert message.startswith(
+        f"omsign: error: lineage broken at base model tuned (sha256:{pipeline.digests['tuned']}): "
+        f"required attestation scan"
+    )
+    assert f"{claims}:2" in message and "expired" in message
+    # A fresh verdict for the fine-tuned model mends the chain.
+    _scan(pipeline, "tuned", pipeline.b, age=dt.timedelta(0), valid=30 * day)
+    assert pipeline.cli(cli, "--require-attestation", "scan").code == 0
+    # The requirement applies to models; the datasets carry no verdict and need none.
+    assert pipeline.lineage(require_attestations=["scan"]).verified

@@ -11,7 +11,7 @@ from omsign._lineage._follow import Follower, Verify
 from omsign._lineage._graph import Lineage
 from omsign._lineage._search import SearchIndex
 from omsign.errors import UsageError
-from omsign.options import PathLike, Runtime
+from omsign.options import AttestationRequirement, PathLike, Runtime
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -37,6 +37,7 @@ def lineage(
     max_depth: int = 16,
     search_depth: int = 2,
     history: PathLike | None = None,
+    require_attestations: Sequence[AttestationRequirement | str] = (),
     runtime: Runtime | None = None,
     **options: Unpack[LineageKeywords],
 ) -> Lineage:
@@ -63,6 +64,10 @@ def lineage(
         search_depth: folder levels scanned below each search folder.
         history: with a policy file whose rule pins signers (``pin = true``), the
             first-use history, as for :func:`omsign.verify`.
+        require_attestations: attestations every model of the lineage must have, as
+            :func:`omsign.verify` requires them (``"scan:max-age=7d"`` or
+            :class:`~omsign.options.AttestationRequirement` values); a model without
+            them is a broken link.
         runtime: how to hash; or the keywords ``workers``, ``progress``, ``executor``.
         **options: the trust keywords of :func:`omsign.verify` (``key`` may list
             several keys: each artifact may be signed by any of them) and the keyword
@@ -80,9 +85,14 @@ def lineage(
     if max_depth < 0:
         raise UsageError(f"max_depth must be 0 or more, not {max_depth}", option="max_depth")
     run = _runtime(runtime, options)
+    from omsign._api import requirements
+
+    needs = requirements(require_attestations)
     verify = _verifier(policy, pick(options, TrustOptions), history, str(model))
     index = SearchIndex(search, depth=search_depth, runtime=run)
-    follower = Follower(verify, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run)
+    follower = Follower(
+        verify, index, allow_roots=allow_roots, max_depth=max_depth, runtime=run, require=needs
+    )
     return follower.follow(str(model), None if signature is None else str(signature))
 
 

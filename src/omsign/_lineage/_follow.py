@@ -13,8 +13,9 @@ removed line can only be noticed by asking for it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +32,10 @@ from omsign.errors import (
     SignatureNotFoundError,
     VerificationError,
 )
-from omsign.options import Runtime
+from omsign.options import AttestationRequirement, Runtime
 
 if TYPE_CHECKING:
+    from omsign.attestations import Attestation
     from omsign.policy import Policy
     from omsign.results import VerificationResult
 
@@ -151,6 +153,7 @@ class Follower:
         max_depth: links followed from the model asked about.
         max_nodes: artifacts in all.
         runtime: how models are hashed.
+        require: attestations every model must have (as ``verify`` requires them).
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class Follower:
         max_depth: int = 16,
         max_nodes: int = 256,
         runtime: Runtime | None = None,
+        require: Sequence[AttestationRequirement] = (),
     ) -> None:
         self.verify = verify
         self.index = index
@@ -169,12 +173,29 @@ class Follower:
         self.max_depth = max_depth
         self.max_nodes = max_nodes
         self.runtime = runtime or Runtime()
+        self.require = tuple(require)
+        self.now = dt.datetime.now(dt.timezone.utc)
 
     def _verify(self, path: str, signature: str | None) -> tuple[VerificationResult, Policy]:
         return self.verify(path, signature, self.runtime)
 
     def _attested(self, work: _Work, path: str, signature: str | None, policy: Policy) -> None:
         """Reads the artifact's attestations: its step and dependencies, or why not."""
+        found = self._provenance(work, path, signature, policy)
+        if not self.require or work.node.kind != "model" or not work.node.verified:
+            return
+        from omsign._required import requirement_failure
+
+        for need in self.require:
+            why = requirement_failure(need, found, work.node.digest, self.now)
+            if why:
+                work.node = replace(work.node, status="unverified", reason=why)
+                return
+
+    def _provenance(
+        self, work: _Work, path: str, signature: str | None, policy: Policy
+    ) -> list[Attestation]:
+        """Follows the verified provenance; returns every attestation found."""
         from omsign.attestations import ATTESTATION_TYPES, check_attestations
         from omsign.sources import resolve_source
         from omsign.storage import resolve_store
@@ -182,10 +203,10 @@ class Follower:
         node = work.node
         store = resolve_store(resolve_source(path), signature)
         try:
-            found = check_attestations(store, node.digest, policy)
+            found = check_attestations(store, node.digest, policy, now=self.now)
         except Error as exc:
             work.node = replace(node, status="unverified", reason=f"attestations: {why(exc)}")
-            return
+            return []
         wanted = ATTESTATION_TYPES["provenance"]
         mine = [a for a in found if a.predicate_type == wanted or a.subject_digest is None]
         good = [a for a in mine if a.verified and a.predicate is not None]
@@ -203,7 +224,7 @@ class Follower:
                 work.node = replace(node, status="unverified", reason=reason, notes=tuple(notes))
             else:
                 work.node = replace(node, notes=(*notes, "no provenance: a root"))
-            return
+            return found
         problems: list[str] = []
         for att in good:
             assert att.predicate is not None
@@ -220,6 +241,7 @@ class Follower:
         )
         if problems:
             work.node = replace(work.node, status="unverified", reason=problems[0])
+        return found
 
     def _check_copy(self, cand: Candidate, dep: Dependency, depth: int) -> _Work:
         """Verifies one copy of a named artifact."""

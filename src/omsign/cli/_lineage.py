@@ -67,6 +67,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="accept a verified model without provenance as a root",
     )
     where.add_argument(
+        "--require-attestation",
+        action="append",
+        default=[],
+        metavar="TYPE[:max-age=DURATION]",
+        help="every model must also have a verified attestation of this type (as verify "
+        "requires it); repeatable",
+    )
+    where.add_argument(
         "--workers", type=count, metavar="N", help="hashing threads (default: every CPU)"
     )
     add_trust_flags(p)
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         max_depth=args.max_depth,
         search_depth=args.search_depth,
         history=args.history,
+        require_attestations=args.require_attestation,
         workers=args.workers,
         **trust,
     )
