@@ -147,3 +147,24 @@ def test_scan_and_a_predicate_file_are_exclusive(
     assert result.code == 2
     assert "give exactly one predicate source" in result.err
     assert "--predicate, --scan were given" in result.err
+
+
+def test_an_attestation_of_another_type_fails_the_requirement(
+    cli: Cli, clean: Path, p256: KeyPair, tmp_path: Path
+) -> None:
+    predicate = tmp_path / "eval.json"
+    predicate.write_text(json.dumps({"accuracy": 0.9}))
+    evaluation = "https://example.com/evaluation/v1"
+    made = cli(
+        "attest", clean, "--key", p256.private,
+        "--predicate-type", evaluation, "--predicate", predicate,
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    failed = cli("verify", clean, "--key", p256.public, "--require-attestation", "provenance")
+    assert failed.code == 1
+    assert "required attestation provenance (https://slsa.dev/provenance/v1): none found; " in (
+        failed.err
+    )
+    assert f"claims.jsonl:1 ({evaluation})" in failed.err
+    ok = cli("verify", clean, "--key", p256.public, "--require-attestation", evaluation)
+    assert ok.code == 0, ok.err

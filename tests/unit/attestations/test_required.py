@@ -154,3 +154,11 @@ def test_the_scan_predicate_is_built_from_the_attested_bytes(signed: Path, p256:
     ext = found.predicate["https://omsign.dev/scan/v1"]
     assert ext["rootDigest"]["sha256"] == made.root_digest == result.root_digest
     assert scan_model(signed, "picklescan").root_digest == made.root_digest
+
+
+def test_a_shards_signature_is_scanned_with_its_own_settings(tmp_path: Path, p256: KeyPair) -> None:
+    model = make_model(tmp_path / "m", {"state.pkl": hostile_pickle(), "config.json": b"{}"})
+    omsign.sign(model, key=p256.private, shard_size=64)
+    _scan(model, p256.private)
+    with pytest.raises(AttestationError, match=r"FAILED \(state\.pkl: posix\.system"):
+        omsign.verify(model, key=p256.public, require_attestations=["scan"])
