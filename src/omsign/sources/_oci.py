@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ from omsign.sources._oci_layers import (
 )
 
 __all__ = ["OciEntry", "OciReader", "OciSource", "open_source"]
+
+logger = logging.getLogger("omsign")
 
 _CHUNK = 1 << 20
 _registries: dict[tuple[str, bool], Registry] = {}
@@ -192,6 +195,8 @@ class OciSource:
         self.manifest = data
         self.media_type = media_type
         self.resolved = reference.with_digest(digest)
+        if reference.digest is None:
+            logger.info("%s: tag %s resolved to %s", reference.url(), reference.reference, digest)
         self.digest = digest
         self.manifest_size = len(data)
         self.name = reference.name
