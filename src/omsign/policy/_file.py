@@ -26,7 +26,6 @@ builds its verifier: a :class:`~omsign.policy.Threshold` over the named signers.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -35,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omsign.errors import IdentityError, UsageError
-from omsign.options import VerifyScope
-from omsign.policy._base import Verifier
-from omsign.policy._composite import Threshold
+from omsign.errors import UsageError
+from omsign.policy._decision import FILES, Decision, Rule
 from omsign.policy._globs import canonical_uri, compile_glob, model_location
+from omsign.policy._requirements import parse_attestations
 from omsign.policy._signers import NamedSigner, parse_signer
 
 if sys.version_info >= (3, 11):
@@ -51,132 +49,11 @@ __all__ = ["MODES", "Decision", "NamedSigner", "PolicyFile", "Rule", "load_polic
 
 MODES = ("enforce", "warn", "off")
 _TOP = {"version", "default", "signers", "rules"}
-_RULE = {"name", "match", "mode", "signers", "threshold", "files", "pin"}
-FILES = ("all", "present")
+_RULE = {"name", "match", "mode", "signers", "threshold", "files", "pin", "attestations"}
 
 
 class PolicyFileError(UsageError):
     """The policy file is not valid (the message names the file and the line)."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One ordered rule of the file.
-
-    Attributes:
-        index: its position (1-based) among the rules.
-        line: the line of its ``[[rules]]`` header.
-        match: the globs over model locations: absolute paths, or URIs (``hf://``,
-            ``oci://``, ``s3://``, ``gs://``, ``az://``...) matched on their canonical string
-            (see :mod:`omsign.policy._globs`).
-        mode: ``enforce``, ``warn`` or ``off``.
-        signers: the names of the accepted signers.
-        threshold: how many distinct accepted signers must have signed.
-        name: an optional label.
-        files: ``all`` (every signed file must be present and verified), ``present``
-            (verify the signed files present, report the absent ones), or None (as the
-            caller asks).
-        pin: record the first verified signers of each model and refuse others later
-            (first-use pinning, see :mod:`omsign.policy._history`).
-    """
-
-    index: int
-    line: int
-    match: tuple[str, ...]
-    mode: str
-    signers: tuple[str, ...]
-    threshold: int
-    name: str = ""
-    files: str | None = None
-    pin: bool = False
-
-    def label(self) -> str:
-        """``rule 2 (name)``."""
-        return f"rule {self.index}" + (f" ({self.name})" if self.name else "")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the policy says about one model.
-
-    Attributes:
-        location: the model's location as the rules see it.
-        rule: the first rule that matches, or None (the default applies).
-        mode: ``enforce``, ``warn``, ``off``; ``deny`` when no rule matches and the
-            default denies.
-        signers: the accepted signers.
-        threshold: how many of them must have signed.
-    """
-
-    location: str
-    rule: Rule | None
-    mode: str
-    signers: tuple[NamedSigner, ...]
-    threshold: int
-
-    @property
-    def files(self) -> str | None:
-        """The rule's ``files`` setting (``all``, ``present``, or None)."""
-        return self.rule.files if self.rule else None
-
-    @property
-    def pin(self) -> bool:
-        """Whether the rule pins the first verified signers of the model."""
-        return bool(self.rule and self.rule.pin)
-
-    def scope(self, scope: VerifyScope) -> VerifyScope:
-        """The caller's scope as the rule's ``files`` setting makes it.
-
-        ``present`` verifies the signed files present and reports the absent ones;
-        ``all`` refuses a partial verification.
-
-        Raises:
-            UsageError: the rule needs every file, and the scope asks for fewer.
-        """
-        if self.files == "present":
-            return dataclasses.replace(scope, allow_missing=True)
-        if self.files == "all" and (scope.allow_missing or scope.files is not None):
-            assert self.rule is not None
-            raise UsageError(
-                f"{self.location}: {self.rule.label()} of the trust policy requires every "
-                "signed file; a partial verification is refused",
-                options=("allow_missing", "files"),
-                hint="leave out {option0} and {option1}",
-            )
-        return scope
-
-    def verifier(self) -> Verifier:
-        """The threshold verifier over the accepted signers.
-
-        Raises:
-            IdentityError: no rule matches and the default denies.
-        """
-        if self.mode == "deny":
-            raise IdentityError(f"{self.location}: no rule of the trust policy matches; denied")
-        if not self.signers:
-            raise UsageError(f"{self.location}: the trust policy checks nothing here (mode off)")
-        return Threshold(self.threshold, [s.verifier() for s in self.signers])
-
-    def describe(self) -> str:
-        """What applies and what it requires, in a few lines."""
-        if self.rule is None:
-            return f"{self.location}: no rule matches; default: {self.mode}"
-        lines = [
-            f"{self.location}: {self.rule.label()} (line {self.rule.line}) applies, "
-            f"mode {self.mode}",
-            f"requires {self.threshold} of {len(self.signers)} signers:",
-        ]
-        lines += [f"  {s.describe()}" for s in self.signers]
-        if self.files == "all":
-            lines.append("every signed file must be present")
-        elif self.files == "present":
-            lines.append("the signed files present are verified; absent ones are reported")
-        if self.pin:
-            lines.append(
-                "first-use pinning: signers other than the first recorded ones are refused "
-                "until accepted; an older signature than the newest recorded is a rollback"
-            )
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -203,7 +80,9 @@ class PolicyFile:
         for rule in self.rules:
             if any(compile_glob(p).fullmatch(location) for p in rule.match):
                 chosen = tuple(self.signers[n] for n in rule.signers)
-                return Decision(location, rule, rule.mode, chosen, rule.threshold)
+                return Decision(
+                    location, rule, rule.mode, chosen, rule.threshold, dict(self.signers)
+                )
         return Decision(location, None, self.default, (), 0)
 
     def check(self) -> None:
@@ -345,6 +224,18 @@ class _Reader:
             raise self.fail(
                 self.line_of("pin", line - 1), f"rule {index}: pin must be true or false"
             )
+        attestations = (
+            parse_attestations(
+                self,
+                index,
+                table["attestations"],
+                line,
+                rule_signers=tuple(dict.fromkeys(names)),
+                signers=signers,
+            )
+            if "attestations" in table
+            else ()
+        )
         return Rule(
             index,
             line,
@@ -355,6 +246,7 @@ class _Reader:
             str(table.get("name", "")),
             files,
             pin,
+            attestations,
         )
 
     def _rule_line(self, index: int) -> int:
