@@ -148,8 +148,48 @@ def verify(
 
         result = check_required(result, trust, needs, signature=signature)
     if isinstance(policy, PolicyFile):
+        result = _rule_attestations(policy, model, result, signature)
         result = _pin(policy, model, result, history, accept=False)
     return result
+
+
+def _rule_attestations(
+    policy: PolicyFile, model: PathLike, result: VerificationResult, signature: PathLike | None
+) -> VerificationResult:
+    """Checks the attestations the policy rule requires, each type under its own signers.
+
+    Raises:
+        AttestationError: every requirement that no attestation meets, named with why.
+    """
+    decision = policy.decide(model)
+    if not decision.attestations:
+        return result
+    import dataclasses
+    import datetime as dt
+
+    from omsign._required import read_attestations, requirement_failure
+    from omsign.errors import AttestationError
+
+    now = dt.datetime.now(dt.timezone.utc)
+    by_signers: dict[tuple[str, ...], Any] = {}
+    failures, seen = [], {}
+    for ra, (need, verifier) in zip(
+        decision.attestations, decision.required_attestations(), strict=True
+    ):
+        if ra.signers not in by_signers:  # one read of the claims per set of signers
+            by_signers[ra.signers] = read_attestations(
+                result, verifier, signature=signature, now=now
+            )
+        found = by_signers[ra.signers]
+        for a in found:  # the report keeps, per claim, the reading that verified
+            if a.location not in seen or a.verified:
+                seen[a.location] = a
+        why = requirement_failure(need, found, result.root_digest, now)
+        if why:
+            failures.append(f"{why} (signed by one of {', '.join(ra.signers)})")
+    if failures:
+        raise AttestationError(f"{result.model}: " + " | ".join(failures), tuple(seen.values()))
+    return dataclasses.replace(result, attestations=tuple(seen.values()), attestations_checked=True)
 
 
 def _pin(
@@ -216,6 +256,7 @@ def accept_signers(
         scope=decision.scope(scope or VerifyScope()),
         runtime=runtime,
     )
+    result = _rule_attestations(policy, model, result, signature)
     return _pin(policy, model, result, history, accept=True)
 
 

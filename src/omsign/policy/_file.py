@@ -101,9 +101,13 @@ class PolicyFile:
         lines[0] += f"{len(self.rules)} rules, default {self.default}"
         lines += [f"signer {s.describe()}" for s in self.signers.values()]
         for rule in self.rules:
+            extras = [f"files {rule.files}"] if rule.files else []
+            extras += ["pinned at first use"] if rule.pin else []
+            extras += [f"attestation {ra.describe()}" for ra in rule.attestations]
             lines.append(
                 f"{rule.label()}: {rule.mode}, {rule.threshold} of "
                 f"[{', '.join(rule.signers)}] for {', '.join(rule.match)}"
+                + "".join(f"; {e}" for e in extras)
             )
         return "\n".join(lines)
 
