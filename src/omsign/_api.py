@@ -146,7 +146,7 @@ def verify(
     if needs or read_attestations:
         from omsign._required import check_required
 
-        result = check_required(result, trust, needs, signature=signature)
+        result = check_required(result, trust, needs, signature=signature, model=model)
     if isinstance(policy, PolicyFile):
         result = _rule_attestations(policy, model, result, signature)
         result = _pin(policy, model, result, history, accept=False)

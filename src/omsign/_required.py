@@ -45,14 +45,23 @@ def read_attestations(
     *,
     signature: PathLike | None = None,
     now: dt.datetime | None = None,
+    model: PathLike | None = None,
 ) -> tuple[Attestation, ...]:
-    """Every attestation stored for a verified model, each checked under ``verifier``."""
+    """Every attestation stored for a verified model, each checked under ``verifier``.
+
+    ``model`` is the model as it was named for verification (``hf://``, ``oci://``...;
+    default: the verified local path).
+    """
     from omsign.attestations import check_attestations
     from omsign.sources import resolve_source
     from omsign.storage import resolve_store
 
-    source = resolve_source(result.model, link_policy=result.link_policy)
-    store = resolve_store(source, signature if signature is not None else result.signature)
+    source = resolve_source(
+        model if model is not None else result.model, link_policy=result.link_policy
+    )
+    if signature is None and model is None:
+        signature = result.signature
+    store = resolve_store(source, signature)
     return tuple(check_attestations(store, result.root_digest, verifier, now=now))
 
 
@@ -143,8 +152,12 @@ def check_required(
     *,
     signature: PathLike | None = None,
     now: dt.datetime | None = None,
+    model: PathLike | None = None,
 ) -> VerificationResult:
     """The result with its attestations, once every requirement holds.
+
+    ``model`` is the model as it was named for verification (see
+    :func:`read_attestations`).
 
     Raises:
         AttestationError: a requirement that no attestation meets (every failing one
@@ -156,7 +169,7 @@ def check_required(
     for need in requirements:
         resolve_type(need.predicate_type)  # an unknown name is a usage error, first
     now = now or dt.datetime.now(dt.timezone.utc)
-    found = read_attestations(result, verifier, signature=signature, now=now)
+    found = read_attestations(result, verifier, signature=signature, now=now, model=model)
     failures = [
         why
         for need in requirements

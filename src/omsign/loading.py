@@ -336,7 +336,7 @@ def open_verified(
     if needs or require_scan:
         from omsign._required import check_required
 
-        result = check_required(result, trust, needs, signature=signature)
+        result = check_required(result, trust, needs, signature=signature, model=model)
     return VerifiedModel(result, require_scan=require_scan)
 
 
