@@ -318,3 +318,20 @@ def test_an_expired_scan_verdict_is_the_broken_link(pipeline: Pipeline, cli: Any
     assert pipeline.cli(cli, "--require-attestation", "scan").code == 0
     # The requirement applies to models; the datasets carry no verdict and need none.
     assert pipeline.lineage(require_attestations=["scan"]).verified
+
+
+def test_a_good_copy_beside_a_tampered_one_holds_and_the_bad_one_is_noted(
+    pipeline: Pipeline,
+) -> None:
+    good = pipeline.path("models", "zz-base-copy")
+    shutil.copytree(pipeline.path("models", "base"), good)
+    weights = pipeline.path("models", "base", "weights.bin")
+    weights.write_bytes(weights.read_bytes()[::-1])
+    found = pipeline.lineage()
+    assert found.verified, found.tree()
+    node = found.node(pipeline.digests["base"])
+    assert node.location == str(good)
+    assert node.notes[0] == (
+        f"another copy does not verify: {pipeline.path('models', 'base')}: "
+        "content does not match its signature: changed: weights.bin"
+    )

@@ -14,6 +14,7 @@ removed line can only be noticed by asking for it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -101,7 +102,8 @@ def _step(predicate: Mapping[str, Any]) -> str | None:
     params = build.get("externalParameters")
     step = _text(params.get("step")) if isinstance(params, Mapping) else None
     if step is None and (kind := _text(build.get("buildType"))):
-        step = kind.rstrip("/").rsplit("/", 1)[-1]
+        last = kind.rstrip("/").rsplit("/", 1)[-1]
+        step = None if re.fullmatch(r"v\d+(\.\d+)*", last) else last  # a version, no step
     return step
 
 
@@ -268,10 +270,14 @@ class Follower:
         if not copies and dep.kind == "dataset":
             copies = self.index.hashed(dep.digest)
         first: _Work | None = None
+        failed: list[str] = []
         for cand in copies[:_MAX_COPIES]:
             work = self._check_copy(cand, dep, depth)
             if work.node.verified:
+                notes = tuple(f"another copy does not verify: {f}" for f in failed)
+                work.node = replace(work.node, notes=(*notes, *work.node.notes))
                 return work
+            failed.append(f"{cand.location}: {work.node.reason}")
             first = first or work
         if first is not None:
             return first
