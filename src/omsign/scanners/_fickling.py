@@ -26,7 +26,7 @@ def reads(name: str) -> bool:
     return name.lower().endswith(_SUFFIXES)
 
 
-def _analyse(where: str, stream: BinaryIO) -> list[str]:
+def _analyse(where: str, stream: BinaryIO, member: bool) -> list[str]:
     from fickling.analysis import Severity, check_safety
     from fickling.fickle import PickleDecodeError, StackedPickle
 
@@ -38,7 +38,7 @@ def _analyse(where: str, stream: BinaryIO) -> list[str]:
     for pickled in stacked:
         results = check_safety(pickled)
         findings += [
-            f"{where}: {r.severity.name}: {r}"
+            f"{where + ': ' if member else ''}{r.severity.name}: {r}"
             for r in results.results
             if r.severity > Severity.LIKELY_SAFE
         ]
@@ -61,7 +61,7 @@ def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
                 raise ScanFailedError("a zip archive without a pickle member fickling reads")
             for member in members:
                 with archive.open(member) as data:
-                    findings += _analyse(f"{member}", data)  # type: ignore[arg-type]
+                    findings += _analyse(member, data, True)  # type: ignore[arg-type]
         return findings
     stream.seek(0)
-    return _analyse(name, stream)
+    return _analyse(name, stream, False)

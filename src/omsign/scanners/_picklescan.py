@@ -38,7 +38,11 @@ def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
     from picklescan import scanner
 
     del pickle_content  # picklescan reads the content whatever the name says
-    logging.getLogger("picklescan").setLevel(logging.ERROR)  # its findings are returned
+    # Its findings are returned, not printed: without a handler of the application's,
+    # Python would print its warnings to stderr (the "last resort" handler).
+    log = logging.getLogger("picklescan")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
     ext = os.path.splitext(name)[1].lower() or None
     result: Any = scanner.scan_bytes(stream, name, ext)
     dangerous = [
