@@ -121,3 +121,21 @@ def test_appended_lines_are_compact_json(model: Path) -> None:
     store.append_claim({"b": 1, "a": {"x": "y\nz"}})
     (line,) = store.claims_file.read_bytes().splitlines()
     assert json.loads(line) == {"a": {"x": "y\nz"}, "b": 1}
+
+
+def _append_many(model: str, writer: int, count: int) -> list[str]:
+    store = FileStore(Path(model))
+    return [store.append_claim({"w": writer, "i": i, "pad": "x" * 50_000}) for i in range(count)]
+
+
+def test_concurrent_appends_never_interleave(model: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(_append_many, str(model), w, 20) for w in range(4)]
+        locations = [loc for run in runs for loc in run.result()]
+    assert len(set(locations)) == 80  # each append got its own line number
+    lines = _store(model).claims()
+    assert len(lines) == 80
+    seen = {(json.loads(raw)["w"], json.loads(raw)["i"]) for _, raw in lines}  # type: ignore[arg-type]
+    assert seen == {(w, i) for w in range(4) for i in range(20)}
