@@ -82,6 +82,7 @@ bench: env reference system
 	$(BIN)/python benchmarks/loading.py
 	$(BIN)/python benchmarks/clusters.py
 	$(BIN)/python benchmarks/registry.py
+	$(BIN)/python benchmarks/s3read.py
 
 clean:
 	rm -rf $(VENV) $(REFVENV) $(DEMOVENV) .cache .demo .bench .coverage .coverage.*

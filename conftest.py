@@ -7,6 +7,7 @@ pytest_plugins = [
     "services.clusters",
     "services.oci_registry",
     "services.docker_registry",
+    "services.s3",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]

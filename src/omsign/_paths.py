@@ -14,6 +14,7 @@ __all__ = [
     "as_paths",
     "default_signature",
     "model_relative",
+    "url_relative",
     "signature_ignore",
     "subject_name",
 ]
@@ -89,6 +90,32 @@ def model_relative(
         if report_unmatched and not os.path.lexists(os.path.join(model, rel)):
             logger.warning("ignore path %s matches nothing in the model %s", os.fspath(p), model)
         out.append(normalize_ignore(rel))
+    return out
+
+
+def url_relative(location: str, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Ignore paths of a model at a URL: model-relative, or URLs inside the model.
+
+    Args:
+        location: the model's URL (``s3://BUCKET/PREFIX``).
+        paths: the ignore paths as the caller gave them.
+
+    Raises:
+        UsageError: a URL outside the model, or a path that is not model-relative.
+    """
+    out = []
+    prefix = location.rstrip("/") + "/"
+    for p in paths:
+        text = os.fspath(p)
+        if "://" in text:
+            if not text.startswith(prefix):
+                raise UsageError(
+                    f"{text}: ignore path is not inside the model {location}",
+                    option="ignore_paths",
+                    hint="{option} takes names relative to the model, or URLs inside it",
+                )
+            text = text[len(prefix) :]
+        out.append(normalize_ignore(text))
     return out
 
 

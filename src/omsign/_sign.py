@@ -24,6 +24,7 @@ from omsign._paths import (
     as_paths,
     model_relative,
     subject_name,
+    url_relative,
 )
 from omsign.backends import BundleSigner, PasswordSource, load_signing_key
 from omsign.bundle import build_bundle
@@ -44,14 +45,14 @@ from omsign.storage._file import FileStore
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from omsign.hashing import FileEntry
+    from omsign.sources import Entry
 
 
 __all__ = [
     "ProgressCallback",
     "SignResult",
     "digest",
-    "local_path",
+    "ignores_of",
     "make_signer",
     "password_source",
     "sign",
@@ -276,13 +277,10 @@ def sign(
             + ", not both",
         )
     source = resolve_source(model)
-    path = local_path(source)
     store = resolve_store(source, signature)
-    _check_name(path)
+    _check_name(source)
     if isinstance(store, FileStore):
-        store.check_writable(
-            model_relative(path, opts.ignore_paths), explicit=signature is not None
-        )
+        store.check_writable(ignores_of(source, opts.ignore_paths), explicit=signature is not None)
     if signer is None:
         signer = make_signer(**signing)
     planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)
@@ -293,7 +291,7 @@ def sign(
     payload = encode_statement(manifest, source.name, compat=compat)
     bundle = build_bundle(payload, *signer.sign_statement(payload))
     keep = add and bool(store.locations())  # the existing signature stays the main one
-    written = Path(store.add(bundle) if keep else store.write(bundle))
+    written = as_location(store.add(bundle) if keep else store.write(bundle))
     return SignResult(written, manifest.root_digest().hex(), manifest, bundle, hashed)
 
 
@@ -308,18 +306,33 @@ def _prepare(signer: BundleSigner) -> None:
         prepare()
 
 
-def _check_name(path: Path) -> None:
+def as_location(where: str) -> Path | str:
+    """A store's location as a result gives it: a local path, or a URL as is."""
+    return where if "://" in where else Path(where)
+
+
+def ignores_of(
+    source: ModelSource, paths: Sequence[PathLike], *, report_unmatched: bool = False
+) -> list[str]:
+    """The caller's ignore paths, model-relative (URLs or names for a remote model)."""
+    if source.path is None:
+        return url_relative(source.location, paths)
+    return model_relative(source.path, paths, report_unmatched=report_unmatched)
+
+
+def _check_name(source: ModelSource) -> None:
     """The subject name must be UTF-8 (OMS 6.1.2): refused before anything is hashed."""
+    name = source.name if source.path is None else subject_name(source.path)
     try:
-        subject_name(path).encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
         raise ModelError(
-            f"{path}: the model's name is not valid UTF-8 and cannot be its signed subject "
-            "name (OMS 6.1.2)"
+            f"{source.location}: the model's name is not valid UTF-8 and cannot be its "
+            "signed subject name (OMS 6.1.2)"
         ) from None
 
 
-def _refuse_nothing_to_sign(path: Path, entries: Sequence[FileEntry], ser: Serialization) -> None:
+def _refuse_nothing_to_sign(where: str, entries: Sequence[Entry], ser: Serialization) -> None:
     """Refuses a model whose manifest would have no resource (OMS 6.3.2).
 
     Shards cover bytes, so a model whose every file is empty has no shard: its
@@ -327,18 +340,11 @@ def _refuse_nothing_to_sign(path: Path, entries: Sequence[FileEntry], ser: Seria
     """
     if ser.method == "shards" and all(e.size == 0 for e in entries):
         raise ModelError(
-            f"{path}: nothing to sign: every file of the model is empty, and shards "
+            f"{where}: nothing to sign: every file of the model is empty, and shards "
             "cover only bytes (OMS 6.3.2)",
             option="shard_size",
             hint="sign without {option} to sign the empty files by name",
         )
-
-
-def local_path(source: ModelSource) -> Path:
-    """The source's local path (signing and verifying write and read files next to it)."""
-    if source.path is None:  # pragma: no cover - every source so far is on this machine
-        raise UsageError(f"{source.location}: the model must be on this machine")
-    return source.path
 
 
 def _hash_model(
@@ -350,25 +356,32 @@ def _hash_model(
     reuse_digests: bool,
 ) -> tuple[Manifest, tuple[str, ...]]:
     """Lists and hashes the model (reusing cached digests when asked)."""
-    from omsign.hashing import hash_entries
+    from omsign.hashing import FileEntry, hash_entries
 
-    path = local_path(source)
-    ignores = [
-        *model_relative(path, opts.ignore_paths, report_unmatched=True),
-        *excluded,
-    ]
+    ignores = [*ignores_of(source, opts.ignore_paths, report_unmatched=True), *excluded]
     ser = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, ignores)
     started = time.time_ns()
     advance, start = _progress_adapter(run.progress)
     entries = source.entries(
         ignore_paths=ser.ignore_paths or (), allow_symlinks=opts.allow_symlinks
     )
-    _refuse_nothing_to_sign(path, entries, ser)
+    _refuse_nothing_to_sign(source.location, entries, ser)
+    warn = getattr(source, "warn_unsplittable", None)
+    if callable(warn):
+        warn(entries, ser.shard_size)
     if reuse_digests:
+        if source.path is None:
+            raise UsageError(
+                f"{source.location}: reusing digests is for models on this machine",
+                option="reuse_digests",
+                hint="leave out {option}",
+            )
         from omsign._reuse import DigestCache
 
+        local = [e for e in entries if isinstance(e, FileEntry)]
         cache = DigestCache.load(source.key, ser.hash_type, ser.shard_size)
-        reused, todo = cache.split(entries)
+        reused, split = cache.split(local)
+        todo: Sequence[Entry] = split
     else:
         reused, todo = [], entries
     start(sum(e.size for e in todo))
@@ -385,6 +398,6 @@ def _hash_model(
         ),
     ]
     if reuse_digests:
-        cache.record(entries, pairs, started)
+        cache.record(local, pairs, started)
         cache.save()
     return manifest_from_digests(pairs, ser), tuple(e.name for e in todo)

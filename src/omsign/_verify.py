@@ -7,7 +7,7 @@ the signed settings and compare; 8.5 unsigned files. Partial verification
 A model may be a ``hf://ORG/NAME[@REVISION]`` name (a Hugging Face cache snapshot);
 in a snapshot folder, links that stay inside the repository's cache folder are
 followed (see :mod:`omsign.sources._hf`). The model is reached through its source
-(:func:`omsign.sources.resolve_source`).
+(:func:`omsign.sources.resolve_source`), on this machine or in object storage.
 """
 
 from __future__ import annotations
@@ -21,22 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omsign._paths import model_relative
-from omsign._sign import _progress_adapter, local_path
+from omsign._sign import _progress_adapter, as_location, ignores_of
 from omsign.errors import IntegrityError, ModelError
-from omsign.hashing import FileEntry, LinkPolicy
+from omsign.hashing import FileEntry, LinkPolicy, hash_entries
 from omsign.manifest import (
     Difference,
     Manifest,
     Serialization,
-    compute_manifest,
+    manifest_from_digests,
     split_shard_name,
 )
 from omsign.options import PathLike, Runtime, VerifyScope
 from omsign.policy import Policy, VerifiedSignature, verify_signature
 from omsign.predicates import SignedStatement, parse_statement
 from omsign.results import VerificationResult, VerifiedSigner
-from omsign.sources import ModelSource, resolve_source
+from omsign.sources import Entry, ModelSource, resolve_source
 from omsign.storage import resolve_store
 
 __all__ = [
@@ -74,7 +73,7 @@ def _local_manifest(
     listed: Sequence[str],
     wanted: set[str] | None,
     run: Runtime,
-) -> tuple[Manifest, tuple[str, ...], list[FileEntry], tuple[str, ...]]:
+) -> tuple[Manifest, tuple[str, ...], list[Entry], tuple[str, ...]]:
     """Hashes the model with the signed settings.
 
     Returns:
@@ -88,7 +87,7 @@ def _local_manifest(
     signed_files = set(signed.manifest.by_file())
     try:
         # With ``wanted``, only those names are looked up: nothing else is listed or opened.
-        entries = source.entries(
+        entries: Sequence[Entry] = source.entries(
             ignore_paths=ignores,
             allow_symlinks=ser.allow_symlinks,
             names=None if wanted is None else sorted(wanted),
@@ -97,7 +96,7 @@ def _local_manifest(
     except ModelError as exc:
         raise as_integrity(exc) from None
     if not source.is_dir and signed_files == {"."}:  # single file named "." (model_signing)
-        entries = [dataclasses.replace(e, name=".") for e in entries]
+        entries = [dataclasses.replace(e, name=".") for e in entries]  # type: ignore[type-var]
     unsigned = tuple(e.name for e in entries if e.name not in signed_files)
     resized: tuple[str, ...] = ()
     if ser.method == "shards":
@@ -112,14 +111,14 @@ def _local_manifest(
         sizes = _signed_sizes(signed.manifest)
         resized = tuple(e.name for e in entries if e.name in sizes and e.size != sizes[e.name])
     keep = (signed_files if wanted is None else wanted) - set(resized)
-    entries = [e for e in entries if e.name in keep]
+    chosen = [e for e in entries if e.name in keep]
     advance, start = _progress_adapter(run.progress)
-    start(sum(e.size for e in entries))
+    start(sum(e.size for e in chosen))
     try:
-        local = compute_manifest(
-            local_path(source),
-            local_ser,
-            entries=entries,
+        pairs = hash_entries(
+            chosen,
+            local_ser.hash_type,
+            local_ser.shard_size,
             workers=run.workers,
             progress=advance,
             executor=run.executor,
@@ -127,7 +126,7 @@ def _local_manifest(
         )
     except ModelError as exc:
         raise as_integrity(exc) from None
-    return local, unsigned, entries, resized
+    return manifest_from_digests(pairs, local_ser), unsigned, chosen, resized
 
 
 def _named(diff: Difference, name: str) -> Difference:
@@ -171,8 +170,8 @@ class _Checked:
     """A model whose signature and signer were proven (8.1 to 8.3), content not yet."""
 
     source: ModelSource
-    path: Path
-    signature: Path
+    path: Path | str
+    signature: Path | str
     proven: VerifiedSignature
     signed: SignedStatement
     excluded: tuple[str, ...]
@@ -186,8 +185,8 @@ def resolve_model(model: PathLike, link_policy: LinkPolicy | None = None) -> Mod
         ModelError: the path or the cached snapshot does not exist.
     """
     source = resolve_source(model, link_policy=link_policy)
-    path = local_path(source)
-    if not path.exists() and not path.is_symlink():
+    path = source.path
+    if path is not None and not path.exists() and not path.is_symlink():
         raise ModelError(f"{path}: no such file or directory")
     return source
 
@@ -209,9 +208,9 @@ def _check_signature(
     link_policy: LinkPolicy | None,
 ) -> _Checked:
     source = resolve_model(model, link_policy)
-    path = local_path(source)
+    path = source.path if source.path is not None else source.location
     store = resolve_store(source, signature)
-    sig_path = Path(store.location)
+    sig_path = as_location(store.location)
     from omsign.policy import Threshold, verify_bundles
 
     if isinstance(policy, Threshold):  # several signers: every bundle of the store counts
@@ -293,7 +292,7 @@ def verify_with_policy(
     path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
     given = [
-        *model_relative(path, scope.ignore_paths, report_unmatched=True),
+        *ignores_of(checked.source, scope.ignore_paths, report_unmatched=True),
         *checked.excluded,  # the signature and its companion folder of more bundles
     ]
     ignores = sorted({*(ser.ignore_paths or ()), *given})
@@ -329,8 +328,8 @@ def verify_with_policy(
     if scope.ignore_unsigned_files or wanted is not None:  # 8.5
         diff = Difference(diff.missing, (), diff.changed)
     if not diff.empty:
-        if not path.is_dir():  # a single file is named by its name, even if signed as "."
-            diff = _named(diff, path.name)
+        if not checked.source.is_dir:  # a single file is named by its name, even as "."
+            diff = _named(diff, checked.source.name)
         raise IntegrityError(f"{path}: model does not match its signature: {diff.summary()}", diff)
     if signed_files and not local.by_file():  # partial verification that checked nothing
         raise IntegrityError(
@@ -344,6 +343,6 @@ def verify_with_policy(
         absent=absent,
         unchecked=unchecked,
         unsigned=unsigned if scope.ignore_unsigned_files else (),
-        identities={e.name: (e.device, e.inode) for e in entries},
+        identities={e.name: (e.device, e.inode) for e in entries if isinstance(e, FileEntry)},
         sizes={e.name: e.size for e in entries},
     )

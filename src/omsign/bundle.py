@@ -34,6 +34,7 @@ __all__ = [
     "Signed",
     "build_bundle",
     "open_regular",
+    "encode_bundle",
     "parse_bundle",
     "read_bundle",
     "write_bundle",
@@ -400,13 +401,18 @@ def _open_regular(path: Path) -> int:
 open_regular = _open_regular  # for other files read as signatures (claims)
 
 
+def encode_bundle(bundle: Mapping[str, Any]) -> bytes:
+    """A bundle's bytes as omsign writes them (indented JSON, sorted keys, newline)."""
+    return json.dumps(bundle, indent=2, sort_keys=True).encode() + b"\n"
+
+
 def write_bundle(path: Path, bundle: Mapping[str, Any]) -> None:
     """Writes a bundle atomically: a temporary file beside it, then a rename.
 
     Raises:
         ModelError: the directory cannot be written.
     """
-    data = json.dumps(bundle, indent=2, sort_keys=True).encode() + b"\n"
+    data = encode_bundle(bundle)
     try:
         write_atomic(path, data)
     except OSError as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "ModelError",
     "SignatureError",
     "SignatureNotFoundError",
+    "StorageAccessError",
     "UnsafeFormatError",
     "UsageError",
     "VerificationError",
@@ -99,6 +100,10 @@ class UnsafeFormatError(UsageError):
 
 class ModelError(Error):
     """The model cannot be read or enumerated (missing, empty, bad names, symlinks)."""
+
+
+class StorageAccessError(Error):
+    """A remote store (object storage) could not be reached or refused the request."""
 
 
 class KeyLoadError(Error):

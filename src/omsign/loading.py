@@ -234,7 +234,10 @@ class VerifiedModel:
             raise as_integrity(exc) from None
         if not found:
             raise ModelError(f"{name}: signed file is absent from {model}")
-        return found[0]
+        entry = found[0]
+        if not isinstance(entry, FileEntry):
+            raise ModelError(f"{model}: verified loading reads models on this machine")
+        return entry
 
     def _pieces(self, name: str, size: int) -> list[Piece]:
         items = self._files[name]

@@ -29,7 +29,7 @@ class SignResult:
     """What ``sign`` wrote.
 
     Attributes:
-        signature: the path of the bundle written.
+        signature: the path of the bundle written (a URL in object storage).
         root_digest: hex SHA-256 root digest of the manifest.
         manifest: the signed manifest.
         bundle: the bundle written, as a JSON object.
@@ -37,7 +37,7 @@ class SignResult:
             were reused).
     """
 
-    signature: Path
+    signature: Path | str
     root_digest: str
     manifest: Manifest
     bundle: dict[str, object]
@@ -129,8 +129,8 @@ class VerificationResult:
     """What a successful verification proved.
 
     Attributes:
-        model: the model path.
-        signature: the bundle path.
+        model: the model path (a URL for a model in object storage).
+        signature: the bundle path (or URL).
         method: ``key``, ``certificate`` or ``sigstore``.
         signer: who signed (key fingerprint, certificate subject, or identity).
         issuer: certificate issuer or OIDC issuer, when there is one.
@@ -156,8 +156,8 @@ class VerificationResult:
             complete, even when empty).
     """
 
-    model: Path
-    signature: Path
+    model: Path | str
+    signature: Path | str
     method: str
     signer: str
     issuer: str | None

@@ -69,14 +69,16 @@ def between_listing_and_hashing(
 ) -> Iterator[list[Callable[[], None]]]:
     """Actions to run after the model was enumerated and before any file is hashed."""
     actions: list[Callable[[], None]] = []
-    original = omsign.manifest.hash_entries
+    import omsign._verify
+
+    original = omsign._verify.hash_entries
 
     def hook(entries: Sequence[Any], *args: Any, **kw: Any) -> Any:
         while actions:
             actions.pop(0)()
         return original(entries, *args, **kw)
 
-    monkeypatch.setattr(omsign.manifest, "hash_entries", hook)
+    monkeypatch.setattr(omsign._verify, "hash_entries", hook)
     yield actions
     assert not actions, "the hook never ran"
 

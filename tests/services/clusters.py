@@ -6,10 +6,15 @@ starts a local cluster for a run. Test modules that use one put themselves in it
 ``xdist_group`` so that one pytest worker runs them all and the cluster starts once.
 Dask and Ray are development dependencies; under CI a missing one fails instead of
 skipping.
+
+The workers start with the test credentials of ``services.s3`` in their environment (a
+real cluster's workers have their own), so that they can read models from the test S3
+server; the endpoint itself travels with omsign's reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -20,6 +25,23 @@ from typing import Any
 import pytest
 
 WORKERS = 2
+
+
+@contextlib.contextmanager
+def _worker_credentials() -> Iterator[None]:
+    """Test credentials in the environment the workers are started with, then removed."""
+    from services.s3 import TEST_CREDENTIALS
+
+    saved = {name: os.environ.get(name) for name in TEST_CREDENTIALS}
+    os.environ.update(TEST_CREDENTIALS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _require(module: str) -> None:
@@ -37,7 +59,9 @@ def dask_executor() -> Iterator[Executor]:
     _require("distributed")
     from omsign.executors import make_executor
 
-    with make_executor("dask", WORKERS) as executor:
+    with contextlib.ExitStack() as stack:
+        with _worker_credentials():
+            executor = stack.enter_context(make_executor("dask", WORKERS))
         assert executor is not None
         yield executor
 
@@ -62,7 +86,9 @@ def ray_executor() -> Iterator[Executor]:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
-        with make_executor("ray", WORKERS) as executor:
+        with contextlib.ExitStack() as stack:
+            with _worker_credentials():
+                executor = stack.enter_context(make_executor("ray", WORKERS))
             assert executor is not None
             yield executor
     finally:

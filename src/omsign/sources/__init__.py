@@ -5,10 +5,11 @@ entries (name, size and an opaque change stamp) and reads them through a reader 
 detects a change since the listing. ``sign``, ``digest``, ``verify``, ``open_verified``
 and the digest cache reach a model only through its source.
 
-Sources: a local file or folder (:mod:`omsign.sources._local`) and a Hugging Face cache
-snapshot named ``hf://ORG/NAME[@REVISION]`` (:mod:`omsign.sources._hf`). A new source
-(``oci://``, ``s3://``) is one module with an ``open_source(name, link_policy)`` function
-and one line in :data:`SCHEMES`.
+Sources: a local file or folder (:mod:`omsign.sources._local`), a Hugging Face cache
+snapshot named ``hf://ORG/NAME[@REVISION]`` (:mod:`omsign.sources._hf`) and object
+storage, ``s3://``, ``gs://``, ``az://`` (:mod:`omsign.sources._fsspec`), whose ``path``
+is None. A new source (``oci://``) is one module with an ``open_source(name,
+link_policy)`` function and one line in :data:`SCHEMES`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from omsign.options import PathLike
 
 if TYPE_CHECKING:
-    from omsign.hashing import FileEntry, LinkPolicy, Reader
+    from omsign.hashing import LinkPolicy, Reader
 
 __all__ = ["SCHEMES", "Entry", "ModelSource", "resolve_source"]
 
@@ -29,6 +30,11 @@ __all__ = ["SCHEMES", "Entry", "ModelSource", "resolve_source"]
 SCHEMES: dict[str, str] = {
     "hf://": "omsign.sources._hf",
     "oci://": "omsign.sources._oci",
+    "s3://": "omsign.sources._fsspec",
+    "gs://": "omsign.sources._fsspec",
+    "gcs://": "omsign.sources._fsspec",
+    "az://": "omsign.sources._fsspec",
+    "abfs://": "omsign.sources._fsspec",
 }
 
 
@@ -77,7 +83,7 @@ class ModelSource(Protocol):
         allow_symlinks: bool = False,
         names: Sequence[str] | None = None,
         keep: Sequence[str] = (),
-    ) -> list[FileEntry]:
+    ) -> Sequence[Entry]:
         """Lists the model's files, sorted by name (OMS 6.1, 6.2).
 
         Args:
@@ -104,7 +110,8 @@ def resolve_source(model: PathLike, *, link_policy: LinkPolicy | None = None) ->
     """The source of ``model``: a registered URL scheme, else a local path.
 
     Args:
-        model: a path, or a URL of a registered scheme (``hf://ORG/NAME``).
+        model: a path, or a URL of a registered scheme (``hf://ORG/NAME``,
+            ``s3://BUCKET/PREFIX``).
         link_policy: links to follow besides the signed settings (default: the
             source's own rule, e.g. a Hugging Face snapshot's links into its blobs).
 

@@ -5,8 +5,9 @@ A store lists, reads and writes the bundles that belong to one model. The file s
 single file, or the path given as ``signature``), further bundles in a companion
 folder next to it, and attestations one per line in ``claims.jsonl`` beside it. A
 model in an OCI registry (``oci://``) keeps its signatures there as referrers of its
-manifest (:mod:`omsign.storage._oci`). A new store is one module and one line in
-:func:`resolve_store`.
+manifest (:mod:`omsign.storage._oci`). A model in object storage keeps its signatures
+there, next to it (:mod:`omsign.storage._object`), or in a local file given as
+``signature``. A new store is one module and one line in :func:`resolve_store`.
 """
 
 from __future__ import annotations
@@ -80,20 +81,31 @@ class SignatureStore(Protocol):
 
 
 def resolve_store(source: ModelSource, signature: PathLike | None = None) -> SignatureStore:
-    """The store of a model's signatures: files next to (or in) a local model, or the
-    referrers of an ``oci://`` model's manifest.
+    """The store of a model's signatures: files next to (or in) a local model, the
+    referrers of an ``oci://`` model's manifest, objects next to a model in object
+    storage, or the local file ``signature`` names.
 
     Args:
         source: the model.
-        signature: the main signature's path, instead of the default.
+        signature: the main signature's path (or URL), instead of the default.
     """
+    import os
+
     from omsign.storage._file import FileStore
 
     if source.location.startswith("oci://"):
         from omsign.storage._oci import open_oci_store
 
         return open_oci_store(source, signature)
-    if source.path is None:  # pragma: no cover - every source so far is on this machine
+    if source.path is None:
+        if signature is not None and "://" not in os.fspath(signature):
+            return FileStore(None, signature)  # a local signature of a remote model
+        from omsign.sources._fsspec import ObjectSource
+
+        if isinstance(source, ObjectSource):
+            from omsign.storage._object import ObjectSignatureStore
+
+            return ObjectSignatureStore(source, None if signature is None else os.fspath(signature))
         from omsign.errors import UsageError
 
         raise UsageError(

@@ -47,9 +47,12 @@ def claims_path(signature: Path) -> Path:
 class FileStore:
     """A model's signature files (see the module docstring)."""
 
-    def __init__(self, model: Path, signature: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, model: Path | None, signature: str | os.PathLike[str] | None = None) -> None:
+        """A store next to (or in) ``model``; None for a model elsewhere (``signature`` given)."""
         self.model = model
-        self.path = Path(signature) if signature is not None else default_signature(model)
+        if signature is None and model is None:
+            raise ValueError("a signature file for a model elsewhere needs its path")
+        self.path = Path(signature) if signature is not None else default_signature(model)  # type: ignore[arg-type]
         self.companion = self.path.with_name(self.path.name + COMPANION_SUFFIX)
         self.claims_file = claims_path(self.path)
         self.location = str(self.path)
@@ -129,6 +132,8 @@ class FileStore:
         Each is listed whether it exists yet or not, so that a signature made before
         any of them appears already leaves them out.
         """
+        if self.model is None:
+            return []
         out: list[str] = []
         for path in (self.path, self.companion, self.claims_file):
             out += signature_ignore(self.model, path)
@@ -145,6 +150,8 @@ class FileStore:
             ignored: the user's model-relative ignore paths.
             explicit: the path was chosen by the caller (the default is always fine).
         """
+        if self.model is None:
+            return
         if not self.model.is_dir():
             try:
                 same = os.path.samefile(self.model, self.path)

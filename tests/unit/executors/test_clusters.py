@@ -28,18 +28,46 @@ from unit.executors._readers import DyingOnceReader, FailingReader
 
 
 def test_a_local_dask_cluster(
-    dask_executor: Executor, tmp_path: Path, p256: KeyPair, cli: Any
+    dask_executor: Executor, tmp_path: Path, p256: KeyPair, cli: Any, s3_bucket: Any
 ) -> None:
     _run_every_check(dask_executor, f"dask={dask_address(dask_executor)}", tmp_path, p256, cli)
+    check_the_workers_read_a_model_in_s3(dask_executor, tmp_path / "s3", p256, s3_bucket)
 
 
 def test_a_local_ray_cluster(
-    ray_executor: Executor, tmp_path: Path, p256: KeyPair, cli: Any
+    ray_executor: Executor, tmp_path: Path, p256: KeyPair, cli: Any, s3_bucket: Any
 ) -> None:
     import ray
 
     address = ray.get_runtime_context().gcs_address
     _run_every_check(ray_executor, f"ray={address}", tmp_path, p256, cli)
+    check_the_workers_read_a_model_in_s3(ray_executor, tmp_path / "s3", p256, s3_bucket)
+
+
+def check_the_workers_read_a_model_in_s3(
+    cluster: Executor, tmp: Path, p256: KeyPair, s3_bucket: Any
+) -> None:
+    """The workers read their byte ranges from the S3 server themselves (the client only
+    lists); an object replaced after the listing fails the run, naming it."""
+    from services.s3 import s3_client, upload
+
+    local = _model(tmp / "m")
+    bucket = s3_bucket(versioned=True)
+    url = upload(local, bucket, "m")
+    runtime = Runtime(executor=cluster)
+    for hashing in (HashOptions(), HashOptions("blake3", 250_000)):
+        assert omsign.digest(url, hashing=hashing, runtime=runtime) == omsign.digest(
+            local, hashing=hashing
+        )
+    signed = omsign.sign(url, key=p256.private, shard_size=250_000, runtime=runtime)
+    assert omsign.verify(url, key=p256.public, runtime=runtime).root_digest == signed.root_digest
+
+    def replace(done: int, total: int) -> None:
+        if done == 0:
+            s3_client().put_object(Bucket=bucket, Key="m/w2.bin", Body=os.urandom(1_300_000))
+
+    with pytest.raises(IntegrityError, match=f"{url}/w2.bin: object replaced"):
+        omsign.verify(url, key=p256.public, runtime=Runtime(executor=cluster, progress=replace))
 
 
 def _run_every_check(cluster: Executor, spec: str, tmp: Path, p256: KeyPair, cli: Any) -> None:

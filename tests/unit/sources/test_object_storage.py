@@ -1,0 +1,210 @@
+"""Models in S3 (``s3://BUCKET/PREFIX``) against a real S3 server: moto's, on 127.0.0.1.
+
+Every test uploads a small model to a fresh bucket of the server that ``services.s3``
+starts, and signs, verifies or digests it from there: the same root digest as the local
+folder, signatures in the bucket or in a local file, partial verification, objects
+changed, replaced while the run reads them, missing, and requests the server refuses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import omsign
+from helpers.fixtures import KeyPair, make_model
+from omsign.errors import IntegrityError, ModelError, SignatureNotFoundError, StorageAccessError
+from omsign.options import HashOptions
+from services.s3 import deny_all, s3_client, upload
+
+Bucket = Callable[..., str]
+
+
+def _model(root: Path) -> Path:
+    return make_model(
+        root,
+        {
+            "config.json": b'{"hidden_size": 8}\n',
+            "weights/model-1.safetensors": os.urandom(700_001),
+            "weights/model-2.safetensors": os.urandom(300_000),
+            "tokenizer.json": b"{}",
+            "empty.txt": b"",
+        },
+    )
+
+
+def _put(url: str, name: str, data: bytes) -> None:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    s3_client().put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
+
+
+def _delete(url: str, name: str) -> None:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    s3_client().delete_object(Bucket=bucket, Key=f"{prefix}/{name}")
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
+def test_a_model_in_s3_has_the_digest_of_its_local_copy_in_every_mode(
+    s3_bucket: Bucket, tmp_path: Path, versioned: bool
+) -> None:
+    local = _model(tmp_path / "m")
+    url = upload(local, s3_bucket(versioned=versioned), "org/m")
+    for hashing in (HashOptions(), HashOptions("blake3", 250_000), HashOptions("sha256", 64)):
+        assert omsign.digest(url, hashing=hashing) == omsign.digest(local, hashing=hashing)
+    single = upload(tmp_path / "m" / "weights", s3_bucket(), "w")
+    one = local / "weights" / "model-1.safetensors"
+    assert omsign.digest(single + "/model-1.safetensors") == omsign.digest(one)
+
+
+def test_a_model_in_s3_signs_and_verifies_with_its_signature_in_the_bucket(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    url = upload(_model(tmp_path / "m"), s3_bucket(versioned=True), "org/m")
+    signed = omsign.sign(url, key=p256.private, shard_size=250_000)
+    assert signed.signature == url + "/model.sig"
+    result = omsign.verify(url, key=p256.public)
+    assert result.root_digest == signed.root_digest
+    assert result.model == url
+    assert result.signature == url + "/model.sig"
+    assert "model.sig" not in result.verified
+    assert result.subject_name == "m"
+    assert omsign.digest(url, shard_size=250_000) == signed.root_digest  # model.sig left out
+    _put(url, "config.json", b'{"hidden_size": 9}\n')
+    with pytest.raises(IntegrityError, match=r"config\.json"):
+        omsign.verify(url, key=p256.public)
+
+
+def test_a_signature_of_a_model_in_s3_can_be_a_local_file(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    url = upload(_model(tmp_path / "m"), s3_bucket(), "m")
+    sig = tmp_path / "m.sig"
+    signed = omsign.sign(url, key=p256.private, signature=sig)
+    assert signed.signature == sig
+    assert sig.is_file()
+    assert omsign.verify(url, key=p256.public, signature=sig).signature == sig
+    with pytest.raises(SignatureNotFoundError, match=r"model\.sig"):
+        omsign.verify(url, key=p256.public)  # nothing was written into the bucket
+
+
+def test_partial_verification_reads_only_the_chosen_objects(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    url = upload(_model(tmp_path / "m"), s3_bucket(), "m")
+    omsign.sign(url, key=p256.private)
+    _put(url, "tokenizer.json", b"changed")
+    _delete(url, "weights/model-2.safetensors")
+    result = omsign.verify(url, key=p256.public, files=["config.json", "weights/model-1*"])
+    assert result.verified == ("config.json", "weights/model-1.safetensors")
+    assert "tokenizer.json" in result.unchecked
+    with pytest.raises(IntegrityError, match=r"tokenizer\.json"):
+        omsign.verify(url, key=p256.public, files=["tokenizer.json"])
+    allowed = omsign.verify(
+        url, key=p256.public, allow_missing=True, ignore_paths=["tokenizer.json"]
+    )
+    assert allowed.absent == ("tokenizer.json", "weights/model-2.safetensors")
+
+
+def test_a_missing_object_fails_verification_and_a_missing_model_is_an_error(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    bucket = s3_bucket()
+    url = upload(_model(tmp_path / "m"), bucket, "m")
+    omsign.sign(url, key=p256.private)
+    _delete(url, "weights/model-2.safetensors")
+    with pytest.raises(IntegrityError, match=r"missing.*weights/model-2\.safetensors"):
+        omsign.verify(url, key=p256.public)
+    with pytest.raises(ModelError, match=f"s3://{bucket}/nothing-here: no such object"):
+        omsign.digest(f"s3://{bucket}/nothing-here")
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
+@pytest.mark.parametrize("when", ["before-reading", "after-reading"])
+def test_an_object_replaced_during_the_run_fails_verification_naming_it(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair, versioned: bool, when: str
+) -> None:
+    """The object is overwritten once the model is listed: before its bytes are read
+    (the conditional read refuses the new object) or after (the look-up after hashing
+    sees another version); either way the run fails, never a digest of mixed bytes."""
+    url = upload(_model(tmp_path / "m"), s3_bucket(versioned=versioned), "m")
+    omsign.sign(url, key=p256.private)
+    name = "weights/model-1.safetensors"
+    replaced: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        del total
+        due = done == 0 if when == "before-reading" else done > 0
+        if due and not replaced:
+            _put(url, name, os.urandom(700_001))
+            replaced.append(done)
+
+    with pytest.raises(IntegrityError, match=rf"{url}/{name}: object replaced") as caught:
+        omsign.verify(url, key=p256.public, workers=1, progress=progress)
+    assert replaced
+    assert "\n" not in str(caught.value)
+
+
+def test_requests_the_store_refuses_are_environment_errors(
+    s3_bucket: Bucket, s3_env: str, tmp_path: Path, p256: KeyPair, monkeypatch: Any
+) -> None:
+    url = upload(_model(tmp_path / "m"), s3_bucket(), "m")
+    omsign.sign(url, key=p256.private)
+    undo = deny_all(s3_env)
+    try:
+        with pytest.raises(StorageAccessError, match=f"{url}: the store refused the request"):
+            omsign.verify(url, key=p256.public)
+    finally:
+        undo()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(StorageAccessError, match=url):
+        omsign.digest(url)
+
+
+def test_the_cli_signs_and_verifies_a_model_in_s3(
+    s3_bucket: Bucket, s3_env: str, tmp_path: Path, p256: KeyPair, cli: Any
+) -> None:
+    local = _model(tmp_path / "m")
+    url = upload(local, s3_bucket(), "org/m")
+    got = cli("digest", url, "--shard-size", "100000")
+    assert got.code == 0, got.err
+    assert got.out.strip() == f"sha256:{omsign.digest(local, shard_size=100_000)}"
+    signed = cli("sign", url, "--key", p256.private, "--shard-size", "100000")
+    assert signed.code == 0, signed.err
+    assert f"{url}/model.sig" in signed.err
+    ok = cli("verify", url, "--key", p256.public, "--json")
+    assert ok.code == 0, ok.err
+    _put(url, "tokenizer.json", b"changed")
+    bad = cli("verify", url, "--key", p256.public)
+    assert bad.code == 1
+    assert "tokenizer.json" in bad.err
+    missing = cli("verify", url + "-nothing", "--key", p256.public)
+    assert missing.code == 2
+    assert "no such object or prefix" in missing.err
+    undo = deny_all(s3_env)
+    try:
+        denied = cli("verify", url, "--key", p256.public)
+    finally:
+        undo()
+    assert denied.code == 2
+    assert "refused the request" in denied.err
+    assert len(denied.err.strip().splitlines()) <= 2
+
+
+def test_a_large_object_in_files_mode_is_said_to_be_read_by_one_worker(
+    s3_bucket: Bucket, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    from omsign.sources import _fsspec
+
+    monkeypatch.setattr(_fsspec, "LARGE_OBJECT", 500_000)  # the real bound is 4 GiB
+    url = upload(_model(tmp_path / "m"), s3_bucket(), "m")
+    omsign.digest(url)
+    assert "sign with shards" in caplog.text
+    assert "model-1.safetensors" in caplog.text
+    caplog.clear()
+    omsign.digest(url, shard_size=100_000)
+    assert "sign with shards" not in caplog.text
