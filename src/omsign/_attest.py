@@ -114,7 +114,9 @@ def read_predicate(path: PathLike, what: str = "predicate") -> dict[str, Any]:
     return value
 
 
-def _signed_settings(store: SignatureStore, path: Path) -> tuple[HashOptions | None, str | None]:
+def _signed_settings(
+    store: SignatureStore, path: Path | None
+) -> tuple[HashOptions | None, str | None]:
     """The hashing settings and root digest the model's signature claims (unverified).
 
     They only choose how to hash: an attestation made with settings the signature does
@@ -130,11 +132,10 @@ def _signed_settings(store: SignatureStore, path: Path) -> tuple[HashOptions | N
         return None, None
     ser = signed.manifest.serialization
     skip = {*DEFAULT_IGNORES, *store.excluded()}
-    recorded = [
-        path / name
-        for name in ser.ignore_paths or ()
-        if name not in skip and (path / name).exists()
-    ]
+    kept = [name for name in ser.ignore_paths or () if name not in skip]
+    recorded: list[str | Path] = (
+        list(kept) if path is None else [path / n for n in kept if (path / n).exists()]
+    )
     try:
         options = HashOptions(
             _ALGORITHM_NAMES.get(ser.hash_type, ser.hash_type),
@@ -208,10 +209,10 @@ def digest_as_signed(
         ModelError: the model does not exist or cannot be read.
     """
     source = resolve_source(model)
-    path = local_path(source)
-    if not path.exists() and not path.is_symlink():
+    path = source.path  # None for a model elsewhere (object storage, a registry)
+    if path is not None and not path.exists() and not path.is_symlink():
         raise ModelError(f"{path}: no such file or directory")
-    _check_name(path)
+    _check_name(source)
     store = resolve_store(source, signature)
     settings, claimed = _signed_settings(store, path)
     if hashing is not None or settings is None:
@@ -311,7 +312,7 @@ def attest(
         from omsign.loading import VerifiedModel
 
         hashed_view = VerifiedModel.from_hashes(
-            local_path(model_.source),
+            local_path(model_.source),  # a builder reads the hashed files: on this machine
             model_.manifest,
             root_digest=root,
             link_policy=model_.source.link_policy,

@@ -53,6 +53,7 @@ __all__ = [
     "SignResult",
     "digest",
     "ignores_of",
+    "local_path",
     "make_signer",
     "password_source",
     "sign",
@@ -318,6 +319,13 @@ def ignores_of(
     if source.path is None:
         return url_relative(source.location, paths)
     return model_relative(source.path, paths, report_unmatched=report_unmatched)
+
+
+def local_path(source: ModelSource) -> Path:
+    """The source's local path, for what needs the model on this machine."""
+    if source.path is None:
+        raise UsageError(f"{source.location}: the model must be on this machine")
+    return source.path
 
 
 def _check_name(source: ModelSource) -> None:

@@ -220,10 +220,10 @@ def scan_verified(
     return ScanReport(result.root_digest, predicate, read_scan_verdict(predicate))
 
 
-def _uri(model: os.PathLike[str]) -> str:
+def _uri(model: os.PathLike[str] | str) -> str:
     from pathlib import Path
 
-    return Path(model).absolute().as_uri()
+    return model if isinstance(model, str) else Path(model).absolute().as_uri()
 
 
 def hashed_model(

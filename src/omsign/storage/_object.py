@@ -3,22 +3,33 @@
 The main signature of a folder model ``s3://BUCKET/PREFIX`` is the object
 ``PREFIX/model.sig`` (``PREFIX.sig`` for a single object), or the URL given as
 ``signature``; further bundles are objects under ``model.sig.d/``, named by the SHA-256
-of their content, as in a file store. A signature is written with one put of the whole
+of their content, as in a file store; attestations are read from ``claims.jsonl`` beside
+the main signature (``PREFIX.claims.jsonl`` for a single object), with the bounds of a
+local claims file, and are appended to a local file (an object store has no atomic
+append). A signature is written with one put of the whole
 object, which the store makes visible at once and whole (never a partial object), so
 writes are atomic as a local rename is. Reads are bounded by the bundle size limit before
-anything is parsed. Both lie inside the model's prefix and are left out of its files.
+anything is parsed. All lie inside the model's prefix and are left out of its files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping
 from typing import Any
 
 from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, encode_bundle, parse_bundle
-from omsign.errors import MalformedSignatureError, SignatureNotFoundError, StorageAccessError
+from omsign.errors import (
+    Error,
+    MalformedSignatureError,
+    SignatureNotFoundError,
+    StorageAccessError,
+    UsageError,
+)
 from omsign.sources._fsspec import ObjectSource
 from omsign.sources._stores import access_error
+from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
 
 __all__ = ["ObjectSignatureStore"]
 
@@ -42,6 +53,12 @@ class ObjectSignatureStore:
             key = signature[len(source.scheme) :].strip("/")
         self.key = key
         self.companion = key + _COMPANION
+        stem = key.removesuffix("model.sig") if key.endswith("/model.sig") else None
+        self.claims_key = (
+            stem + "claims.jsonl"
+            if stem is not None
+            else key.removesuffix(".sig") + ".claims.jsonl"
+        )
         self.location = source.url(key)
         self._fs = source.store.filesystem()
 
@@ -128,9 +145,45 @@ class ObjectSignatureStore:
         data = encode_bundle(bundle)
         return self._put(f"{self.companion}/{hashlib.sha256(data).hexdigest()[:32]}.sig", bundle)
 
+    def claims(self) -> list[tuple[str, bytes | Error]]:
+        """Each line of the claims object, raw and located (``URL:N``); bounded."""
+        url = self.source.url(self.claims_key)
+        store = self.source.store
+        try:
+            found = store.current(self._fs, self.claims_key)
+            if found is None or found.size == 0:
+                return []
+            data = store.read(self._fs, self.claims_key, found, 0, min(found.size, MAX_FILE_BYTES))
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise access_error(exc, url) from None
+        out: list[tuple[str, bytes | Error]] = []
+        for number, (line, whole) in enumerate(_lines(io.BytesIO(data)), start=1):
+            location = f"{url}:{number}"
+            if len(out) >= MAX_LINES:
+                out.append((location, MalformedSignatureError(f"{location}: too many lines")))
+                break
+            if not whole:
+                out.append((location, MalformedSignatureError(f"{location}: line is torn")))
+            elif line.strip():
+                out.append((location, line))
+        return out
+
+    def append_claim(self, bundle: Mapping[str, Any]) -> str:
+        """Refused: an object store cannot append a line atomically."""
+        del bundle
+        raise UsageError(
+            f"{self.source.url(self.claims_key)}: attestations are not appended in object "
+            "storage (no atomic append)",
+            option="output",
+            hint="write the attestation to a file with {option}",
+        )
+
     def excluded(self) -> list[str]:
-        """The signature's and companion prefix's model-relative names, when inside."""
+        """The signature's, companion prefix's and claims' model-relative names."""
         if not self.source.is_dir:
             return []
         prefix = self.source.root + "/"
-        return [k[len(prefix) :] for k in (self.key, self.companion) if k.startswith(prefix)]
+        keys = (self.key, self.companion, self.claims_key)
+        return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
