@@ -32,6 +32,7 @@ system: $(SYSSTAMP)
 
 $(SYSSTAMP): scripts/setup-system.sh
 	bash scripts/setup-system.sh
+	npm install --prefix .cache/npm --no-audit --no-fund --silent azurite@3 || echo "azurite (npm) not installed: the Azure object-storage tests skip"
 	mkdir -p .cache && touch $@
 
 # The demo needs omsign and its runtime dependencies only: its own environment, without the

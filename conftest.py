@@ -8,6 +8,7 @@ pytest_plugins = [
     "services.oci_registry",
     "services.docker_registry",
     "services.s3",
+    "services.azurite",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]
