@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from omsign.policy._file import PolicyFile
     from omsign.results import VerificationResult
 
-__all__ = ["accept_signers", "make_policy", "requirements", "resolve_policy", "verify"]
+__all__ = [
+    "accept_signers",
+    "make_policy",
+    "requirements",
+    "resolve_policy",
+    "rule_attestations",
+    "verify",
+]
 
 
 def make_policy(**options: Unpack[TrustOptions]) -> Policy:
@@ -148,12 +155,12 @@ def verify(
 
         result = check_required(result, trust, needs, signature=signature, model=model)
     if isinstance(policy, PolicyFile):
-        result = _rule_attestations(policy, model, result, signature)
+        result = rule_attestations(policy, model, result, signature)
         result = _pin(policy, model, result, history, accept=False)
     return result
 
 
-def _rule_attestations(
+def rule_attestations(
     policy: PolicyFile, model: PathLike, result: VerificationResult, signature: PathLike | None
 ) -> VerificationResult:
     """Checks the attestations the policy rule requires, each type under its own signers.
@@ -178,7 +185,7 @@ def _rule_attestations(
     ):
         if ra.signers not in by_signers:  # one read of the claims per set of signers
             by_signers[ra.signers] = read_attestations(
-                result, verifier, signature=signature, now=now
+                result, verifier, signature=signature, now=now, model=model
             )
         found = by_signers[ra.signers]
         for a in found:  # the report keeps, per claim, the reading that verified
@@ -256,7 +263,7 @@ def accept_signers(
         scope=decision.scope(scope or VerifyScope()),
         runtime=runtime,
     )
-    result = _rule_attestations(policy, model, result, signature)
+    result = rule_attestations(policy, model, result, signature)
     return _pin(policy, model, result, history, accept=True)
 
 

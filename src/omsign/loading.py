@@ -290,7 +290,8 @@ def open_verified(
         require_scan: serve a pickle-based file (which is otherwise refused unless
             ``allow_pickle``) only when a scan attestation of this model, verified
             under the same trust, fresh and passing, scanned that file and found
-            nothing (see ``omsign attest --scan``).
+            nothing (see ``omsign attest --scan``). Also on when ``policy`` is a trust
+            policy file whose rule for the model requires a scan attestation.
         **options: the keywords of :func:`omsign.verify` (trust: ``key``,
             ``cert_chain``, ``identity`` and ``issuer``...; scope: ``allow_missing``,
             ``files``...; runtime: ``workers``...).
@@ -307,6 +308,7 @@ def open_verified(
 
     check_keywords("open_verified", options, VerifyKeywords)
     needs = requirements(require_attestations)
+    require_scan = require_scan or _policy_asks_for_scan(policy, model)
     if verify_content:
         result = verify(
             model,
@@ -340,7 +342,28 @@ def open_verified(
         from omsign._required import check_required
 
         result = check_required(result, trust, needs, signature=signature, model=model)
+    from omsign.policy._file import PolicyFile
+
+    if isinstance(policy, PolicyFile):  # the attestations its rule requires, as verify does
+        from omsign._api import rule_attestations
+
+        result = rule_attestations(policy, model, result, signature)
     return VerifiedModel(result, require_scan=require_scan)
+
+
+def _policy_asks_for_scan(policy: object, model: str | os.PathLike[str]) -> bool:
+    """Whether a trust policy file's rule for the model requires a scan attestation."""
+    from omsign.policy._file import PolicyFile
+
+    if not isinstance(policy, PolicyFile):
+        return False
+    from omsign.attestations import resolve_type
+    from omsign.predicates._scan import PREDICATE_TYPE
+
+    return any(
+        resolve_type(ra.requirement.predicate_type) == PREDICATE_TYPE
+        for ra in policy.decide(model).attestations
+    )
 
 
 def load_safetensors(

@@ -162,3 +162,32 @@ def test_a_shards_signature_is_scanned_with_its_own_settings(tmp_path: Path, p25
     _scan(model, p256.private)
     with pytest.raises(AttestationError, match=r"FAILED \(state\.pkl: posix\.system"):
         omsign.verify(model, key=p256.public, require_attestations=["scan"])
+
+
+def _policy(tmp_path: Path, keys: KeyPair, attestations: str) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        f'version = 1\n[signers.trainer]\nkey = "{keys.public}"\n'
+        f'[[rules]]\nmatch = "**"\nsigners = ["trainer"]\nattestations = [{attestations}]\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("verify_content", [True, False])
+def test_a_policy_asking_for_a_scan_serves_pickles_it_covers(
+    signed: Path, p256: KeyPair, tmp_path: Path, verify_content: bool
+) -> None:
+    scan = omsign.load_policy(_policy(tmp_path, p256, '{ type = "scan" }'))
+    with pytest.raises(AttestationError, match="required attestation scan"):
+        omsign.open_verified(signed, policy=scan, verify_content=verify_content)
+    _scan(signed, p256.private)
+    verified = omsign.open_verified(signed, policy=scan, verify_content=verify_content)
+    assert verified.scan_required
+    assert verified.read_bytes("state.pkl") == clean_pickle()  # no allow_pickle needed
+    # a policy asking for another attestation does not clear pickles
+    other = omsign.load_policy(_policy(tmp_path, p256, f'{{ type = "{EVAL}" }}'))
+    omsign.attest(signed, key=p256.private, predicate_type=EVAL, predicate={})
+    plain = omsign.open_verified(signed, policy=other, verify_content=verify_content)
+    assert not plain.scan_required
+    with pytest.raises(UnsafeFormatError, match=r"state\.pkl: refused"):
+        plain.read_bytes("state.pkl")
