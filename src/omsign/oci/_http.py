@@ -19,6 +19,7 @@ a loopback or explicitly insecure host. Redirects (blob storage) are followed, a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -59,12 +60,17 @@ def _listed_insecure(host: str) -> bool:
 
 
 def _ssl_context() -> ssl.SSLContext:
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
+    return _context_for(bundle)
+
+
+@functools.lru_cache(maxsize=8)
+def _context_for(bundle: str | None) -> ssl.SSLContext:
+    """One verifying context per CA bundle and process (loading the system store is slow)."""
     try:
-        context = ssl.create_default_context(cafile=bundle or None)
+        return ssl.create_default_context(cafile=bundle)
     except (OSError, ssl.SSLError) as exc:
         raise RegistryError(f"{bundle}: cannot load the CA bundle ({exc})") from None
-    return context
 
 
 def finish(response: Any) -> None:
