@@ -162,3 +162,40 @@ def test_unreachable_registry_and_wrong_credentials_exit_2(
     assert result.code == 2
     assert "refused the credentials" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def _image_layer(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    import gzip
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(out.getvalue())
+
+
+def test_a_modelcar_image_is_its_models_folder(
+    oci_registry: OciRegistry, folder: Path, tmp_path: Path, p256: KeyPair
+) -> None:
+    image_layer = "application/vnd.oci.image.layer.v1.tar+gzip"
+    base = _image_layer({"bin/busybox": b"\x7fELF", "etc/passwd": b"root"}, {"bin/sh": "busybox"})
+    models = _image_layer({f"models/{name}": data for name, data in FILES.items()})
+    push_layers(
+        PlainClient(oci_registry.url),
+        "org/modelcar",
+        [Layer(image_layer, base, {}), Layer(image_layer, models, {})],
+        artifact_type="",
+        config=("application/vnd.oci.image.config.v1+json", b'{"architecture":"amd64"}'),
+    )
+    ref = oci_registry.ref("org/modelcar", "v1")
+    assert run_cli("digest", ref).out == run_cli("digest", folder).out
+    signature = tmp_path / "modelcar.sig"
+    assert run_cli("sign", ref, "--key", p256.private, "--signature", signature).code == 0
+    result = run_cli("verify", folder, "--key", p256.public, "--signature", signature)
+    assert result.code == 0, result.err
