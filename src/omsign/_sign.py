@@ -282,6 +282,7 @@ def sign(
     _check_name(source)
     if isinstance(store, FileStore):
         store.check_writable(ignores_of(source, opts.ignore_paths), explicit=signature is not None)
+        store.warn_foreign_claims()
     if signer is None:
         signer = make_signer(**signing)
     planned = _serialization(opts.algorithm, opts.shard_size, opts.allow_symlinks, None)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omsign._paths import signature_ignore
 from omsign._sign import _progress_adapter, as_location, ignores_of
 from omsign.errors import IntegrityError, ModelError
 from omsign.hashing import FileEntry, LinkPolicy, hash_entries
@@ -276,6 +277,19 @@ def verify_signature_only(
     return _result(checked, verified=(), unchecked=tuple(sorted(checked.signed.manifest.by_file())))
 
 
+def _store_ignores(checked: _Checked, signed_files: set[str]) -> list[str]:
+    """The store's paths in the model to leave out: the signature, its companion folder and
+    claims file, except a companion path the signature lists as a file of the model (a
+    model signed elsewhere may hold a data file named ``claims.jsonl``)."""
+    local = isinstance(checked.path, Path) and isinstance(checked.signature, Path)
+    main = set(signature_ignore(Path(checked.path), Path(checked.signature))) if local else set()
+    return [
+        e
+        for e in checked.excluded
+        if e in main or not any(n == e or n.startswith(e + "/") for n in signed_files)
+    ]
+
+
 def verify_with_policy(
     model: PathLike,
     policy: Policy,
@@ -291,12 +305,12 @@ def verify_with_policy(
     checked = _check_signature(model, policy, signature, scope.link_policy)
     path, signed = checked.path, checked.signed
     ser = signed.manifest.serialization
+    signed_files = set(signed.manifest.by_file())
     given = [
         *ignores_of(checked.source, scope.ignore_paths, report_unmatched=True),
-        *checked.excluded,  # the signature and its companion folder of more bundles
+        *_store_ignores(checked, signed_files),
     ]
     ignores = sorted({*(ser.ignore_paths or ()), *given})
-    signed_files = set(signed.manifest.by_file())
     # A file the signature lists is part of the model even where the default or the
     # signature's own ignores would leave it out (a signed .gitattributes); only the
     # verifier's own ignores and the signature file still exclude it.

@@ -44,3 +44,20 @@ def test_model_signing_verifies_a_model_with_claims_and_companions(
     assert result.code == 0, result.out + result.err
     (model / "w.bin").write_bytes(b"tampered")
     assert reference(*verify).code != 0
+
+
+def test_a_signed_data_file_named_claims_jsonl_is_still_checked(
+    cli: Run, reference: Run, tmp_path: Path, p256: KeyPair
+) -> None:
+    # model_signing knows nothing of attestations: a dataset file of that name is signed.
+    model = make_model(tmp_path / "data", {"claims.jsonl": b'{"claim": "the sky is blue"}\n'})
+    sig = model / "model.sig"  # its claims file would be data/claims.jsonl
+    made = reference("sign", "key", model, "--signature", sig, "--private_key", p256.private)
+    assert made.code == 0, made.out + made.err
+    verified = cli("verify", model, "--signature", sig, "--key", p256.public, "--json")
+    assert verified.code == 0, verified.err
+    assert '"claims.jsonl"' in verified.out
+    (model / "claims.jsonl").write_bytes(b'{"claim": "the sky is green"}\n')
+    failed = cli("verify", model, "--signature", sig, "--key", p256.public)
+    assert failed.code == 1
+    assert "changed: claims.jsonl" in failed.err

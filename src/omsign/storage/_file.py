@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omsign._paths import default_signature, signature_ignore
-from omsign.bundle import Bundle, read_bundle, write_bundle
+from omsign.bundle import Bundle, parse_bundle, read_bundle, write_bundle
 from omsign.errors import Error, ModelError, SignatureNotFoundError, UsageError
 from omsign.hashing import DEFAULT_IGNORES
 from omsign.storage._claims import append_line, read_lines
 
 __all__ = ["CLAIMS_NAME", "COMPANION_SUFFIX", "FileStore", "claims_path"]
+
+logger = logging.getLogger("omsign")
 
 COMPANION_SUFFIX = ".d"
 CLAIMS_NAME = "claims.jsonl"
@@ -125,6 +128,29 @@ class FileStore:
         """Appends one bundle as one line of the claims file; returns ``path:line``."""
         data = json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
         return append_line(self.claims_file, data)
+
+    def warn_foreign_claims(self) -> None:
+        """Warns when the claims file inside the model does not hold bundles.
+
+        Signing always leaves the claims file out; a data file that happens to have its
+        name would go unsigned without a word.
+        """
+        if self.model is None or not signature_ignore(self.model, self.claims_file):
+            return
+        try:
+            lines = self.claims()
+        except Error:
+            lines = [(str(self.claims_file), b"")]
+        for location, raw in lines[:1]:
+            try:
+                parse_bundle(raw if isinstance(raw, bytes) else b"", location)
+            except Error:
+                logger.warning(
+                    "%s is left out of the signature (it is where attestations are kept), "
+                    "but it does not hold signature bundles; if it is part of the model, "
+                    "rename it",
+                    self.claims_file,
+                )
 
     def excluded(self) -> list[str]:
         """The model paths of the main signature, the companion folder and the claims file.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.fixtures import KeyPair
 from omsign.errors import Error, MalformedSignatureError, ModelError
 from omsign.sources import resolve_source
 from omsign.storage import _claims, resolve_store
@@ -139,3 +140,21 @@ def test_concurrent_appends_never_interleave(model: Path) -> None:
     assert len(lines) == 80
     seen = {(json.loads(raw)["w"], json.loads(raw)["i"]) for _, raw in lines}  # type: ignore[arg-type]
     assert seen == {(w, i) for w in range(4) for i in range(20)}
+
+
+def test_signing_warns_when_the_claims_file_is_not_attestations(
+    model: Path, p256: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    import omsign
+
+    (model / "claims.jsonl").write_text('{"claim": "a data file of the model"}\n')
+    with caplog.at_level("WARNING", logger="omsign"):
+        omsign.sign(model, key=p256.private)
+    assert "does not hold signature bundles; if it is part of the model, rename it" in caplog.text
+    caplog.clear()
+    (model / "claims.jsonl").unlink()
+    omsign.sign(model, key=p256.private)
+    omsign.attest(model, key=p256.private, predicate_type="https://example.com/x", predicate={})
+    with caplog.at_level("WARNING", logger="omsign"):
+        omsign.sign(model, key=p256.private)  # real attestations: no warning
+    assert "rename it" not in caplog.text
