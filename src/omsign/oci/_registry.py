@@ -27,7 +27,13 @@ from omsign.oci._blob import BlobStream, RangeStream, read_exactly
 from omsign.oci._errors import NotFoundError, RegistryContentError, RegistryError
 from omsign.oci._http import Transport, finish
 from omsign.oci._reference import DIGEST_RE, Reference, check_digest
-from omsign.oci._referrers import fallback_tag, index_descriptors, next_link
+from omsign.oci._referrers import (
+    INDEX_MEDIA_TYPE,
+    fallback_index,
+    fallback_tag,
+    index_descriptors,
+    referrers_api,
+)
 
 __all__ = [
     "BlobStream",
@@ -40,7 +46,6 @@ __all__ = [
 ]
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPES = (
     MANIFEST_MEDIA_TYPE,
     INDEX_MEDIA_TYPE,
@@ -48,8 +53,6 @@ MANIFEST_MEDIA_TYPES = (
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
 MAX_MANIFEST = 4 << 20
-MAX_REFERRERS = 10_000
-_MAX_PAGES = 64
 _MAX_ERROR = 1 << 14
 _CHUNK = 1 << 20
 
@@ -370,48 +373,12 @@ class Registry:
             RegistryError: the registry cannot be used.
         """
         check_digest(digest)
-        found = self._referrers_api(digest, artifact_type)
+        found = referrers_api(self, digest, artifact_type)
         if found is None:
-            found = self._fallback_index(digest)
+            found = fallback_index(self, digest)
         if artifact_type is not None:
             found = [d for d in found if d.get("artifactType") == artifact_type]
         return found
-
-    def _referrers_api(self, digest: str, artifact_type: str | None) -> list[dict[str, Any]] | None:
-        path = f"{self._repo}/referrers/{digest}"
-        if artifact_type:
-            path += f"?artifactType={quote(artifact_type, safe='')}"
-        out: list[dict[str, Any]] = []
-        for page in range(_MAX_PAGES):
-            response = self.transport.request(
-                "GET", path, scope=self._scope(), headers={"Accept": INDEX_MEDIA_TYPE}
-            )
-            if response.status in (404, 400, 405) and page == 0:
-                response.read(_MAX_ERROR)
-                finish(response)
-                return None
-            if response.status != 200:
-                raise self._failed(response, f"{self._where(digest)} (referrers)")
-            data = response.read(MAX_MANIFEST + 1)
-            finish(response)
-            out.extend(index_descriptors(data, f"{self._where(digest)} (referrers)"))
-            if len(out) > MAX_REFERRERS:
-                raise RegistryContentError(
-                    f"{self._where(digest)}: more than {MAX_REFERRERS} referrers"
-                )
-            link = next_link(response.headers.get("Link", ""))
-            if link is None:
-                return out
-            path = urljoin(self.transport.base + path, link)
-        raise RegistryContentError(f"{self._where(digest)}: referrers listing has too many pages")
-
-    def _fallback_index(self, digest: str) -> list[dict[str, Any]]:
-        tag = fallback_tag(digest)
-        try:
-            data, _, _ = self.manifest(tag)
-        except NotFoundError:
-            return []
-        return index_descriptors(data, f"{self._where(tag)} (referrers index)")
 
     def add_referrer_fallback(self, subject_digest: str, descriptor: dict[str, Any]) -> str:
         """Adds ``descriptor`` to the ``sha256-<hex>`` tag index of ``subject_digest``.
