@@ -191,3 +191,14 @@ def test_history_from_the_environment(
     sign(model, pki["alice"])
     assert run_cli("verify", model, "--policy", policy).code == 0
     assert (tmp_path / "env-history.json").is_file()
+
+
+def test_explain_says_the_rule_pins_and_where_the_history_is(
+    tmp_path: Path, pki: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = write_policy(tmp_path, pki["ca"])
+    monkeypatch.setenv("OMSIGN_HISTORY", str(tmp_path / "h.json"))
+    result = run_cli("policy", "explain", tmp_path / "models" / "x", "--policy", policy)
+    assert result.code == 0, result.err
+    assert "first-use pinning: signers other than the first recorded ones are refused" in result.out
+    assert f"signer history: {tmp_path / 'h.json'}" in result.out

@@ -142,7 +142,12 @@ def run_explain(args: argparse.Namespace) -> int:
 
     policy = policy_from_args(args.policy, required=True)
     assert policy is not None
-    print(safe(policy.decide(args.model).describe()))
+    decision = policy.decide(args.model)
+    print(safe(decision.describe()))
+    if decision.pin:
+        from omsign.policy._history import default_history_path
+
+        print(safe(f"signer history: {default_history_path()} (verify --history FILE to change)"))
     return 0
 
 

@@ -208,10 +208,11 @@ def _load(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read the signer history ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
+        os.close(fd)
+        raise HistoryError(f"{path}: the signer history is not a regular file under 16 MiB")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
-            raise HistoryError(f"{path}: the signer history is not a regular file under 16 MiB")
         data = f.read(_MAX_BYTES + 1)
     try:
         doc = json.loads(data)
