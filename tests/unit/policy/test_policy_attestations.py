@@ -122,3 +122,17 @@ def test_bad_requirements_name_the_line(
 ) -> None:
     with pytest.raises(UsageError, match=rf"policy.toml:\d+: .*{message}"):
         omsign.load_policy(write_policy(tmp_path, keys, attestations))
+
+
+def test_accept_checks_the_required_attestations_before_pinning(tmp_path: Path, keys: Path) -> None:
+    path = write_policy(tmp_path, keys, EVALUATOR)
+    path.write_text(path.read_text() + "pin = true\n")
+    policy = omsign.load_policy(path)
+    history = tmp_path / "history.json"
+    with pytest.raises(AttestationError):
+        omsign.accept_signers(model_with(tmp_path, keys, "trainer"), policy=policy, history=history)
+    assert not history.exists()
+    accepted = omsign.accept_signers(
+        model_with(tmp_path, keys, "evaluator"), policy=policy, history=history
+    )
+    assert accepted.pinning is not None and accepted.pinning["status"] == "accepted"

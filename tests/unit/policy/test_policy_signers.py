@@ -127,3 +127,18 @@ def test_key_signer_tsa_proves_the_signing_time(tsa: RunningTSA, tmp_path: Path)
     assert omsign.verify(model, policy=with_tsa).signed_at is not None
     without = policy(tmp_path, f'[signers.a]\nkey = "{public}"')
     assert omsign.verify(model, policy=without).signed_at is None
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+        "azurekms://vault.vault.azure.net/release",
+    ],
+)
+def test_cloud_key_uris_are_key_signers_not_files(tmp_path: Path, uri: str) -> None:
+    # Their services cannot run here: the URI is kept as is for the service to be asked
+    # when the policy is used, never looked up as a file.
+    signer = policy(tmp_path, f'[signers.a]\nkey = "{uri}"').signers["a"]
+    assert signer.method == "key"
+    assert signer.options["key_uris"] == [uri] and signer.options["key"] == []
