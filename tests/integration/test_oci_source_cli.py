@@ -199,3 +199,32 @@ def test_a_modelcar_image_is_its_models_folder(
     assert run_cli("sign", ref, "--key", p256.private, "--signature", signature).code == 0
     result = run_cli("verify", folder, "--key", p256.public, "--signature", signature)
     assert result.code == 0, result.err
+
+
+def test_an_image_index_or_an_unknown_layer_is_refused(
+    oci_registry: OciRegistry, folder: Path
+) -> None:
+    client = PlainClient(oci_registry.url)
+    digest = push_model(client, "org/tiny", folder, "raw")
+    size = len(oci_registry.state.repo("org/tiny").manifests[digest][0])
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": size,
+            }
+        ],
+    }
+    client.push_manifest(
+        "org/tiny", "multi", json.dumps(index).encode(), "application/vnd.oci.image.index.v1+json"
+    )
+    result = run_cli("digest", oci_registry.ref("org/tiny", "multi"))
+    assert result.code == 2
+    assert "image index" in result.err
+    push_layers(client, "org/odd", [Layer("application/x-unknown", b"data", {})])
+    result = run_cli("digest", oci_registry.ref("org/odd", "v1"))
+    assert result.code == 2
+    assert "names no model file" in result.err
