@@ -23,7 +23,8 @@ from typing import Any
 
 from omsign._paths import signature_ignore
 from omsign._sign import _progress_adapter, as_location, ignores_of
-from omsign.errors import IntegrityError, ModelError
+from omsign.bundle import Bundle
+from omsign.errors import IntegrityError, ModelError, VerificationError
 from omsign.hashing import FileEntry, LinkPolicy, hash_entries
 from omsign.manifest import (
     Difference,
@@ -202,6 +203,22 @@ def _root_digest(payload: bytes) -> object:
         return payload
 
 
+def _any_verified(bundles: Sequence[Bundle], policy: Policy) -> VerifiedSignature:
+    """The first of several signatures (newest first) that verifies under ``policy``.
+
+    Raises:
+        VerificationError: none does (the error of the first, the main signature).
+    """
+    first: VerificationError | None = None
+    for bundle in bundles:
+        try:
+            return verify_signature(bundle, policy)
+        except VerificationError as exc:
+            first = first or exc
+    assert first is not None  # read_all returns at least one bundle or raises
+    raise first
+
+
 def _check_signature(
     model: PathLike,
     policy: Policy,
@@ -218,6 +235,8 @@ def _check_signature(
         # Signatures add up when they sign the same root digest (the same content), even
         # if their payloads differ (settings recorded, a companion folder ignored).
         every = verify_bundles(store.read_all(), policy, subject=_root_digest).check()
+    elif getattr(store, "any_signature", False):  # a registry: any trusted referrer will do
+        every = (_any_verified(store.read_all(), policy),)  # 8.1, 8.2
     else:
         every = (verify_signature(store.read(), policy),)  # 8.1, 8.2
     proven = every[0]

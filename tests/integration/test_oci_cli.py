@@ -328,3 +328,39 @@ def test_attest_a_registry_model(
     missing = cli("verify", ref, "--key", p256.public, "--require-attestation", "provenance")
     assert missing.code == 1
     assert "provenance" in missing.err
+
+
+def _key(folder: Path, name: str) -> KeyPair:
+    from helpers.pki import make_ec_key, write_private_key, write_public_key
+
+    key = make_ec_key("P-256")
+    folder.mkdir(parents=True, exist_ok=True)
+    private = write_private_key(folder / f"{name}.pem", key)
+    public = write_public_key(folder / f"{name}.pub", key)
+    return KeyPair("P-256", private, public)
+
+
+def test_every_signer_of_a_registry_model_verifies_and_a_threshold_counts_them(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair, cli: Cli
+) -> None:
+    target = Target(PlainClient(oci_registry.url), oci_registry.host, "oci")
+    digest = _signed_in_registry(target, "cli/two-signers", tmp_path, p256, cli)
+    ref = target.ref("cli/two-signers", digest)
+    second, stranger = _key(tmp_path / "keys", "second"), _key(tmp_path / "keys", "stranger")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'version = 1\ndefault = "deny"\n'
+        f'[signers.first]\nkey = "{p256.public}"\n[signers.second]\nkey = "{second.public}"\n'
+        f'[[rules]]\nmatch = ["oci://{oci_registry.host}/cli/**"]\nmode = "enforce"\n'
+        'signers = ["first", "second"]\nthreshold = 2\n'
+    )
+    short = cli("verify", ref, "--policy", policy)
+    assert short.code == 1, short.err
+    assert cli("sign", ref, "--key", second.private).code == 0  # the newest signature now
+    for key in (p256, second):  # under one key, any signature referrer that verifies
+        r = cli("verify", ref, "--key", key.public)
+        assert r.code == 0, r.err
+    r = cli("verify", ref, "--key", stranger.public)
+    assert r.code == 1
+    both = cli("verify", ref, "--policy", policy)
+    assert both.code == 0, both.err

@@ -17,8 +17,9 @@ tagged ``sha256-<hex>.sig`` with the annotation ``dev.sigstore.model-signing.art
 Everything a listing says is a claim: each referrer manifest is fetched by its digest
 (checked), its ``subject`` must be this model's manifest (a referrer of another manifest
 is refused, never read), it must have exactly one bundle layer of bounded size, and the
-blob is checked against its digest. At most :data:`MAX_REFERRERS` are read. The newest
-(by ``org.opencontainers.image.created``) is the main signature.
+blob is checked against its digest. At most :data:`MAX_REFERRERS` are read, newest first
+(by ``org.opencontainers.image.created``); the newest is the main signature, and a
+verification under one policy accepts any of them that verifies (``any_signature``).
 
 Attestations (:meth:`OciStore.append_claim`) are referrers of the same shape whose
 ``dev.sigstore.bundle.predicateType`` is not a model signature's; :meth:`OciStore.claims`
@@ -143,6 +144,9 @@ class OciStore:
         self.base = f"oci://{self.registry.reference.registry}/{self.registry.repository}"
         self.location = str(local) if local is not None else self._at(model.digest)
         self._tagged: str | None = None  # the fork's sha256-<hex>.sig manifest, once found
+        # Verifying under one policy: any signature referrer that verifies will do (a
+        # registry keeps every signing); a local copy given is the one signature read.
+        self.any_signature = local is None
 
     def _at(self, digest: str) -> str:
         return f"{self.base}@{digest}"
