@@ -35,7 +35,7 @@ class _RunsCommand:
 
 def hostile_pickle(protocol: int = 4) -> bytes:
     """A pickle whose loading would call ``os.system("true")``."""
-    return pickle.dumps({"weights": [0.5, 1.5], "hook": _RunsCommand()}, protocol=protocol)
+    return pickle.dumps({"weights": [1, 2], "hook": _RunsCommand()}, protocol=protocol)
 
 
 def clean_pickle() -> bytes:

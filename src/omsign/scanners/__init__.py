@@ -11,9 +11,10 @@ then scans exactly the bytes hashed.
 
 Which files are scanned: those whose name the scanner reads by itself, and those
 omsign finds to hold a pickle (by suffix, or by content: a pickle stream, a PyTorch
-zip archive, a NumPy object array). The others are skipped, each with the reason. A
-file that holds a pickle fails when the scanner reports anything or cannot read it;
-a file without pickle content that the scanner cannot read is skipped with why.
+zip archive, a NumPy object array, or the text protocols 0 and 1 importing a global).
+The others are skipped, each with the reason. A file that holds a pickle fails when the
+scanner reports anything or cannot read it; a file without pickle content that the
+scanner cannot read is skipped with why.
 The verdict becomes a SLSA verification summary (:mod:`omsign.predicates._scan`).
 """
 
@@ -23,6 +24,8 @@ import datetime as dt
 import importlib
 import io
 import os
+import pickletools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -55,6 +58,7 @@ __all__ = [
 ]
 
 SCANNERS = ("fickling", "modelscan", "picklescan")
+_IMPORT = re.compile(r"[A-Za-z_][\w.]* [A-Za-z_]\w*")  # GLOBAL's argument: "module name"
 DEFAULT_VALID_FOR = dt.timedelta(days=30)
 _SNIFF = 4096
 
@@ -136,6 +140,28 @@ class _Guard(io.RawIOBase):
         return len(data)
 
 
+def _old_protocol_pickle(head: bytes) -> bool:
+    """Whether bytes read as a protocol 0 or 1 pickle that imports a global.
+
+    Protocols 2 and later start with a marker that :mod:`omsign.integrations.unsafe`
+    recognises; these older ones are text-like, so a text file can begin like one: it
+    must parse for a few opcodes and import names that are Python identifiers.
+    """
+    ops = imports = 0
+    try:
+        for op, arg, _ in pickletools.genops(head):
+            ops += 1
+            if op.name in ("GLOBAL", "INST"):
+                if not isinstance(arg, str) or not _IMPORT.fullmatch(arg):
+                    return False
+                imports += 1
+            if op.name == "STOP":
+                break
+    except ValueError:  # not a pickle past this point, or the head ends inside one
+        pass
+    return imports > 0 and ops >= 4
+
+
 def _scan_one(adapter: ModuleType, verified: VerifiedModel, name: str) -> FileVerdict | str:
     """The verdict on one file, or why it was skipped."""
     from omsign.integrations.unsafe import sniff_length, unsafe_by_name, unsafe_reason
@@ -144,7 +170,10 @@ def _scan_one(adapter: ModuleType, verified: VerifiedModel, name: str) -> FileVe
     if not reads and unsafe_by_name(name) is None and sniff_length(name) == 0:
         return "not a pickle-based format"
     with verified.open(name, allow_pickle=True) as f:
-        reason = unsafe_reason(name, f.read(_SNIFF), f)
+        head = f.read(_SNIFF)
+        reason = unsafe_reason(name, head, f)
+        if reason is None and _old_protocol_pickle(head):
+            reason = "a pickle stream of protocol 0 or 1"
         if not reads and reason is None:
             return f"no pickle content, and not a format {adapter.NAME} reads"
         f.seek(0)

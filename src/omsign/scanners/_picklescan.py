@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickletools
+import zipfile
 from typing import Any, BinaryIO
 
 from omsign.scanners._base import ScanFailedError
@@ -37,7 +39,6 @@ def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
     """
     from picklescan import scanner
 
-    del pickle_content  # picklescan reads the content whatever the name says
     # Its findings are returned, not printed: without a handler of the application's,
     # Python would print its warnings to stderr (the "last resort" handler).
     log = logging.getLogger("picklescan")
@@ -52,6 +53,21 @@ def scan(name: str, stream: BinaryIO, pickle_content: bool) -> list[str]:
     ]
     if result.issues_count or result.infected_files:
         return dangerous or ["picklescan reported an issue"]
-    if result.scan_err:
+    if result.scan_err or (pickle_content and not result.globals and not _parses(stream)):
         raise ScanFailedError("picklescan could not parse it")
     return []
+
+
+def _parses(stream: BinaryIO) -> bool:
+    """Whether a pickle stream parses to its first STOP (picklescan treats a pickle it
+    cannot parse as no pickle at all, which would pass it)."""
+    stream.seek(0)
+    if zipfile.is_zipfile(stream):
+        return True  # an archive: picklescan read its members
+    stream.seek(0)
+    try:
+        for _ in pickletools.genops(stream):
+            pass
+    except ValueError:
+        return False
+    return True

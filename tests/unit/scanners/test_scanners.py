@@ -35,6 +35,7 @@ def scanner(request: pytest.FixtureRequest) -> str:
     [
         ("evil.pkl", hostile_pickle()),  # by its suffix
         ("weights.data2", hostile_pickle(2)),  # a name no scanner reads: found by content
+        ("weights.data0", hostile_pickle(0)),  # the same in the text protocol 0
         ("model.pt", hostile_torch_zip()),  # a PyTorch zip checkpoint
     ],
 )
@@ -55,12 +56,22 @@ def test_each_scanner_flags_a_hostile_pickle(
     assert verdict.file("config.json") is None
 
 
+def test_a_pickle_the_scanner_cannot_read_fails(tmp_path: Path, scanner: str) -> None:
+    model = make_model(tmp_path / "m", {"state.pkl": clean_pickle()[:-8], "config.json": b"{}"})
+    verdict = scan_model(model, scanner, now=NOW).verdict
+    assert not verdict.passed  # cut short: nothing proves it harmless
+    failed = verdict.file("state.pkl")
+    assert failed is not None and not failed.passed and failed.findings
+
+
 def test_each_scanner_passes_clean_models(tmp_path: Path, scanner: str) -> None:
     model = safetensors_model(tmp_path / "m")
     (model / "state.pkl").write_bytes(clean_pickle())
+    (model / "notes.yaml").write_text("config: true\nname: tiny\n")  # text, not a pickle
     report = scan_model(model, scanner, now=NOW, valid_for=dt.timedelta(days=7))
     verdict = report.verdict
     assert verdict.passed, verdict.scanned
+    assert verdict.skipped["notes.yaml"].startswith("no pickle content")
     assert verdict.file("state.pkl") == verdict.scanned[0]
     assert verdict.skipped["model.safetensors"] == "not a pickle-based format"
     assert verdict.scanner == scanner
