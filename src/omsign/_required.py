@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from omsign.errors import AttestationError, MalformedSignatureError
+from omsign.errors import AttestationError, Error, MalformedSignatureError
 from omsign.options import AttestationRequirement, PathLike
 from omsign.predicates._scan import PREDICATE_TYPE as SCAN_TYPE
 from omsign.predicates._scan import ScanVerdict, read_scan_verdict
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["check_required", "passing_scans", "read_attestations", "requirement_failure"]
 
 _NEAR_MISSES = 5  # near misses named per requirement
+logger = logging.getLogger("omsign")
 
 
 def read_attestations(
@@ -159,9 +161,12 @@ def check_required(
     ``model`` is the model as it was named for verification (see
     :func:`read_attestations`).
 
+    With no requirement (attestations only read for a report), claims that cannot be
+    read at all are warned about and the result is returned without them.
+
     Raises:
         AttestationError: a requirement that no attestation meets (every failing one
-            is named, each with its near misses).
+            is named, each with its near misses), or claims that cannot be read at all.
         UsageError: a requirement naming neither a known type nor a URI.
     """
     from omsign.attestations import resolve_type
@@ -169,7 +174,16 @@ def check_required(
     for need in requirements:
         resolve_type(need.predicate_type)  # an unknown name is a usage error, first
     now = now or dt.datetime.now(dt.timezone.utc)
-    found = read_attestations(result, verifier, signature=signature, now=now, model=model)
+    try:
+        found = read_attestations(result, verifier, signature=signature, now=now, model=model)
+    except Error as exc:
+        if not requirements:
+            logger.warning("attestations not read: %s", exc)
+            return result
+        needed = ", ".join(n.describe() for n in requirements)
+        raise AttestationError(
+            f"{result.model}: required attestations {needed}: the claims cannot be read: {exc}"
+        ) from None
     failures = [
         why
         for need in requirements

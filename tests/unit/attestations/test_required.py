@@ -191,3 +191,13 @@ def test_a_policy_asking_for_a_scan_serves_pickles_it_covers(
     assert not plain.scan_required
     with pytest.raises(UnsafeFormatError, match=r"state\.pkl: refused"):
         plain.read_bytes("state.pkl")
+
+
+def test_claims_that_cannot_be_read(
+    signed: Path, p256: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    (signed / "claims.jsonl").mkdir()  # not a file: nothing can be read from it
+    result = omsign.verify(signed, key=p256.public, read_attestations=True)
+    assert not result.attestations_checked and "attestations not read" in caplog.text
+    with pytest.raises(AttestationError, match="required attestations scan: the claims cannot"):
+        omsign.verify(signed, key=p256.public, require_attestations=["scan"])
