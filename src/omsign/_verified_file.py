@@ -364,13 +364,17 @@ class VerifiedFile(io.RawIOBase):
 def new_buffer(size: int) -> mmap.mmap | bytearray:
     """A writable buffer of ``size`` bytes for :meth:`VerifiedFile.read_into_verified`.
 
-    Anonymous memory: unlike ``bytearray(size)``, nothing is zeroed up front while
-    holding the GIL; the kernel supplies zeroed pages as the read first touches them.
-    The memory is released when the last view of it (a tensor) is released.
+    Private anonymous memory: unlike ``bytearray(size)``, nothing is zeroed up front
+    while holding the GIL; the kernel supplies zeroed pages as the read first touches
+    them. Private, so a child process forked later gets a copy-on-write view and cannot
+    change this process' tensors (anonymous shared memory would let it, and costs more
+    per page). The memory is released when the last view of it (a tensor) is released.
     """
     if size == 0:
         return bytearray()
-    return mmap.mmap(-1, size)
+    if hasattr(mmap, "MAP_PRIVATE"):
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, size)  # pragma: no cover - Windows: anonymous memory is private
 
 
 def unsafe_error(name: str, reason: str) -> UnsafeFormatError:

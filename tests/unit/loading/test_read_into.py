@@ -64,6 +64,22 @@ def test_a_size_changed_after_opening_is_caught(
             f.read_into_verified(new_buffer(len(DATA)), overlap=overlap)
 
 
+def test_a_process_forked_later_cannot_change_the_loaded_bytes(
+    model: omsign.VerifiedModel,
+) -> None:
+    buffer = new_buffer(len(DATA))
+    with model.open_raw("w.bin") as f:
+        f.read_into_verified(buffer)
+    pid = os.fork()
+    if pid == 0:  # the child writes its view of the buffer, then leaves at once
+        try:
+            buffer[0:4] = b"evil"
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert buffer[:] == DATA
+
+
 def test_the_buffer_must_have_the_file_size(model: omsign.VerifiedModel) -> None:
     with model.open_raw("w.bin") as f, pytest.raises(ValueError, match="file's size"):
         f.read_into_verified(bytearray(len(DATA) - 1))
