@@ -25,11 +25,7 @@ def _into_hf_cache(hub: Path, model: Path) -> None:
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     for item in sorted(model.iterdir()):
-        data = item.read_bytes()
-        if item.name in ("model.sig", "claims.jsonl"):
-            (snapshot / item.name).write_bytes(data)
-            item.unlink()
-            continue
+        data = item.read_bytes()  # the hub links every file, model.sig included, into blobs/
         blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
         blob.write_bytes(data)
         (snapshot / item.name).symlink_to(f"../../blobs/{blob.name}")

@@ -50,9 +50,11 @@ class Candidate:
     depth: int
 
 
-def _signature(path: Path) -> Path | None:
+def _signature(path: Path, *, follow: bool = False) -> Path | None:
+    """The signature at the default path; a link only where ``follow`` (a hub snapshot,
+    whose files are all links into its blobs). What it claims is verified later."""
     sig = default_signature(path)
-    return sig if sig.is_file() and not sig.is_symlink() else None
+    return sig if sig.is_file() and (follow or not sig.is_symlink()) else None
 
 
 def _claimed(signature: Path | None) -> str | None:
@@ -119,8 +121,8 @@ class SearchIndex:
         for place in self.places:
             self._scan_place(place, depth)
 
-    def _add(self, path: Path, location: str, depth: int) -> Candidate:
-        sig = _signature(path)
+    def _add(self, path: Path, location: str, depth: int, *, follow: bool = False) -> Candidate:
+        sig = _signature(path, follow=follow)
         found = Candidate(path, location, sig, _claimed(sig), depth)
         self.candidates.append(found)
         return found
@@ -128,7 +130,7 @@ class SearchIndex:
     def _scan_place(self, place: str, depth: int) -> None:
         if place.startswith(HF_CACHE):
             for snap, name in _hf_snapshots(place):
-                self._add(snap, name, 0)
+                self._add(snap, name, 0, follow=True)
             return
         path = Path(place)
         if not path.exists():
