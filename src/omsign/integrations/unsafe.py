@@ -3,13 +3,16 @@
 A signature says who shipped a file, not that loading it is safe: unpickling runs
 code. Verified loading refuses these unless the caller allows them explicitly:
 ``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, ``.pickle``, ``.joblib``, ``.dill``; a ``.bin``
-(or any other name) that holds a pickle stream or a PyTorch zip archive; ``.npy``
-object arrays and ``.npz`` archives holding one.
+(or any other name) that holds a pickle stream of any protocol (0 and 1 have no marker:
+their opcodes are walked, never run) or a PyTorch zip archive; ``.npy`` object arrays
+and ``.npz`` archives holding one.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import pickletools
 import zipfile
 from typing import BinaryIO
 
@@ -43,6 +46,37 @@ def _is_pickle(head: bytes) -> bool:
     return head[2] == 0x95 if head[1] >= 4 else head[2] in _AFTER_PROTO
 
 
+# Opcodes through which unpickling reaches a callable (imports it, calls it, or sets state).
+_CODE_OPCODES = frozenset(
+    {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+)
+
+
+def _is_text_pickle(head: bytes) -> bool:
+    """A protocol 0 or 1 pickle stream (no PROTO marker).
+
+    The head is walked as pickle opcodes without executing anything: it must parse to
+    its end or to STOP with no unknown opcode, and either name or call a global, or be a
+    whole pickle of three opcodes or more. Weights, text and other binary data stop at
+    an unknown opcode within a few bytes.
+    """
+    seen: set[str] = set()
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            seen.add(opcode.name)
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 3 or bool(seen & _CODE_OPCODES)
+    except ValueError as exc:
+        if "unknown" in str(exc) or not seen:  # not a pickle opcode: not a pickle
+            return False
+        # Anything else is the head ending inside an argument: judge what was read.
+    except Exception:  # a malformed argument (bad text, a number out of range)
+        return False
+    return bool(seen & _CODE_OPCODES) and count >= 2
+
+
 def _npy_is_object(head: bytes) -> bool:
     """Whether an ``.npy`` header declares an object (pickled) dtype."""
     if not head.startswith(b"\x93NUMPY") or len(head) < 10:
@@ -73,7 +107,7 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         return by_name
     if lower.endswith(_SAFE_SUFFIXES):
         return None
-    if _is_pickle(head):
+    if _is_pickle(head) or _is_text_pickle(head):
         return "a pickle stream (loading it can run code)"
     if head.startswith(b"PK\x03\x04") and lower.endswith((".bin", ".pt", ".model")):
         return "a PyTorch zip archive holding a pickle (loading it can run code)"

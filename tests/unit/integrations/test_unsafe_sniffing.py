@@ -1,0 +1,57 @@
+"""Pickles without a protocol marker (protocols 0 and 1) are recognised by content."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import struct
+
+import pytest
+
+from omsign.integrations.unsafe import sniff_length, unsafe_reason
+
+
+class _Runs:
+    """Unpickling this would call os.system (the tests never unpickle anything)."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "weights", "model.dat"])
+def test_an_old_protocol_pickle_that_calls_a_global_is_unsafe(name: str, protocol: int) -> None:
+    data = pickle.dumps({"w": [1.0, 2.0], "x": _Runs()}, protocol=protocol)
+    assert not data.startswith(b"\x80")  # no PROTO marker to go by
+    head = data[: sniff_length(name)]
+    assert unsafe_reason(name, head) == "a pickle stream (loading it can run code)"
+
+
+@pytest.mark.parametrize("protocol", [0, 1])
+def test_an_old_protocol_pickle_cut_by_the_sniffed_head_is_still_unsafe(protocol: int) -> None:
+    data = pickle.dumps([_Runs()] + [f"{i:04}" * 25 for i in range(200)], protocol=protocol)
+    head = data[: sniff_length("w.bin")]
+    assert len(head) < len(data)
+    assert unsafe_reason("w.bin", head) is not None
+
+
+def test_an_old_protocol_pickle_of_plain_data_is_unsafe_too() -> None:
+    data = pickle.dumps({"w": [1, 2, 3]}, protocol=0)
+    assert unsafe_reason("w.bin", data) is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        random.Random(7).randbytes(4096),
+        struct.pack("<512f", *[float(i) / 3 for i in range(512)]),
+        b"cat\ndog\nfish and chips\n" * 50,
+        b"(a, b), (c, d)\n" * 100,
+        b"N.",
+        b"",
+    ],
+    ids=["random", "float32", "text-lines", "text-parens", "two-bytes", "empty"],
+)
+def test_data_that_is_not_a_pickle_is_not_refused(data: bytes) -> None:
+    assert unsafe_reason("w.bin", data[:4096]) is None
