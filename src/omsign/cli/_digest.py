@@ -20,7 +20,10 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "value a signature records for it.",
     )
     p.add_argument(
-        "model", metavar="MODEL", help="file, directory, or hf://ORG/NAME[@REVISION] (local cache)"
+        "model",
+        metavar="MODEL",
+        help="file, directory, hf://ORG/NAME[@REVISION] (local cache), or s3://, gs://, az:// "
+        "BUCKET/PREFIX",
     )
     p.add_argument(
         "--signature",

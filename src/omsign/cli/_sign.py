@@ -36,7 +36,11 @@ prompt; a token PIN from the URI's pin-source, $OMSIGN_PKCS11_PIN, or a prompt.
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Registers ``sign``."""
     p = sub.add_parser("sign", help="sign a model", description=_HELP, formatter_class=formatter)
-    p.add_argument("model", metavar="MODEL", help="file or directory to sign")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="file or directory to sign, or s3://, gs://, az:// BUCKET/PREFIX (object storage)",
+    )
     p.add_argument(
         "--signature",
         metavar="PATH",

@@ -41,6 +41,10 @@ allowed) and reads nothing else. A Hugging Face cache snapshot (or hf://ORG/NAME
 verifies without --allow-symlinks: links into the repository's own cache folder count
 as the files they point to; any other link is refused.
 
+Object storage: s3://, gs:// and az:// BUCKET/PREFIX are read in place, each object
+pinned to the version listed; the signature is PREFIX/model.sig there unless
+--signature names a local file.
+
 Required attestations: --require-attestation TYPE[:max-age=DURATION] (repeatable;
 TYPE is provenance, scan, model-card, bom or a predicate type URI) needs, once the
 model verifies, an attestation of that type in claims.jsonl signed by a signer this

@@ -139,7 +139,7 @@ class _Hashing:
         source: OpenEntry | None = None
         current = None
         try:
-            for unit in units:
+            for i, unit in enumerate(units):
                 if source is None or unit.entry is not current:
                     if source is not None:
                         source.check_unchanged()
@@ -147,6 +147,7 @@ class _Hashing:
                         source = None
                     current = unit.entry
                     source = self.reader.open(current)
+                    _announce(source, units, i)
                 out.append(self.hash_unit(source, unit))
             if source is not None:
                 source.check_unchanged()
@@ -154,6 +155,23 @@ class _Hashing:
             if source is not None:
                 source.close()
         return out
+
+
+def _announce(source: OpenEntry, units: Sequence[Unit], first: int) -> None:
+    """Tells an entry that reads ahead (a remote object) the range the batch reads from it.
+
+    The range runs from the unit at ``first`` over the following units of the same entry
+    that continue it, so reading ahead never fetches bytes the batch does not hash.
+    """
+    will_read = getattr(source, "will_read", None)
+    if will_read is None:
+        return
+    entry, end = units[first].entry, units[first].end
+    for unit in units[first + 1 :]:
+        if unit.entry is not entry or unit.start != end:
+            break
+        end = unit.end
+    will_read(units[first].start, end)
 
 
 def _in_thread(state: _Hashing, work: Callable[[], _T]) -> _T:

@@ -22,14 +22,20 @@ endpoint the listing used travels with the reader so that every worker reads the
 store. fsspec and the store's library (extras ``omsign[s3]``, ``[gcs]``, ``[azure]``)
 are imported only when such a URL is used.
 
+``https://`` is not a source: a web server has no listing (a listing file served beside
+the model would be one more unsigned input choosing what is checked) and nothing pins a
+version across range requests (an ``ETag`` is optional there).
+
 A single object hashed in ``files`` mode is one unit read by one worker from start to
 end (SHA-256 is sequential); for a large object that is a warning suggesting shards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Hashable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +64,7 @@ logger = logging.getLogger("omsign")
 
 LARGE_OBJECT = 4 << 30  # a files-mode unit this large gets a warning: one worker reads it all
 MAX_OBJECTS = 1_000_000  # objects listed at most under one model prefix
-_BLOCK = 16 << 20  # bytes fetched per range request (reads of the hashing engine are 1 MiB)
+_BLOCK = 32 << 20  # bytes per range request; one more is fetched ahead while hashing
 
 
 def is_object_url(model: object) -> bool:
@@ -96,9 +102,15 @@ class ObjectEntry:
 
 
 class _OpenObject:
-    """An object opened for range reads of its pinned version, fetched in blocks."""
+    """An object opened for range reads of its pinned version.
 
-    __slots__ = ("_block", "_fs", "_start", "entry", "store")
+    Bytes are fetched in blocks of ``_BLOCK``; once the hashing engine says which range a
+    unit covers (:meth:`will_read`), the next block of that range is fetched while the
+    current one is hashed, so a request's latency overlaps hashing, and nothing past the
+    unit's end is fetched.
+    """
+
+    __slots__ = ("_ahead", "_block", "_fs", "_start", "_until", "entry", "store")
 
     def __init__(self, store: ObjectStore, entry: ObjectEntry) -> None:
         self.store = store
@@ -106,25 +118,56 @@ class _OpenObject:
         self._fs = store.filesystem()
         self._start = 0
         self._block = b""
+        self._until = 0  # the end of the range the engine reads now
+        self._ahead: tuple[int, Future[bytes]] | None = None
+
+    def will_read(self, start: int, end: int) -> None:
+        """The engine reads ``[start, end)`` next, in order."""
+        del start
+        self._until = min(end, self.entry.size)
+
+    def _fetch(self, offset: int, stop: int) -> bytes:
+        """The block at ``offset``: the one read ahead when it starts there, else fetched."""
+        ahead, self._ahead = self._ahead, None
+        try:
+            if ahead is not None and ahead[0] == offset:
+                return ahead[1].result()
+            if ahead is not None:
+                ahead[1].cancel()
+            e = self.entry
+            return self.store.read(self._fs, e.key, e.pinned, offset, stop)
+        except ChangedWhileHashingError:
+            raise
+        except Exception as exc:
+            raise access_error(exc, self.entry.url, reading=True) from None
+
+    def _read_ahead(self, offset: int, want: int) -> None:
+        if offset >= self._until:
+            return
+        stop = min(self._until, offset + want)
+        coroutine = self.store.read_async(self._fs, self.entry.key, self.entry.pinned, offset, stop)
+        self._ahead = (offset, asyncio.run_coroutine_threadsafe(coroutine, self._fs.loop))
 
     def read(self, offset: int, size: int) -> bytes:
         e = self.entry
-        if offset >= e.size or size <= 0:
-            return b""
-        end = self._start + len(self._block)
-        if not (self._start <= offset and offset + size <= end):
-            stop = min(e.size, offset + max(size, _BLOCK))
-            try:
-                self._block = self.store.read(self._fs, e.key, e.pinned, offset, stop)
-            except ChangedWhileHashingError:
-                raise
-            except Exception as exc:
-                raise access_error(exc, e.url, reading=True) from None
-            self._start = offset
-            if len(self._block) != stop - offset:
-                raise shrank(e)
-        at = offset - self._start
-        return self._block[at : at + size]
+        size = min(size, e.size - offset)
+        pieces = []
+        while size > 0:
+            at = offset - self._start
+            if not 0 <= at < len(self._block):
+                want = max(size, _BLOCK)
+                limit = self._until if offset < self._until else e.size
+                stop = min(limit, offset + want)
+                block = self._fetch(offset, stop)
+                if not block:
+                    raise shrank(e)
+                self._block, self._start, at = block, offset, 0
+                self._read_ahead(offset + len(block), want)
+            piece = self._block[at : at + size]
+            pieces.append(piece)
+            offset += len(piece)
+            size -= len(piece)
+        return b"".join(pieces) if len(pieces) != 1 else pieces[0]
 
     def check_unchanged(self) -> None:
         e = self.entry
@@ -144,6 +187,9 @@ class _OpenObject:
 
     def close(self) -> None:
         self._block = b""
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,11 @@ class ObjectStore:
         Raises:
             ChangedWhileHashingError: the object is no longer that version.
         """
+        data: bytes = _sync(fs, lambda: self.read_async(fs, key, pinned, start, stop))
+        return data
+
+    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+        """:meth:`read` as a coroutine of the filesystem's event loop (for reading ahead)."""
         raise NotImplementedError  # pragma: no cover - each store overrides it
 
 
@@ -220,7 +225,7 @@ class S3Store(ObjectStore):
         head = _sync(fs, lambda: fs._call_s3("head_object", Bucket=bucket, Key=name))
         return self.pinned(head)
 
-    def read(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
         bucket, name = self._split(key)
         kw: dict[str, Any] = {"Bucket": bucket, "Key": name, "Range": f"bytes={start}-{stop - 1}"}
         if pinned.etag:
@@ -228,17 +233,13 @@ class S3Store(ObjectStore):
         if pinned.version:
             kw["VersionId"] = pinned.version
 
-        async def get() -> bytes:
+        try:
             response = await fs._call_s3("get_object", **kw)
             body = response["Body"]
             try:
                 data: bytes = await body.read()
             finally:
                 body.close()
-            return data
-
-        try:
-            data: bytes = _sync(fs, get)
         except FileNotFoundError:
             raise _replaced("s3://" + key, pinned) from None
         except OSError as exc:
@@ -270,13 +271,10 @@ class GCSStore(ObjectStore):
         generation = info.get("generation")
         return Pinned(int(info.get("size", 0)), str(generation) if generation else None, None)
 
-    def read(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
         try:
-            data: bytes = _sync(
-                fs,
-                lambda: fs._cat_file_sequential(
-                    key, start=start, end=stop, generation=pinned.version
-                ),
+            data: bytes = await fs._cat_file_sequential(
+                key, start=start, end=stop, generation=pinned.version
             )
         except FileNotFoundError:  # that generation is gone: the object was replaced
             raise _replaced("gs://" + key, pinned) from None
@@ -310,7 +308,7 @@ class AzureStore(ObjectStore):
         etag = info.get("etag")
         return Pinned(int(info.get("size", 0)), str(version) if version else None, etag)
 
-    def read(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
@@ -321,16 +319,12 @@ class AzureStore(ObjectStore):
             else {}
         )
 
-        async def download() -> bytes:
+        try:
             async with fs.service_client.get_blob_client(container=container, blob=blob) as bc:
                 stream = await bc.download_blob(
                     offset=start, length=stop - start, version_id=pinned.version, **condition
                 )
                 data: bytes = await stream.readall()
-                return data
-
-        try:
-            data: bytes = _sync(fs, download)
         except (ResourceModifiedError, ResourceNotFoundError):
             raise _replaced("az://" + key, pinned) from None
         return data

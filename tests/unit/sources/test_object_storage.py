@@ -208,3 +208,42 @@ def test_a_large_object_in_files_mode_is_said_to_be_read_by_one_worker(
     caplog.clear()
     omsign.digest(url, shard_size=100_000)
     assert "sign with shards" not in caplog.text
+
+
+def test_reads_ahead_fetch_exactly_the_bytes_the_batch_hashes(
+    s3_bucket: Bucket, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Blocks are fetched ahead of hashing, within the range a batch hashes: every byte
+    of the model is requested once, none past a unit's range."""
+    from omsign.hashing import hash_entries
+    from omsign.sources import _fsspec, resolve_source
+    from omsign.sources._stores import S3Store
+
+    monkeypatch.setattr(_fsspec, "_BLOCK", 100_000)  # fetched in the engine's 1 MiB reads
+    local = make_model(tmp_path / "m", {"a.bin": os.urandom(3_000_000), "b.bin": b"b" * 70})
+    url = upload(local, s3_bucket(), "m")
+    requested: list[tuple[str, int, int]] = []
+    original = S3Store.read_async
+
+    async def counting(
+        self: S3Store, fs: Any, key: str, pinned: Any, start: int, stop: int
+    ) -> bytes:
+        requested.append((key.rsplit("/", 1)[-1], start, stop))
+        return await original(self, fs, key, pinned, start, stop)
+
+    monkeypatch.setattr(S3Store, "read_async", counting)
+    source = resolve_source(url)
+    entries = source.entries()
+    for shard_size in (None, 1_200_000):
+        requested.clear()
+        got = hash_entries(entries, "sha256", shard_size, workers=1, reader=source.reader())
+        assert got == hash_entries(
+            resolve_source(str(local)).entries(), "sha256", shard_size, workers=1
+        )
+        spans = sorted(requested)
+        assert sum(1 for name, *_ in spans if name == "a.bin") >= 3  # block by block
+        covered = {
+            name: sum(stop - start for n, start, stop in spans if n == name) for name, *_ in spans
+        }
+        assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
+        assert len(requested) == len(set(requested))
