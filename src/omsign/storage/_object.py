@@ -24,7 +24,6 @@ from omsign.errors import (
     Error,
     MalformedSignatureError,
     SignatureNotFoundError,
-    StorageAccessError,
     UsageError,
 )
 from omsign.sources._fsspec import ObjectSource
@@ -46,9 +45,11 @@ class ObjectSignatureStore:
             key = f"{source.root}/model.sig" if source.is_dir else f"{source.root}.sig"
         else:
             if not signature.startswith(source.scheme):
-                raise StorageAccessError(
+                raise UsageError(
                     f"{signature}: a signature in object storage must be in the model's store "
-                    f"({source.scheme})"
+                    f"({source.scheme})",
+                    option="signature",
+                    hint="give {option} a URL of the model's store or a local path",
                 )
             key = signature[len(source.scheme) :].strip("/")
         self.key = key

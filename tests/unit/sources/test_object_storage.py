@@ -247,3 +247,65 @@ def test_reads_ahead_fetch_exactly_the_bytes_the_batch_hashes(
         }
         assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
         assert len(requested) == len(set(requested))
+
+
+def test_the_signature_store_in_a_bucket_keeps_more_bundles_and_reads_claims(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    """Further signatures go under model.sig.d/, claims.jsonl beside model.sig is read
+    line by line (a torn last line reported by itself), appending is refused, and all of
+    them stay out of the model's files."""
+    from omsign.errors import MalformedSignatureError, UsageError
+    from omsign.sources import resolve_source
+    from omsign.storage import resolve_store
+
+    url = upload(_model(tmp_path / "m"), s3_bucket(), "m")
+    first = omsign.sign(url, key=p256.private)
+    second = omsign.sign(url, key=p256.private, add=True, hashing=HashOptions("blake3"))
+    assert str(second.signature).startswith(f"{url}/model.sig.d/")
+    store = resolve_store(resolve_source(url))
+    assert store.locations() == [str(first.signature), str(second.signature)]
+    assert len(store.read_all()) == 2
+    assert store.read(str(second.signature)).payload != store.read().payload
+    _put(url, "claims.jsonl", b'{"a": 1}\n\n{"b": 2}\n{"torn"')
+    claims = store.claims()
+    assert [c[0] for c in claims] == [f"{url}/claims.jsonl:{n}" for n in (1, 3, 4)]
+    assert claims[0][1] == b'{"a": 1}'
+    assert isinstance(claims[2][1], MalformedSignatureError)
+    with pytest.raises(UsageError, match="no atomic append"):
+        store.append_claim({})
+    assert store.excluded() == ["claims.jsonl", "model.sig", "model.sig.d"]
+    result = omsign.verify(url, key=p256.public)  # the companions are not unsigned files
+    assert "claims.jsonl" not in result.verified
+
+
+def test_a_signature_url_elsewhere_in_the_store_and_one_in_another_store(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    bucket = s3_bucket()
+    url = upload(_model(tmp_path / "m"), bucket, "m")
+    elsewhere = f"s3://{bucket}/signatures/m.sig"
+    signed = omsign.sign(url, key=p256.private, signature=elsewhere)
+    assert signed.signature == elsewhere
+    assert omsign.verify(url, key=p256.public, signature=elsewhere).signature == elsewhere
+    with pytest.raises(SignatureNotFoundError, match=r"m/model\.sig"):
+        omsign.verify(url, key=p256.public)
+    from omsign.errors import UsageError
+
+    with pytest.raises(UsageError, match="in the model's store"):
+        omsign.verify(url, key=p256.public, signature="gs://other/m.sig")
+
+
+def test_a_single_object_signs_with_its_signature_beside_it(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair
+) -> None:
+    local = make_model(tmp_path / "w", {"model.gguf": os.urandom(200_000)})
+    url = upload(local, s3_bucket(), "w") + "/model.gguf"
+    signed = omsign.sign(url, key=p256.private)
+    assert signed.signature == url + ".sig"
+    assert signed.root_digest == omsign.digest(local / "model.gguf")
+    result = omsign.verify(url, key=p256.public)
+    assert result.verified == ("model.gguf",)
+    _put(url.rsplit("/", 1)[0], "model.gguf", os.urandom(200_000))
+    with pytest.raises(IntegrityError, match=r"model\.gguf"):
+        omsign.verify(url, key=p256.public)
