@@ -341,3 +341,26 @@ def test_malformed_listing_annotations_do_not_crash(
             oci_registry.state.add_manifest("store/odd", sha256_digest(raw), raw, media_type)
     assert len(OciStore(model).read_all()) == 2
     assert OciStore(model).claims() == []
+
+
+@pytest.mark.parametrize("lie", ["huge layer", "two layers", "no layer"])
+def test_referrer_of_the_wrong_shape_is_refused_before_its_blob_is_read(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair, lie: str
+) -> None:
+    setup = _Setup(PlainClient(oci_registry.url), Registry(oci_registry.ref("store/shape")),
+                   "store/shape", oci_registry.host)  # fmt: skip
+    model = _push(setup, tmp_path)
+    where = OciStore(model).write(_bundle(tmp_path, p256))
+    data, media_type = setup.client.manifest(setup.repo, where.rsplit("@", 1)[1])
+    doc = json.loads(data)
+    layer = doc["layers"][0]
+    doc["layers"] = {"huge layer": [{**layer, "size": 1 << 40}], "two layers": [layer, layer],
+                     "no layer": []}[lie]  # fmt: skip
+    raw = json.dumps(doc).encode()
+    state = oci_registry.state
+    state.repo(setup.repo).manifests.pop(where.rsplit("@", 1)[1])
+    state.add_manifest(setup.repo, sha256_digest(raw), raw, media_type)
+    served = state.blob_bytes_served
+    with pytest.raises(MalformedSignatureError, match=r"larger than|exactly one bundle layer"):
+        OciStore(model).read_all()
+    assert state.blob_bytes_served == served
