@@ -204,6 +204,36 @@ def test_the_walk_stops_at_its_depth_limit_and_fails_closed(built: Pipeline) -> 
     assert all("beyond its depth 1 limit" in f.node.reason for f in found.failures())
 
 
+def test_the_walk_stops_at_its_size_limit_and_fails_closed(
+    built: Pipeline, tmp_path: Path
+) -> None:
+    # 254 signed datasets and a base model named by the model asked about fill the
+    # 256-artifact bound; the two datasets the base names are beyond it.
+    from omsign._lineage._follow import MAX_NODES
+
+    data = tmp_path / "data"
+    named = []
+    for i in range(MAX_NODES):
+        folder = make_model(data / f"d{i:03}", {"rows.jsonl": f"{i}\n".encode()})
+        digest = omsign.sign(folder, key=built.a.private, workers=1).root_digest
+        named.append(("dataset", f"d{i:03}", digest))
+    over = named[MAX_NODES - 2 :]
+    base_digest = attest_step(make_model(data / "base", {"w.bin": b"base"}), built.a, "train", over)
+    top = make_model(tmp_path / "top", {"w.bin": b"top"})
+    attest_step(top, built.a, "tune", [("model", "base", base_digest), *named[: MAX_NODES - 2]])
+    found = omsign.lineage(top, search=[data], key=[built.a.public], workers=1)
+    assert len(found.nodes) == MAX_NODES + 2
+    assert [(f.node.name, f.node.reason) for f in found.failures()] == [
+        (name, f"not followed: the lineage goes beyond its {MAX_NODES}-artifact limit")
+        for _, name, _ in over
+    ]
+    assert sum(n.verified for n in found.nodes) == MAX_NODES
+    with pytest.raises(omsign.LineageError, match=r"beyond its 256-artifact limit") as caught:
+        found.check()
+    assert caught.value.exit_code == 1
+    assert str(caught.value).startswith(f"lineage broken at dataset {over[0][1]} (sha256:")
+
+
 def test_a_model_without_any_search_place_has_its_dependencies_not_found(
     built: Pipeline,
 ) -> None:

@@ -47,6 +47,7 @@ __all__ = ["Dependency", "Follower", "Verify", "dependencies"]
 Verify = Callable[[str, "str | None", Runtime], "tuple[VerificationResult, Policy]"]
 
 MAX_DEPENDENCIES = 256  # entries read from one provenance
+MAX_NODES = 256  # artifacts in one lineage
 _MAX_COPIES = 8  # copies of one artifact tried
 KINDS = ("model", "dataset")
 
@@ -165,7 +166,7 @@ class Follower:
         *,
         allow_roots: bool = False,
         max_depth: int = 16,
-        max_nodes: int = 256,
+        max_nodes: int = MAX_NODES,
         runtime: Runtime | None = None,
         require: Sequence[AttestationRequirement] = (),
     ) -> None:
@@ -330,7 +331,8 @@ class Follower:
                     continue
                 depth = work.node.depth + 1
                 if depth > self.max_depth or len(works) >= self.max_nodes:
-                    bound = f"depth {self.max_depth}" if depth > self.max_depth else "size"
+                    deep = depth > self.max_depth
+                    bound = f"depth {self.max_depth}" if deep else f"{self.max_nodes}-artifact"
                     reason = f"not followed: the lineage goes beyond its {bound} limit"
                     node = LineageNode(dep.digest, dep.kind, dep.name, "unverified", reason)
                     works[dep.digest] = _Work(replace(node, depth=depth))
