@@ -203,16 +203,19 @@ def _root_digest(payload: bytes) -> object:
         return payload
 
 
-def _any_verified(bundles: Sequence[Bundle], policy: Policy) -> VerifiedSignature:
-    """The first of several signatures (newest first) that verifies under ``policy``.
+def _any_verified(
+    bundles: Sequence[tuple[str, Bundle]], policy: Policy
+) -> tuple[str, VerifiedSignature]:
+    """The first of several signatures (newest first) that verifies under ``policy``,
+    with where it was read.
 
     Raises:
         VerificationError: none does (the error of the first, the main signature).
     """
     first: VerificationError | None = None
-    for bundle in bundles:
+    for where, bundle in bundles:
         try:
-            return verify_signature(bundle, policy)
+            return where, verify_signature(bundle, policy)
         except VerificationError as exc:
             first = first or exc
     assert first is not None  # read_all returns at least one bundle or raises
@@ -236,7 +239,12 @@ def _check_signature(
         # if their payloads differ (settings recorded, a companion folder ignored).
         every = verify_bundles(store.read_all(), policy, subject=_root_digest).check()
     elif getattr(store, "any_signature", False):  # a registry: any trusted referrer will do
-        every = (_any_verified(store.read_all(), policy),)  # 8.1, 8.2
+        from omsign.storage._oci import OciStore
+
+        assert isinstance(store, OciStore)
+        # The result names the referrer that verified, not the model it refers to.
+        where, proven = _any_verified(store.read_located(), policy)  # 8.1, 8.2
+        every, sig_path = (proven,), where
     else:
         every = (verify_signature(store.read(), policy),)  # 8.1, 8.2
     proven = every[0]

@@ -94,7 +94,8 @@ class VerifiedSigner:
         signer: who signed (key fingerprint, certificate subject, or identity).
         issuer: certificate issuer or OIDC issuer, when there is one.
         signed_at: signing time proven by a trusted timestamp or log entry.
-        signature: where the signature was read from.
+        signature: where the signature was read from (for a model in an OCI
+            registry, the referrer that verified: ``oci://HOST/REPO@<its digest>``).
         legacy: the signature uses the deprecated v0.2 format.
         claimed_at: when the bundle says it was signed, unproven (only when no time
             is proven).
@@ -130,7 +131,8 @@ class VerificationResult:
 
     Attributes:
         model: the model path (a URL for a model in object storage).
-        signature: the bundle path (or URL).
+        signature: the bundle path (or URL; for a model in an OCI registry, the
+            referrer that verified, ``oci://HOST/REPO@<its digest>``).
         method: ``key``, ``certificate`` or ``sigstore``.
         signer: who signed (key fingerprint, certificate subject, or identity).
         issuer: certificate issuer or OIDC issuer, when there is one.

@@ -364,3 +364,30 @@ def test_every_signer_of_a_registry_model_verifies_and_a_threshold_counts_them(
     assert r.code == 1
     both = cli("verify", ref, "--policy", policy)
     assert both.code == 0, both.err
+
+
+def test_the_result_names_the_referrer_that_verified(
+    target: Target, tmp_path: Path, p256: KeyPair, cli: Cli, request: pytest.FixtureRequest
+) -> None:
+    import omsign
+    from helpers.reports import parse_report
+
+    repo = _repo(request)
+    digest = _signed_in_registry(target, repo, tmp_path, p256, cli)
+    (first,) = _referrers(target, repo, digest)
+    ref = target.ref(repo, digest)
+    second = _key(tmp_path / "keys", "second")
+    assert cli("sign", ref, "--key", second.private).code == 0  # the newest signature now
+    (newest,) = set(_referrers(target, repo, digest)) - {first}
+    base = f"oci://{target.host}/{repo}@"
+    # Under the first key the older referrer verifies, not the newest: it is the one named.
+    result = omsign.verify(ref, key=p256.public)
+    assert result.model == ref
+    assert result.signature == base + first
+    assert [s.signature for s in result.signers] == [base + first]
+    r = cli("verify", ref, "--key", second.public, "--json")
+    assert r.code == 0, r.err
+    report = parse_report(r.out)
+    assert report["model"] == ref
+    assert report["signature"] == base + newest
+    assert [s["signature"] for s in report["signers"]] == [base + newest]

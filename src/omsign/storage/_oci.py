@@ -202,13 +202,22 @@ class OciStore:
 
     def read_all(self) -> list[Bundle]:
         """Every signature: the local copy when given, and every referrer (bounded)."""
-        out: list[Bundle] = []
+        return [bundle for _, bundle in self.read_located()]
+
+    def read_located(self) -> list[tuple[str, Bundle]]:
+        """As :meth:`read_all`, each bundle with where it was read (``oci://...@<referrer>``).
+
+        Raises:
+            SignatureNotFoundError: there is no signature at all.
+            MalformedSignatureError: every referrer was refused (the first reason).
+        """
+        out: list[tuple[str, Bundle]] = []
         if self.local is not None and self.local.exists():
-            out.append(read_bundle(self.local))
+            out.append((str(self.local), read_bundle(self.local)))
         refused: list[str] = []
         for where in self.locations()[len(out) :]:
             try:
-                out.append(self._read_referrer(where.rsplit("@", 1)[1]))
+                out.append((where, self._read_referrer(where.rsplit("@", 1)[1])))
             except MalformedSignatureError as exc:
                 log.warning("%s", exc)
                 refused.append(str(exc))
