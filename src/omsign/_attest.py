@@ -197,7 +197,7 @@ def digest_as_signed(
     hashing: HashOptions | None = None,
     runtime: Runtime | None = None,
     reuse_digests: bool = False,
-    before_hashing: Callable[[], None] | None = None,
+    before_hashing: Callable[[ModelSource], None] | None = None,
 ) -> DigestedModel:
     """Hashes a model once to get the root digest its signature names (or would name).
 
@@ -220,7 +220,7 @@ def digest_as_signed(
     else:
         opts = settings
     if before_hashing is not None:
-        before_hashing()
+        before_hashing(source)
     manifest, hashed = _hash_model(
         source, opts, store.excluded(), runtime or Runtime(), reuse_digests=reuse_digests
     )
@@ -291,8 +291,14 @@ def attest(
     given = hashing is not None or bool(pick(options, HashKeywords))
     chosen: BundleSigner | None = signer
 
-    def ready() -> None:  # the signer fails before the model is read, if it must
+    def ready(source: ModelSource) -> None:  # fails before the model is read, if it must
         nonlocal chosen
+        if callable(predicate) and source.path is None:
+            # A builder reads the hashed files (a scan, a BOM): only on this machine.
+            raise UsageError(
+                f"{source.location}: this predicate is built from the model's files, which "
+                "must be on this machine; pull the model and attest the local copy"
+            )
         if chosen is None:
             chosen = make_signer(**signing)
         _prepare(chosen)

@@ -391,3 +391,22 @@ def test_the_result_names_the_referrer_that_verified(
     assert report["model"] == ref
     assert report["signature"] == base + newest
     assert [s["signature"] for s in report["signers"]] == [base + newest]
+
+
+def test_attest_a_scan_of_a_registry_model_is_a_usage_error(
+    oci_registry: OciRegistry, tmp_path: Path, p256: KeyPair, cli: Cli
+) -> None:
+    # A scan reads the model's files, which are not on this machine: refused in one
+    # line, and no attestation is pushed.
+    target = Target(PlainClient(oci_registry.url), oci_registry.host, "oci")
+    digest = _signed_in_registry(target, "cli/scan", tmp_path, p256, cli)
+    ref = target.ref("cli/scan", digest)
+    before = _referrers(target, "cli/scan", digest)
+    r = cli("attest", ref, "--scan", "picklescan", "--key", p256.private)
+    assert r.code == 2, r.err
+    assert r.out == ""
+    assert r.err == (
+        f"omsign: error: {ref}: this predicate is built from the model's files, which must "
+        "be on this machine; pull the model and attest the local copy\n"
+    )
+    assert _referrers(target, "cli/scan", digest) == before
