@@ -204,9 +204,7 @@ def test_the_walk_stops_at_its_depth_limit_and_fails_closed(built: Pipeline) -> 
     assert all("beyond its depth 1 limit" in f.node.reason for f in found.failures())
 
 
-def test_the_walk_stops_at_its_size_limit_and_fails_closed(
-    built: Pipeline, tmp_path: Path
-) -> None:
+def test_the_walk_stops_at_its_size_limit_and_fails_closed(built: Pipeline, tmp_path: Path) -> None:
     # 254 signed datasets and a base model named by the model asked about fill the
     # 256-artifact bound; the two datasets the base names are beyond it.
     from omsign._lineage._follow import MAX_NODES
