@@ -33,12 +33,13 @@ end (SHA-256 is sequential); for a large object that is a warning suggesting sha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Coroutine, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omsign.errors import ModelError, UsageError
 from omsign.hashing import DEFAULT_IGNORES, EntryLike, OpenEntry, normalize_ignore
@@ -47,6 +48,7 @@ from omsign.sources._stores import (
     STORES,
     ObjectStore,
     Pinned,
+    RangeStream,
     access_error,
     store_for,
 )
@@ -64,7 +66,8 @@ logger = logging.getLogger("omsign")
 
 LARGE_OBJECT = 4 << 30  # a files-mode unit this large gets a warning: one worker reads it all
 MAX_OBJECTS = 1_000_000  # objects listed at most under one model prefix
-_BLOCK = 32 << 20  # bytes per range request; one more is fetched ahead while hashing
+_BLOCK = 32 << 20  # bytes requested past an announced range (a read the engine did not announce)
+_T = TypeVar("_T")
 
 
 def is_object_url(model: object) -> bool:
@@ -104,13 +107,27 @@ class ObjectEntry:
 class _OpenObject:
     """An object opened for range reads of its pinned version.
 
-    Bytes are fetched in blocks of ``_BLOCK``; once the hashing engine says which range a
-    unit covers (:meth:`will_read`), the next block of that range is fetched while the
-    current one is hashed, so a request's latency overlaps hashing, and nothing past the
-    unit's end is fetched.
+    Once the hashing engine says which range it reads next (:meth:`will_read`, the units
+    of a batch that continue one another), that whole range is one request of the store
+    (:meth:`ObjectStore.open_async`), taken in chunks of the store's ``chunk`` bytes: the
+    next chunk is taken while the current one is hashed, so memory stays at two chunks
+    whatever the range, and nothing past the range is fetched. A read elsewhere (outside
+    an announced range, or not where the stream is) starts a request of its own, of at
+    most ``_BLOCK`` bytes past the announced range.
     """
 
-    __slots__ = ("_ahead", "_block", "_fs", "_start", "_until", "entry", "store")
+    __slots__ = (
+        "_ahead",
+        "_block",
+        "_fs",
+        "_pos",
+        "_start",
+        "_stop",
+        "_stream",
+        "_until",
+        "entry",
+        "store",
+    )
 
     def __init__(self, store: ObjectStore, entry: ObjectEntry) -> None:
         self.store = store
@@ -119,34 +136,49 @@ class _OpenObject:
         self._start = 0
         self._block = b""
         self._until = 0  # the end of the range the engine reads now
-        self._ahead: tuple[int, Future[bytes]] | None = None
+        self._stream: RangeStream | None = None
+        self._pos = 0  # where the stream's next chunk starts
+        self._stop = 0  # where the stream ends
+        self._ahead: Future[bytes] | None = None
 
     def will_read(self, start: int, end: int) -> None:
         """The engine reads ``[start, end)`` next, in order."""
         del start
         self._until = min(end, self.entry.size)
 
-    def _fetch(self, offset: int, stop: int) -> bytes:
-        """The block at ``offset``: the one read ahead when it starts there, else fetched."""
-        ahead, self._ahead = self._ahead, None
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> Future[_T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._fs.loop)
+
+    def _open(self, offset: int, size: int) -> None:
+        """Starts the request of the range from ``offset`` (closing the one before)."""
+        self._drop_stream()
+        e = self.entry
+        if offset < self._until:
+            stop = self._until
+        else:
+            stop = min(e.size, offset + max(size, _BLOCK))
+        coroutine = self.store.open_async(self._fs, e.key, e.pinned, offset, stop)
+        self._stream = self._run(coroutine).result()
+        self._pos, self._stop = offset, stop
+
+    def _next(self, offset: int, size: int) -> bytes:
+        """The chunk at ``offset``: taken ahead when the stream is there, else requested."""
         try:
-            if ahead is not None and ahead[0] == offset:
-                return ahead[1].result()
-            if ahead is not None:
-                ahead[1].cancel()
-            e = self.entry
-            return self.store.read(self._fs, e.key, e.pinned, offset, stop)
+            if self._stream is None or offset != self._pos or self._pos >= self._stop:
+                self._open(offset, size)
+            stream = self._stream
+            assert stream is not None
+            ahead, self._ahead = self._ahead, None
+            want = max(size, self.store.chunk)
+            block = (ahead or self._run(stream.take(want))).result()
         except ChangedWhileHashingError:
             raise
         except Exception as exc:
             raise access_error(exc, self.entry.url, reading=True) from None
-
-    def _read_ahead(self, offset: int, want: int) -> None:
-        if offset >= self._until:
-            return
-        stop = min(self._until, offset + want)
-        coroutine = self.store.read_async(self._fs, self.entry.key, self.entry.pinned, offset, stop)
-        self._ahead = (offset, asyncio.run_coroutine_threadsafe(coroutine, self._fs.loop))
+        self._pos += len(block)
+        if block and self._pos < self._stop:
+            self._ahead = self._run(stream.take(want))
+        return block
 
     def read(self, offset: int, size: int) -> bytes:
         e = self.entry
@@ -155,19 +187,29 @@ class _OpenObject:
         while size > 0:
             at = offset - self._start
             if not 0 <= at < len(self._block):
-                want = max(size, _BLOCK)
-                limit = self._until if offset < self._until else e.size
-                stop = min(limit, offset + want)
-                block = self._fetch(offset, stop)
+                block = self._next(offset, size)
                 if not block:
                     raise shrank(e)
                 self._block, self._start, at = block, offset, 0
-                self._read_ahead(offset + len(block), want)
             piece = self._block[at : at + size]
             pieces.append(piece)
             offset += len(piece)
             size -= len(piece)
         return b"".join(pieces) if len(pieces) != 1 else pieces[0]
+
+    def _drop_stream(self) -> None:
+        """Cancels the chunk taken ahead and closes the request, on the event loop."""
+        ahead, self._ahead = self._ahead, None
+        stream, self._stream = self._stream, None
+        if ahead is not None:
+            ahead.cancel()
+        if stream is not None:
+
+            async def close() -> None:
+                stream.close()
+
+            with contextlib.suppress(Exception):
+                self._run(close()).result()
 
     def check_unchanged(self) -> None:
         e = self.entry
@@ -187,9 +229,7 @@ class _OpenObject:
 
     def close(self) -> None:
         self._block = b""
-        if self._ahead is not None:
-            self._ahead[1].cancel()
-            self._ahead = None
+        self._drop_stream()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,11 @@ that version is read:
   write) and the version id when versioning is on; every range is a download with
   ``If-Match: ETag``.
 
+A hashing unit's range is read through :meth:`ObjectStore.open_async`, a stream of the
+range taken in chunks. S3 answers it with ONE ranged GET whose body is read chunk by
+chunk (memory stays at a chunk or two whatever the range); the other stores read it as
+one ranged request per chunk of :attr:`ObjectStore.chunk` bytes.
+
 Each store also looks an object up again after hashing (:meth:`ObjectStore.current`).
 The library of a store is imported only when its URL is used; a missing one is a
 :class:`~omsign.errors.BackendUnavailableError` naming the extra to install.
@@ -28,12 +33,12 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from omsign.errors import BackendUnavailableError, Error, ModelError, StorageAccessError
 from omsign.hashing._io import ChangedWhileHashingError
 
-__all__ = ["STORES", "ObjectStore", "Pinned", "access_error", "store_for"]
+__all__ = ["STORES", "ObjectStore", "Pinned", "RangeStream", "access_error", "store_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,41 @@ class Pinned:
         return ", ".join(parts) or "no version"
 
 
+class RangeStream(Protocol):
+    """A byte range of one pinned object, taken in order (see :meth:`ObjectStore.open_async`)."""
+
+    async def take(self, size: int) -> bytes:
+        """The next ``size`` bytes of the range (fewer only at its end, none after it)."""
+        ...
+
+    def close(self) -> None:
+        """Releases the request (on the filesystem's event loop)."""
+        ...
+
+
+class _ChunkRequests:
+    """A range read as one ranged request per :meth:`take` (stores without streaming)."""
+
+    __slots__ = ("fs", "key", "pinned", "pos", "stop", "store")
+
+    def __init__(
+        self, store: ObjectStore, fs: Any, key: str, pinned: Pinned, start: int, stop: int
+    ) -> None:
+        self.store, self.fs, self.key, self.pinned = store, fs, key, pinned
+        self.pos, self.stop = start, stop
+
+    async def take(self, size: int) -> bytes:
+        stop = min(self.stop, self.pos + size)
+        if stop <= self.pos:
+            return b""
+        data = await self.store.read_async(self.fs, self.key, self.pinned, self.pos, stop)
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self.pos = self.stop
+
+
 _FILESYSTEMS: dict[tuple[Any, ...], Any] = {}
 _LOCK = threading.Lock()
 
@@ -64,6 +104,7 @@ class ObjectStore:
 
     extra: ClassVar[str] = ""
     module: ClassVar[str] = ""
+    chunk: ClassVar[int] = 32 << 20  # bytes taken from a range stream at a time
     env: ClassVar[tuple[str, ...]] = ()  # the variables a filesystem is built from
 
     def __init__(self, endpoint: str | None = None) -> None:
@@ -121,8 +162,21 @@ class ObjectStore:
         return data
 
     async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
-        """:meth:`read` as a coroutine of the filesystem's event loop (for reading ahead)."""
+        """:meth:`read` as a coroutine of the filesystem's event loop."""
         raise NotImplementedError  # pragma: no cover - each store overrides it
+
+    async def open_async(
+        self, fs: Any, key: str, pinned: Pinned, start: int, stop: int
+    ) -> RangeStream:
+        """Bytes ``[start, stop)`` of the pinned version, as a stream taken in order.
+
+        The default reads each chunk with a ranged request of its own; a store that
+        streams a response body overrides it with a single request for the range.
+
+        Raises:
+            ChangedWhileHashingError: the object is no longer that version.
+        """
+        return _ChunkRequests(self, fs, key, pinned, start, stop)
 
 
 def _sync(fs: Any, make: Callable[[], Any]) -> Any:
@@ -154,6 +208,7 @@ class S3Store(ObjectStore):
 
     extra = "s3"
     module = "s3fs"
+    chunk = 8 << 20  # taken from the one response of a range; another is read ahead
     env = (
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -225,28 +280,60 @@ class S3Store(ObjectStore):
         head = _sync(fs, lambda: fs._call_s3("head_object", Bucket=bucket, Key=name))
         return self.pinned(head)
 
-    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+    async def _get(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> Any:
+        """The body of a GET of ``[start, stop)`` pinned to the version (and ETag) listed."""
         bucket, name = self._split(key)
         kw: dict[str, Any] = {"Bucket": bucket, "Key": name, "Range": f"bytes={start}-{stop - 1}"}
         if pinned.etag:
             kw["IfMatch"] = pinned.etag
         if pinned.version:
             kw["VersionId"] = pinned.version
-
         try:
             response = await fs._call_s3("get_object", **kw)
-            body = response["Body"]
-            try:
-                data: bytes = await body.read()
-            finally:
-                body.close()
         except FileNotFoundError:
             raise _replaced("s3://" + key, pinned) from None
         except OSError as exc:
             if _s3_code(exc) in ("PreconditionFailed", "412"):
                 raise _replaced("s3://" + key, pinned) from None
             raise
+        return response["Body"]
+
+    async def read_async(self, fs: Any, key: str, pinned: Pinned, start: int, stop: int) -> bytes:
+        body = await self._get(fs, key, pinned, start, stop)
+        try:
+            data: bytes = await body.read()
+        finally:
+            body.close()
         return data
+
+    async def open_async(
+        self, fs: Any, key: str, pinned: Pinned, start: int, stop: int
+    ) -> RangeStream:
+        """One GET for the whole range; its body is taken chunk by chunk."""
+        return _S3Body(await self._get(fs, key, pinned, start, stop))
+
+
+class _S3Body:
+    """The body of one ranged GET, taken in order (the client checks its length at the end)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    async def take(self, size: int) -> bytes:
+        pieces: list[bytes] = []
+        got = 0
+        while got < size:
+            piece: bytes = await self.body.read(size - got)
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        self.body.close()
 
 
 class GCSStore(ObjectStore):

@@ -210,43 +210,66 @@ def test_a_large_object_in_files_mode_is_said_to_be_read_by_one_worker(
     assert "sign with shards" not in caplog.text
 
 
-def test_reads_ahead_fetch_exactly_the_bytes_the_batch_hashes(
+def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched_twice(
     s3_bucket: Bucket, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """Blocks are fetched ahead of hashing, within the range a batch hashes: every byte
-    of the model is requested once, none past a unit's range."""
-    from omsign.hashing import hash_entries
-    from omsign.sources import _fsspec, resolve_source
-    from omsign.sources._stores import S3Store
+    """Every GET the reader sends to the server is counted: a unit (or the run of units
+    of one object a batch hashes) is ONE ranged request pinned to the listed ETag, its body
+    taken in chunks of bounded size; every byte of the model is requested once."""
+    import s3fs
 
-    monkeypatch.setattr(_fsspec, "_BLOCK", 100_000)  # fetched in the engine's 1 MiB reads
+    from omsign.hashing import hash_entries, plan_units
+    from omsign.sources import _fsspec, resolve_source
+    from omsign.sources._stores import S3Store, _S3Body
+
+    monkeypatch.setattr(S3Store, "chunk", 100_000)
+    monkeypatch.setattr(_fsspec, "_BLOCK", 100_000)  # a request per block would show
     local = make_model(tmp_path / "m", {"a.bin": os.urandom(3_000_000), "b.bin": b"b" * 70})
     url = upload(local, s3_bucket(), "m")
-    requested: list[tuple[str, int, int]] = []
-    original = S3Store.read_async
+    gets: list[dict[str, Any]] = []
+    taken: list[int] = []
+    call_s3, take = s3fs.S3FileSystem._call_s3, _S3Body.take
 
-    async def counting(
-        self: S3Store, fs: Any, key: str, pinned: Any, start: int, stop: int
-    ) -> bytes:
-        requested.append((key.rsplit("/", 1)[-1], start, stop))
-        return await original(self, fs, key, pinned, start, stop)
+    async def counting_call(fs: Any, method: str, *args: Any, **kw: Any) -> Any:
+        if method == "get_object":
+            gets.append(kw)
+        return await call_s3(fs, method, *args, **kw)
 
-    monkeypatch.setattr(S3Store, "read_async", counting)
+    async def counting_take(body: _S3Body, size: int) -> bytes:
+        data = await take(body, size)
+        taken.append(len(data))
+        return data
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counting_call)
+    monkeypatch.setattr(_S3Body, "take", counting_take)
     source = resolve_source(url)
     entries = source.entries()
     for shard_size in (None, 1_200_000):
-        requested.clear()
-        got = hash_entries(entries, "sha256", shard_size, workers=1, reader=source.reader())
+        gets.clear()
+        taken.clear()
+        got = hash_entries(entries, "sha256", shard_size, workers=2, reader=source.reader())
         assert got == hash_entries(
             resolve_source(str(local)).entries(), "sha256", shard_size, workers=1
         )
-        spans = sorted(requested)
-        assert sum(1 for name, *_ in spans if name == "a.bin") >= 3  # block by block
-        covered = {
-            name: sum(stop - start for n, start, stop in spans if n == name) for name, *_ in spans
-        }
+        units = plan_units(entries, shard_size)
+        starts = {(u.entry.key.rsplit("/", 1)[-1], u.start) for u in units}
+        ends = {(u.entry.key.rsplit("/", 1)[-1], u.end) for u in units}
+        etags = {e.key.rsplit("/", 1)[-1]: e.pinned.etag for e in entries}
+        spans = []
+        for kw in gets:
+            name = kw["Key"].rsplit("/", 1)[-1]
+            first, last = kw["Range"].removeprefix("bytes=").split("-")
+            spans.append((name, int(first), int(last) + 1))
+            assert kw["IfMatch"] == etags[name]  # pinned to the version listed
+        for name, start, stop in spans:  # a request is whole units, never a block of one
+            assert (name, start) in starts and (name, stop) in ends
+        assert len(spans) <= len(units)
+        if shard_size is None:
+            assert sorted(n for n, *_ in spans) == ["a.bin", "b.bin"]  # one request each
+        covered = {n: sum(stop - start for m, start, stop in spans if m == n) for n, *_ in spans}
         assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
-        assert len(requested) == len(set(requested))
+        assert len(taken) > len(spans)  # bodies are taken in chunks
+        assert max(taken) <= 1 << 20  # no more than the engine's read at a time
 
 
 def test_the_signature_store_in_a_bucket_keeps_more_bundles_and_reads_claims(
