@@ -12,9 +12,9 @@ of ``--size`` random bytes, and times, on 2 workers each (``--repeat`` interleav
 
 It prints each rate and omsign's time against the plain read. moto is a Python server:
 the absolute rates are this server's. moto copies a whole object for every range
-request, so there a request costs the object's size, not the range's: omsign's requests
-(32 MiB blocks, one fetched ahead while the previous one is hashed) match fsspec's one
-request per unit when a unit is one block, the default here.
+request, so there a request costs the object's size, not the range's: omsign sends one
+request per unit (its body taken in chunks while the previous chunk is hashed), as many
+as fsspec's one request per unit.
 """
 
 from __future__ import annotations
