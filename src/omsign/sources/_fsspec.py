@@ -153,10 +153,7 @@ class _OpenObject:
         """Starts the request of the range from ``offset`` (closing the one before)."""
         self._drop_stream()
         e = self.entry
-        if offset < self._until:
-            stop = self._until
-        else:
-            stop = min(e.size, offset + max(size, _BLOCK))
+        stop = self._until if offset < self._until else min(e.size, offset + max(size, _BLOCK))
         coroutine = self.store.open_async(self._fs, e.key, e.pinned, offset, stop)
         self._stream = self._run(coroutine).result()
         self._pos, self._stop = offset, stop

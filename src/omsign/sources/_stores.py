@@ -78,7 +78,7 @@ class _ChunkRequests:
     __slots__ = ("fs", "key", "pinned", "pos", "stop", "store")
 
     def __init__(
-        self, store: ObjectStore, fs: Any, key: str, pinned: Pinned, start: int, stop: int
+        self, store: ObjectStore, fs: Any, key: str, pinned: Pinned, *, start: int, stop: int
     ) -> None:
         self.store, self.fs, self.key, self.pinned = store, fs, key, pinned
         self.pos, self.stop = start, stop
@@ -176,7 +176,7 @@ class ObjectStore:
         Raises:
             ChangedWhileHashingError: the object is no longer that version.
         """
-        return _ChunkRequests(self, fs, key, pinned, start, stop)
+        return _ChunkRequests(self, fs, key, pinned, start=start, stop=stop)
 
 
 def _sync(fs: Any, make: Callable[[], Any]) -> Any:
