@@ -124,6 +124,17 @@ class _LocalFile:
         except OSError as exc:  # a failing disk, or a kernel file that refuses reads
             raise ModelError(f"{self.entry.path}: cannot read ({exc.strerror})") from None
 
+    def readinto(self, offset: int, buffer: memoryview) -> int:
+        """Reads into ``buffer`` from ``offset``; returns the bytes read (0 at the end)."""
+        try:
+            if hasattr(os, "preadv"):
+                return os.preadv(self.fd, [buffer], offset)
+            data = os.pread(self.fd, len(buffer), offset)  # pragma: no cover - no preadv
+        except OSError as exc:
+            raise ModelError(f"{self.entry.path}: cannot read ({exc.strerror})") from None
+        buffer[: len(data)] = data  # pragma: no cover - no preadv
+        return len(data)  # pragma: no cover - no preadv
+
     def check_unchanged(self) -> None:
         st = os.fstat(self.fd)
         e = self.entry

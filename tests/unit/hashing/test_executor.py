@@ -245,3 +245,62 @@ def test_the_built_in_engine_never_hashes_in_the_calling_thread(model: Path, wor
     hash_entries(enumerate_model(model), "sha256", workers=workers, reader=recorder)
     assert recorder.threads
     assert threading.current_thread().name not in recorder.threads
+
+
+class _CountingReader:
+    """The local reader, counting the reads that allocate a new buffer and those that reuse one."""
+
+    def __init__(self) -> None:
+        self.fresh = 0
+        self.reused = 0
+
+    def open(self, entry: EntryLike) -> OpenEntry:
+        inner = LocalReader().open(entry)
+        outer = self
+
+        class _Counted:
+            def read(self, offset: int, size: int) -> bytes:
+                outer.fresh += 1
+                return inner.read(offset, size)
+
+            def readinto(self, offset: int, buffer: memoryview) -> int:
+                outer.reused += 1
+                return inner.readinto(offset, buffer)  # type: ignore[attr-defined]
+
+            def check_unchanged(self) -> None:
+                inner.check_unchanged()
+
+            def close(self) -> None:
+                inner.close()
+
+        return _Counted()  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_batch_on_an_executor_reads_into_one_reused_buffer(
+    tmp_path: Path, algorithm: str
+) -> None:
+    from omsign.hashing._executor import hash_batch
+
+    data = os.urandom(3 * (1 << 20) + 5)
+    (tmp_path / "w.bin").write_bytes(data)
+    entries = enumerate_model(tmp_path)
+    units = plan_units(entries, 1 << 21)
+    reader = _CountingReader()
+    with ThreadPoolExecutor(1) as pool:  # a worker thread, as in a Dask worker
+        got = pool.submit(hash_batch, tuple(units), algorithm, reader).result()
+    assert reader.reused >= 4 and reader.fresh == 0
+    want = [REFERENCE[algorithm](data[u.start : u.end]) for u in units]
+    assert got == want
+
+
+def test_a_file_that_shrinks_under_a_reused_buffer_fails(tmp_path: Path) -> None:
+    from omsign.hashing._executor import hash_batch
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    entries = enumerate_model(tmp_path)
+    units = plan_units(entries, None)
+    os.truncate(path, 1 << 20)
+    with pytest.raises((ChangedWhileHashingError, ModelError)):
+        hash_batch(tuple(units), "sha256", LocalReader())
