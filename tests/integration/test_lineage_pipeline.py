@@ -108,9 +108,15 @@ def test_a_dropped_provenance_line_is_the_broken_link(pipeline: Pipeline, cli: A
     claims.write_text("")
     message = _broken(pipeline, cli)
     assert f"base model tuned (sha256:{pipeline.digests['tuned']})" in message
-    assert message.endswith(
-        "no provenance attestation says what it was made from (in the lineage of quant)"
-    )
+    assert (
+        "no provenance attestation says what it was made from (in the lineage of quant); "
+        "a model published without provenance can end the lineage: "
+        "accept such roots with --allow-roots"
+    ) in message
+    # The remedy is named, as a flag on the command line and a keyword in the library.
+    with pytest.raises(omsign.LineageError) as caught:
+        pipeline.lineage().check()
+    assert caught.value.options == ("allow_roots",)
     # A caller who accepts roots sees the fine-tuned model as one: nothing else proves it.
     assert pipeline.lineage(allow_roots=True).verified
 

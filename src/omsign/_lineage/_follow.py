@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omsign._lineage._graph import Lineage, LineageEdge, LineageNode
+from omsign._lineage._graph import NO_PROVENANCE, Lineage, LineageEdge, LineageNode
 from omsign._lineage._search import Candidate, SearchIndex
 from omsign.errors import (
     Error,
@@ -223,7 +223,7 @@ class Follower:
                 reason = f"{what} {first.location} does not verify: {first.reason}"
                 work.node = replace(node, status="unverified", reason=reason, notes=tuple(notes))
             elif node.kind == "model" and not self.allow_roots:
-                reason = "no provenance attestation says what it was made from"
+                reason = NO_PROVENANCE
                 work.node = replace(node, status="unverified", reason=reason, notes=tuple(notes))
             else:
                 work.node = replace(node, notes=(*notes, "no provenance: a root"))

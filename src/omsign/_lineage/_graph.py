@@ -45,6 +45,9 @@ def lineage_schema() -> dict[str, Any]:
     return schema
 
 
+NO_PROVENANCE = "no provenance attestation says what it was made from"
+
+
 class LineageError(VerificationError):
     """A link of a model's lineage does not verify (exit code 1).
 
@@ -52,8 +55,8 @@ class LineageError(VerificationError):
         lineage: the whole graph, with every node's status.
     """
 
-    def __init__(self, message: str, lineage: Lineage) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, lineage: Lineage, **hint: Any) -> None:
+        super().__init__(message, **hint)
         self.lineage = lineage
 
 
@@ -268,7 +271,14 @@ class Lineage:
         more = f" (and {len(broken) - 1} more broken link(s))" if len(broken) > 1 else ""
         where = " <- ".join(broken[0].path[:-1])
         via = f" (in the lineage of {where})" if where else ""
-        raise LineageError(f"lineage broken at {broken[0]}{via}{more}", self)
+        hint: dict[str, Any] = {}
+        if broken[0].node.reason == NO_PROVENANCE:
+            hint = {
+                "option": "allow_roots",
+                "hint": "a model published without provenance can end the lineage: "
+                "accept such roots with {option}",
+            }
+        raise LineageError(f"lineage broken at {broken[0]}{via}{more}", self, **hint)
 
     def tree(self) -> str:
         """The lineage as an indented text tree, one node per line (names unescaped)."""
