@@ -10,23 +10,14 @@ id. moto is a development dependency; under CI a missing one fails instead of sk
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from services._process import start_moto
+
 _LAUNCHER = Path(__file__).with_name("moto_kms_server.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -39,23 +30,7 @@ def kms_server() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"moto[server] and boto3 are needed for the AWS KMS tests: {exc}")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(_LAUNCHER), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the moto KMS server did not start") from None
-            time.sleep(0.1)
+    proc, endpoint = start_moto([str(_LAUNCHER), "{port}"], "the moto KMS server")
     try:
         yield endpoint
     finally:

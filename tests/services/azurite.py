@@ -14,11 +14,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from services._process import free_port, wait_until_up
 
 _ROOT = Path(__file__).resolve().parents[2]
 # Azurite's documented development account (a public, well-known test key).
@@ -31,12 +32,6 @@ def _binary() -> str | None:
     if local.exists():
         return str(local)
     return os.environ.get("OMSIGN_AZURITE") or shutil.which("azurite-blob")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +49,7 @@ def azurite() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             raise RuntimeError("azurite-blob is not installed (make system installs it)")
         pytest.skip("Azurite (npm azurite) is not installed: make system installs it")
-    port = _free_port()
+    port = free_port()
     data = tempfile.mkdtemp(prefix="azurite-")
     proc = subprocess.Popen(
         [
@@ -72,16 +67,12 @@ def azurite() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("Azurite did not start") from None
-            time.sleep(0.2)
+
+    def listens() -> bool:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+
+    wait_until_up(proc, listens, "Azurite")
     try:
         yield (
             f"DefaultEndpointsProtocol=http;AccountName={_ACCOUNT};AccountKey={_KEY};"

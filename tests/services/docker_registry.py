@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from services._process import free_port
 
 USER = "omsign"
 PASSWORD = "s3cret-distribution"
@@ -77,12 +78,6 @@ class DockerRegistry:
         return f"oci://{self.host}/{repo}" + (sep + tag_or_digest if tag_or_digest else "")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _require_packages() -> tuple[str, str]:
     registry, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
     if registry and htpasswd:
@@ -122,7 +117,7 @@ def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker
         [htpasswd, "-Bbn", USER, PASSWORD], capture_output=True, check=True, text=True
     ).stdout
     (workdir / "htpasswd").write_text(entry.strip() + "\n")
-    port = _free_port()
+    port = free_port()
     config = workdir / "config.yml"
     config.write_text(
         _CONFIG.format(

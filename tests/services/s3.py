@@ -14,10 +14,6 @@ missing one fails instead of skipping.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,39 +22,14 @@ from typing import Any
 
 import pytest
 
+from services._process import start_moto
+
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_moto(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts moto's standalone server; returns the process and its endpoint."""
-    port = port or _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-            return proc, endpoint
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +43,9 @@ def s3_server() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"moto[server], boto3 and s3fs are needed for the S3 tests: {exc}")
-    proc, endpoint = start_moto()
+    proc, endpoint = start_moto(
+        ["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"], "the moto S3 server"
+    )
     try:
         yield endpoint
     finally:
