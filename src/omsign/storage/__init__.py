@@ -7,7 +7,8 @@ folder next to it, and attestations one per line in ``claims.jsonl`` beside it. 
 model in an OCI registry (``oci://``) keeps its signatures there as referrers of its
 manifest (:mod:`omsign.storage._oci`). A model in object storage keeps its signatures
 there, next to it (:mod:`omsign.storage._object`), or in a local file given as
-``signature``. A new store is one module and one line in :func:`resolve_store`.
+``signature``. A new store is one module with an ``open_store(source, signature)``
+function and one line in :data:`STORES`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from omsign.errors import Error
     from omsign.sources import ModelSource
 
-__all__ = ["SignatureStore", "resolve_store"]
+__all__ = ["STORES", "SignatureStore", "resolve_store"]
 
 
 class SignatureStore(Protocol):
@@ -80,32 +81,36 @@ class SignatureStore(Protocol):
         ...
 
 
+# URL scheme of a model's location -> the module whose ``open_store(source, signature)``
+# opens its store; any other model keeps its signatures in files (``_file``).
+STORES: dict[str, str] = {
+    "oci://": "omsign.storage._oci",
+    "s3://": "omsign.storage._object",
+    "gs://": "omsign.storage._object",
+    "gcs://": "omsign.storage._object",
+    "az://": "omsign.storage._object",
+    "abfs://": "omsign.storage._object",
+}
+
+
 def resolve_store(source: ModelSource, signature: PathLike | None = None) -> SignatureStore:
-    """The store of a model's signatures: files next to (or in) a local model, the
-    referrers of an ``oci://`` model's manifest, objects next to a model in object
-    storage, or the local file ``signature`` names.
+    """The store of a model's signatures: the one registered for its location's scheme
+    (the referrers of an ``oci://`` model's manifest, objects next to a model in object
+    storage), else files next to (or in) a local model.
 
     Args:
         source: the model.
         signature: the main signature's path (or URL), instead of the default.
     """
-    import os
+    import importlib
 
     from omsign.storage._file import FileStore
 
-    if source.location.startswith("oci://"):
-        from omsign.storage._oci import open_oci_store
-
-        return open_oci_store(source, signature)
+    for scheme, module in STORES.items():
+        if source.location.startswith(scheme):
+            opened: SignatureStore = importlib.import_module(module).open_store(source, signature)
+            return opened
     if source.path is None:
-        if signature is not None and "://" not in os.fspath(signature):
-            return FileStore(None, signature)  # a local signature of a remote model
-        from omsign.sources._fsspec import ObjectSource
-
-        if isinstance(source, ObjectSource):
-            from omsign.storage._object import ObjectSignatureStore
-
-            return ObjectSignatureStore(source, None if signature is None else os.fspath(signature))
         from omsign.errors import UsageError
 
         raise UsageError(

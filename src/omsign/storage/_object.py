@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, encode_bundle, parse_bundle
 from omsign.errors import (
@@ -29,8 +30,12 @@ from omsign.errors import (
 from omsign.sources._fsspec import ObjectSource
 from omsign.sources._stores import access_error
 from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
+from omsign.storage._file import FileStore
 
-__all__ = ["ObjectSignatureStore"]
+if TYPE_CHECKING:
+    from omsign.sources import ModelSource
+
+__all__ = ["ObjectSignatureStore", "open_store"]
 
 _COMPANION = ".d"
 _MAX_BUNDLES = 64  # companion bundles read at most
@@ -188,3 +193,19 @@ class ObjectSignatureStore:
         prefix = self.source.root + "/"
         keys = (self.key, self.companion, self.claims_key)
         return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))
+
+
+def open_store(
+    source: ModelSource, signature: str | os.PathLike[str] | None
+) -> ObjectSignatureStore | FileStore:
+    """The store of a model in object storage: objects next to it, or the URL given as
+    ``signature``; a local ``signature`` path is a file store of that one file.
+
+    Raises:
+        UsageError: the source is not a model in object storage.
+    """
+    if signature is not None and "://" not in os.fspath(signature):
+        return FileStore(None, signature)  # a local signature of a remote model
+    if not isinstance(source, ObjectSource):
+        raise UsageError(f"{source.location}: not a model in object storage")
+    return ObjectSignatureStore(source, None if signature is None else os.fspath(signature))

@@ -56,7 +56,7 @@ __all__ = [
     "MODEL_SIGNING_ARTIFACT",
     "OciModel",
     "OciStore",
-    "open_oci_store",
+    "open_store",
 ]
 
 BUNDLE_ARTIFACT = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -387,7 +387,7 @@ class _Pinned:
     location: str
 
 
-def open_oci_store(source: ModelSource, signature: str | os.PathLike[str] | None) -> OciStore:
+def open_store(source: ModelSource, signature: str | os.PathLike[str] | None) -> OciStore:
     """The referrers store of an ``oci://`` model (``signature``: a local copy, or None).
 
     The source gives its registry client, its manifest's media type and either
