@@ -9,6 +9,7 @@ pytest_plugins = [
     "services.docker_registry",
     "services.s3",
     "services.azurite",
+    "services.nginx",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]
