@@ -280,6 +280,9 @@ def sign(
     source = resolve_source(model)
     store = resolve_store(source, signature)
     _check_name(source)
+    refuse_writes = getattr(store, "refuse_writes", None)  # a store that cannot be written
+    if callable(refuse_writes):
+        refuse_writes()
     if isinstance(store, FileStore):
         store.check_writable(ignores_of(source, opts.ignore_paths), explicit=signature is not None)
         store.warn_foreign_claims()

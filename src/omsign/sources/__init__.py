@@ -7,8 +7,9 @@ and the digest cache reach a model only through its source.
 
 Sources: a local file or folder (:mod:`omsign.sources._local`), a Hugging Face cache
 snapshot named ``hf://ORG/NAME[@REVISION]`` (:mod:`omsign.sources._hf`) and object
-storage, ``s3://``, ``gs://``, ``az://`` (:mod:`omsign.sources._fsspec`), whose ``path``
-is None. A new source (``oci://``) is one module with an ``open_source(name,
+storage, ``s3://``, ``gs://``, ``az://`` (:mod:`omsign.sources._fsspec`), and a web
+server's directory listing, ``https://`` (:mod:`omsign.sources._http`), whose ``path`` is
+None. A new source (``oci://``) is one module with an ``open_source(name,
 link_policy)`` function and one line in :data:`SCHEMES`.
 """
 
@@ -35,6 +36,8 @@ SCHEMES: dict[str, str] = {
     "gcs://": "omsign.sources._fsspec",
     "az://": "omsign.sources._fsspec",
     "abfs://": "omsign.sources._fsspec",
+    "https://": "omsign.sources._http",
+    "http://": "omsign.sources._http",
 }
 
 

@@ -22,9 +22,8 @@ endpoint the listing used travels with the reader so that every worker reads the
 store. fsspec and the store's library (extras ``omsign[s3]``, ``[gcs]``, ``[azure]``)
 are imported only when such a URL is used.
 
-``https://`` is not a source: a web server has no listing (a listing file served beside
-the model would be one more unsigned input choosing what is checked) and nothing pins a
-version across range requests (an ``ETag`` is optional there).
+A model on a web server (``https://``) is read by :mod:`omsign.sources._http` instead:
+its files come from the server's directory index, each pinned by its ``ETag``.
 
 A single object hashed in ``files`` mode is one unit read by one worker from start to
 end (SHA-256 is sequential); for a large object that is a warning suggesting shards.

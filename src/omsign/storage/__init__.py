@@ -7,8 +7,9 @@ folder next to it, and attestations one per line in ``claims.jsonl`` beside it. 
 model in an OCI registry (``oci://``) keeps its signatures there as referrers of its
 manifest (:mod:`omsign.storage._oci`). A model in object storage keeps its signatures
 there, next to it (:mod:`omsign.storage._object`), or in a local file given as
-``signature``. A new store is one module with an ``open_store(source, signature)``
-function and one line in :data:`STORES`.
+``signature``; a model on a web server has its signature read from beside it, or a
+local file (:mod:`omsign.storage._http`). A new store is one module with an
+``open_store(source, signature)`` function and one line in :data:`STORES`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ STORES: dict[str, str] = {
     "gcs://": "omsign.storage._object",
     "az://": "omsign.storage._object",
     "abfs://": "omsign.storage._object",
+    "https://": "omsign.storage._http",
+    "http://": "omsign.storage._http",
 }
 
 
