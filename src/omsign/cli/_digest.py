@@ -22,8 +22,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="file, directory, hf://ORG/NAME[@REVISION] (local cache), or s3://, gs://, az:// "
-        "BUCKET/PREFIX",
+        help="file, directory, hf://ORG/NAME[@REVISION] (local cache), s3://, gs://, az:// "
+        "BUCKET/PREFIX, or https://HOST/PATH/ (a directory listing)",
     )
     p.add_argument(
         "--signature",

@@ -39,7 +39,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="file or directory to sign, or s3://, gs://, az:// BUCKET/PREFIX (object storage)",
+        help="file or directory to sign, s3://, gs://, az:// BUCKET/PREFIX (object storage), "
+        "or https://HOST/PATH/ (a directory listing; needs a local --signature)",
     )
     p.add_argument(
         "--signature",

@@ -43,7 +43,9 @@ as the files they point to; any other link is refused.
 
 Object storage: s3://, gs:// and az:// BUCKET/PREFIX are read in place, each object
 pinned to the version listed; the signature is PREFIX/model.sig there unless
---signature names a local file.
+--signature names a local file. https://HOST/PATH/ (or http://) reads a folder from
+the server's directory index, each file pinned by its ETag; the signature is
+PATH/model.sig there unless --signature names a local file.
 
 Required attestations: --require-attestation TYPE[:max-age=DURATION] (repeatable;
 TYPE is provenance, scan, model-card, bom or a predicate type URI) needs, once the
