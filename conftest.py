@@ -10,6 +10,7 @@ pytest_plugins = [
     "services.s3",
     "services.azurite",
     "services.nginx",
+    "services.misbehaving_http",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]

@@ -248,9 +248,21 @@ class _OpenUrl:
             if got.get("Content-Length", expected) != expected:
                 raise _changed(e, "replaced")
         else:
-            match = _RANGE.fullmatch(got.get("Content-Range", ""))
-            if match is None or tuple(map(int, match.groups())) != (offset, stop - 1, e.size):
-                raise _changed(e, "replaced")
+            shown = got.get("Content-Range", "")
+            match = _RANGE.fullmatch(shown)
+            if match is not None and int(match.group(3)) != e.size:
+                raise _changed(e, f"replaced ({shown})")
+            if match is None or (int(match.group(1)), int(match.group(2))) != (offset, stop - 1):
+                raise ModelError(
+                    f"{e.url}: the server answered a request of bytes {offset}-{stop - 1} "
+                    f"with Content-Range {shown!r}"
+                )
+            length = got.get("Content-Length")
+            if length is not None and length != str(stop - offset):
+                raise ModelError(
+                    f"{e.url}: the server answered {stop - offset} bytes of the file with a "
+                    f"body of {length} bytes"
+                )
         self._pos, self._stop = offset, stop
 
     def read(self, offset: int, size: int) -> bytes:

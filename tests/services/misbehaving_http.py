@@ -1,0 +1,121 @@
+"""A small web server on 127.0.0.1 that misbehaves on request, for the checks nginx never fails.
+
+nginx honours ``If-Match`` and answers ranges exactly, so the checks omsign makes of every
+answer (the ``ETag`` and ``Content-Range`` of a ``206``, its length, its content coding,
+weak or missing validators, redirects) need a server that gets them wrong. This one serves
+``files`` under ``/m/`` with an HTML index, and each file's answers follow its entry in
+``faults``:
+
+- ``"other-etag"``: ranged GETs answer with another ETag (If-Match ignored);
+- ``"wrong-range"``: the Content-Range names other bytes than asked;
+- ``"long-body"``: the body holds more bytes than the asked range (Content-Length too);
+- ``"gzip"``: the answer says ``Content-Encoding: gzip``;
+- ``"weak"``: a weak ETag and no Last-Modified;
+- ``"redirect"``: every request of the file is redirected to another host.
+
+The fixture ``misbehaving_http`` starts it for one test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote
+
+import pytest
+
+_ETAG = '"v1"'
+
+
+@dataclass
+class Misbehaving:
+    """The running server: ``url`` is ``http://127.0.0.1:PORT/m/``; edit ``files`` and
+    ``faults`` (name -> fault) while it runs."""
+
+    url: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, str] = field(default_factory=dict)
+
+
+def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _index(self) -> None:
+            links = "".join(f'<a href="{quote(n)}">{n}</a>\n' for n in sorted(state.files))
+            body = f"<html><body>{links}</body></html>".encode()
+            self._send(200, {"Content-Type": "text/html", "Content-Length": str(len(body))}, body)
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            if self.path == "/m/":
+                self._index()
+                return
+            name = unquote(self.path.removeprefix("/m/"))
+            data = state.files.get(name)
+            if data is None:
+                self._send(404, {"Content-Length": "0"}, b"")
+                return
+            fault = state.faults.get(name, "")
+            if fault == "redirect":
+                self._send(
+                    302, {"Location": "https://elsewhere.example/x", "Content-Length": "0"}, b""
+                )
+                return
+            headers = {"Content-Type": "application/octet-stream"}
+            if fault == "weak":
+                headers["ETag"] = 'W/"v1"'
+            else:
+                headers["ETag"] = _ETAG
+                headers["Last-Modified"] = "Sun, 29 Nov 2026 00:00:00 GMT"
+            if fault == "gzip":
+                headers["Content-Encoding"] = "gzip"
+            ranged = self.headers.get("Range", "")
+            if self.command == "HEAD" or not ranged.startswith("bytes="):
+                headers["Content-Length"] = str(len(data))
+                self._send(200, headers, data)
+                return
+            first, last = (int(x) for x in ranged.removeprefix("bytes=").split("-"))
+            body = data[first : last + 1]
+            shown = (first, last)
+            if fault == "other-etag":
+                headers["ETag"] = '"v2"'
+            elif fault == "wrong-range":
+                shown = (first + 1, last)
+                body = data[first + 1 : last + 1]
+            elif fault == "long-body":
+                body = data[first : last + 1] + b"more bytes than asked"
+            headers["Content-Range"] = f"bytes {shown[0]}-{shown[1]}/{len(data)}"
+            headers["Content-Length"] = str(len(body))
+            self._send(206, headers, body)
+
+    return Handler
+
+
+@pytest.fixture
+def misbehaving_http() -> Iterator[Misbehaving]:
+    """The server, for one test."""
+    state = Misbehaving("")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/m/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

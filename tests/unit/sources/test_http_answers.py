@@ -1,0 +1,51 @@
+"""Every answer of a web server is checked before its bytes count: a server that ignores
+``If-Match``, answers other bytes than asked, sends more than asked, codes the content,
+gives no strong validator or redirects fails the run naming the file (exit 1 when
+verifying), against a real server that misbehaves on request."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import omsign
+from helpers.fixtures import KeyPair
+from omsign.errors import IntegrityError, ModelError, StorageAccessError
+from services.misbehaving_http import Misbehaving
+
+
+@pytest.mark.parametrize(
+    ("fault", "refused"),
+    [
+        ("other-etag", r"w\.bin: file replaced while the model was read \(listed ETag \"v1\"\)"),
+        ("wrong-range", r"w\.bin: the server answered a request of bytes 0-99999 with"),
+        ("long-body", r"w\.bin: the server answered 100000 bytes of the file with a body of"),
+        ("gzip", r"w\.bin: the server sends the file content-coded"),
+        ("weak", r"w\.bin: the server gives no strong ETag and no Last-Modified"),
+        ("redirect", r"w\.bin: the server redirects to https://elsewhere\.example/x; redirects"),
+    ],
+)
+def test_an_answer_that_is_not_the_pinned_bytes_asked_fails_verification(
+    misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair, fault: str, refused: str
+) -> None:
+    server = misbehaving_http
+    server.files.update({"a.txt": b"a", "w.bin": os.urandom(100_000)})
+    sig = tmp_path / "m.sig"
+    omsign.sign(server.url, key=p256.private, signature=sig)
+    server.faults["w.bin"] = fault
+    with pytest.raises(IntegrityError, match=refused):
+        omsign.verify(server.url, key=p256.public, signature=sig)
+    with pytest.raises(ModelError, match=refused):
+        omsign.digest(server.url, shard_size=30_000)  # shards: ranges inside the file
+
+
+def test_a_model_url_that_redirects_elsewhere_is_refused(
+    misbehaving_http: Misbehaving,
+) -> None:
+    server = misbehaving_http
+    server.files["w.bin"] = b"x"
+    server.faults["w.bin"] = "redirect"
+    with pytest.raises(StorageAccessError, match=r"redirects to https://elsewhere\.example/x"):
+        omsign.digest(server.url + "w.bin")  # a single-file model
