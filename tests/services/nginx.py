@@ -11,6 +11,8 @@ logs and temporary files there, no daemon, one process) and serves one root fold
 - ``https://127.0.0.1:TLS_PORT/``: the same as ``/``, with a certificate issued by a
   test CA (``ca_path``); the fixture ``https_trust`` names that CA in ``SSL_CERT_FILE``.
 
+Every request is logged (``access_log``) with its Range and If-Match headers.
+
 A folder holding an ``index.html`` (or ``index.txt``, served as
 ``application/octet-stream``) is served that page instead of the autoindex (nginx's
 ``index``), which is how a test serves a hostile listing (or no listing).
@@ -45,7 +47,9 @@ pid {work}/nginx.pid;
 error_log {work}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-  access_log off;
+  log_format requests
+    '$request_method $request_uri "$http_range" "$http_if_match" $status $body_bytes_sent';
+  access_log {work}/access.log requests;
   client_body_temp_path {work}/body;
   proxy_temp_path {work}/proxy;
   fastcgi_temp_path {work}/fastcgi;
@@ -84,12 +88,14 @@ class Nginx:
         url: ``http://127.0.0.1:PORT``.
         tls_url: ``https://127.0.0.1:TLS_PORT``.
         ca_path: PEM of the CA that issued the TLS certificate.
+        access_log: one line per request: method, path, Range, If-Match, status, bytes sent.
     """
 
     root: Path
     url: str
     tls_url: str
     ca_path: Path
+    access_log: Path
 
     def folder(self, files: dict[str, bytes]) -> tuple[Path, str]:
         """Writes ``files`` into a fresh folder of the root: (its path, its URL path ``/NAME/``)."""
@@ -163,7 +169,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
             f"nginx did not start: {log.read_text()[-2000:] if log.exists() else ''}"
         ) from None
     try:
-        yield Nginx(root, url, f"https://127.0.0.1:{tls_port}", ca_path)
+        yield Nginx(root, url, f"https://127.0.0.1:{tls_port}", ca_path, work / "access.log")
     finally:
         proc.terminate()
         try:

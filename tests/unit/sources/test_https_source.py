@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -251,3 +252,59 @@ def test_the_cli_signs_digests_and_verifies_a_served_model(
     bad = cli("verify", url, "--key", p256.public, "--signature", sig)
     assert bad.code == 1
     assert "tokenizer.json" in bad.err
+
+
+def test_every_read_is_one_ranged_request_pinned_to_the_listed_etag(
+    https_trust: Nginx, tmp_path: Path
+) -> None:
+    """nginx's access log shows each GET of a file: a Range inside the file and the
+    If-Match of the ETag listed, answered 206, every byte of the model fetched once."""
+    folder, url = _served(https_trust)
+    path = url.removeprefix(https_trust.tls_url)
+    for shard_size in (None, 100_000):
+        start = https_trust.access_log.stat().st_size
+        assert omsign.digest(url, shard_size=shard_size) == omsign.digest(
+            folder, shard_size=shard_size
+        )
+        with https_trust.access_log.open() as log:
+            log.seek(start)
+            lines = [line.split() for line in log if f" {path}" in line]
+        gets = [x for x in lines if x[0] == "GET" and not x[1].endswith("/")]
+        heads = {x[1] for x in lines if x[0] == "HEAD"}
+        fetched: dict[str, int] = {}
+        for _, uri, ranged, if_match, status, sent in gets:
+            first, last = (int(n) for n in ranged.strip('"').removeprefix("bytes=").split("-"))
+            assert uri in heads  # pinned (HEAD) before it is read
+            local = os.stat(folder / unquote(uri).removeprefix(path))
+            etag = f'"{int(local.st_mtime):x}-{local.st_size:x}"'  # nginx's strong ETag
+            assert if_match.replace("\\x22", '"') == f'"{etag}"', uri  # nginx escapes quotes
+            assert status == "206"
+            assert int(sent) == last - first + 1
+            fetched[uri] = fetched.get(uri, 0) + int(sent)
+        sizes = {path + n: len(d) for n, d in _FILES.items() if d}
+        assert {unquote(u): n for u, n in fetched.items()} == sizes  # each byte fetched once
+
+
+def test_the_signature_store_beside_a_served_model_reads_claims_and_writes_nothing(
+    https_trust: Nginx,
+) -> None:
+    from omsign.errors import MalformedSignatureError
+    from omsign.sources import resolve_source
+    from omsign.storage import resolve_store
+
+    folder, url = _served(https_trust)
+    store = resolve_store(resolve_source(url))
+    assert store.location == url + "model.sig"
+    assert store.locations() == []
+    assert store.claims() == []
+    (folder / "claims.jsonl").write_bytes(b'{"a": 1}\n\n{"b": 2}\n{"torn"')
+    claims = store.claims()
+    assert [c[0] for c in claims] == [f"{url}claims.jsonl:{n}" for n in (1, 3, 4)]
+    assert claims[0][1] == b'{"a": 1}'
+    assert isinstance(claims[2][1], MalformedSignatureError)
+    with pytest.raises(UsageError, match="not appended on a web server"):
+        store.append_claim({})
+    with pytest.raises(UsageError, match="cannot be written to a web server"):
+        store.write({})
+    assert store.excluded() == ["claims.jsonl", "model.sig", "model.sig.d"]
+    assert omsign.digest(url) == omsign.digest(folder, ignore_paths=[folder / "claims.jsonl"])
