@@ -11,6 +11,7 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 - ``"long-body"``: the body holds more bytes than the asked range (Content-Length too);
 - ``"gzip"``: the answer says ``Content-Encoding: gzip``;
 - ``"weak"``: a weak ETag and no Last-Modified;
+- ``"weak-dated"``: a weak ETag and a Last-Modified date;
 - ``"redirect"``: every request of the file is redirected to another host.
 
 The fixture ``misbehaving_http`` starts it for one test.
@@ -76,8 +77,10 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             headers = {"Content-Type": "application/octet-stream"}
-            if fault == "weak":
+            if fault.startswith("weak"):
                 headers["ETag"] = 'W/"v1"'
+                if fault == "weak-dated":
+                    headers["Last-Modified"] = "Sun, 29 Nov 2026 00:00:00 GMT"
             else:
                 headers["ETag"] = _ETAG
                 headers["Last-Modified"] = "Sun, 29 Nov 2026 00:00:00 GMT"
@@ -111,7 +114,7 @@ def misbehaving_http() -> Iterator[Misbehaving]:
     state = Misbehaving("")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}/m/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

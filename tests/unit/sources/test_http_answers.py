@@ -49,3 +49,21 @@ def test_a_model_url_that_redirects_elsewhere_is_refused(
     server.faults["w.bin"] = "redirect"
     with pytest.raises(StorageAccessError, match=r"redirects to https://elsewhere\.example/x"):
         omsign.digest(server.url + "w.bin")  # a single-file model
+
+
+def test_a_weak_etag_does_not_pin_a_file_its_date_does(
+    misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair
+) -> None:
+    """A weak ETag promises equivalent content, not the same bytes: the Last-Modified date
+    pins the file instead, and every read is conditioned on it."""
+    from omsign.sources import resolve_source
+
+    server = misbehaving_http
+    server.files.update({"w.bin": os.urandom(1000)})
+    server.faults["w.bin"] = "weak-dated"
+    (entry,) = resolve_source(server.url).entries()
+    assert entry.pin.etag is None
+    assert entry.pin.conditions() == {"If-Unmodified-Since": "Sun, 29 Nov 2026 00:00:00 GMT"}
+    sig = tmp_path / "m.sig"
+    omsign.sign(server.url, key=p256.private, signature=sig)
+    assert omsign.verify(server.url, key=p256.public, signature=sig).verified == ("w.bin",)

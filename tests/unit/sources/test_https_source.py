@@ -308,3 +308,13 @@ def test_the_signature_store_beside_a_served_model_reads_claims_and_writes_nothi
         store.write({})
     assert store.excluded() == ["claims.jsonl", "model.sig", "model.sig.d"]
     assert omsign.digest(url) == omsign.digest(folder, ignore_paths=[folder / "claims.jsonl"])
+
+
+def test_worker_processes_read_the_served_files_themselves(https_trust: Nginx) -> None:
+    """The reader and the pinned entries travel to a process pool, which reads the server."""
+    from omsign.executors import make_executor
+
+    folder, url = _served(https_trust)
+    with make_executor("processes", 2) as pool:
+        got = omsign.digest(url, shard_size=100_000, executor=pool)
+    assert got == omsign.digest(folder, shard_size=100_000)
