@@ -12,7 +12,8 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 - ``"gzip"``: the answer says ``Content-Encoding: gzip``;
 - ``"weak"``: a weak ETag and no Last-Modified;
 - ``"weak-dated"``: a weak ETag and a Last-Modified date;
-- ``"redirect"``: every request of the file is redirected to another host.
+- ``"redirect"``: every request of the file is redirected to another host;
+- ``"gone"``: listed in the index, but every request of the file answers 404.
 
 The fixture ``misbehaving_http`` starts it for one test.
 """
@@ -71,6 +72,9 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"Content-Length": "0"}, b"")
                 return
             fault = state.faults.get(name, "")
+            if fault == "gone":
+                self._send(404, {"Content-Length": "0"}, b"")
+                return
             if fault == "redirect":
                 self._send(
                     302, {"Location": "https://elsewhere.example/x", "Content-Length": "0"}, b""

@@ -25,6 +25,7 @@ from services.misbehaving_http import Misbehaving
         ("gzip", r"w\.bin: the server sends the file content-coded"),
         ("weak", r"w\.bin: the server gives no strong ETag and no Last-Modified"),
         ("redirect", r"w\.bin: the server redirects to https://elsewhere\.example/x; redirects"),
+        ("gone", r"w\.bin: listed, but the server has no such file"),
     ],
 )
 def test_an_answer_that_is_not_the_pinned_bytes_asked_fails_verification(
@@ -67,3 +68,15 @@ def test_a_weak_etag_does_not_pin_a_file_its_date_does(
     sig = tmp_path / "m.sig"
     omsign.sign(server.url, key=p256.private, signature=sig)
     assert omsign.verify(server.url, key=p256.public, signature=sig).verified == ("w.bin",)
+
+
+def test_verified_loading_refuses_a_served_model_as_other_remote_models(
+    misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair
+) -> None:
+    server = misbehaving_http
+    server.files.update({"w.bin": os.urandom(1000)})
+    sig = tmp_path / "m.sig"
+    omsign.sign(server.url, key=p256.private, signature=sig)
+    model = omsign.open_verified(server.url, key=p256.public, signature=sig)
+    with pytest.raises(ModelError, match="verified loading reads models on this machine"):
+        model.open_raw("w.bin")
