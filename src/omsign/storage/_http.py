@@ -3,9 +3,10 @@
 The main signature of a folder model ``https://HOST/PATH/`` is ``PATH/model.sig``
 (``FILE.sig`` beside a single file), or the ``http(s)://`` URL given as ``signature``;
 it is read with one ``GET`` bounded by the bundle size limit before anything is parsed
-(the bundle proves itself: no version pinning is needed). Attestations are read from
-``claims.jsonl`` beside it, with the bounds of a local claims file. Further bundles
-(``model.sig.d/``) are not read from a web server.
+(the bundle proves itself: no version pinning is needed). Further bundles (co-signers,
+for a threshold policy) are the ``*.sig`` files the directory index of ``model.sig.d/``
+lists (at most 64; no index there means none). Attestations are read from
+``claims.jsonl`` beside the signature, with the bounds of a local claims file.
 
 A web server cannot be written to: signing a served model needs a local ``signature``
 path (refused before anything is hashed, otherwise), and attestations are appended to a
@@ -25,12 +26,14 @@ from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, parse_bundle
 from omsign.errors import (
     Error,
     MalformedSignatureError,
+    ModelError,
     SignatureNotFoundError,
     StorageAccessError,
     UsageError,
 )
 from omsign.sources._http import HttpSource
 from omsign.sources._http_client import request
+from omsign.sources._http_index import MAX_PAGE_BYTES, parse_page, quote_name
 from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
 from omsign.storage._file import FileStore
 
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from omsign.sources import ModelSource
 
 __all__ = ["HttpSignatureStore", "LocalSignature", "open_store"]
+
+_MAX_BUNDLES = 64  # companion bundles read at most
 
 
 def _server_names(source: HttpSource) -> list[str]:
@@ -95,12 +100,35 @@ class HttpSignatureStore:
             hint="publish the signature there, or give its path with {option}",
         )
 
+    def _companions(self) -> list[str]:
+        """The ``*.sig`` files the index of the companion folder lists (none without one)."""
+        page = self.location + ".d/"
+        response = request("GET", page, {"Accept": "application/json, text/html;q=0.9"})
+        try:
+            if response.status != 200:
+                return []
+            body: bytes = response.read(MAX_PAGE_BYTES + 1)
+        finally:
+            response.close()
+            response.release_conn()
+        if len(body) > MAX_PAGE_BYTES:
+            raise MalformedSignatureError(f"{page}: the listing is larger than the bound")
+        try:
+            links = parse_page(body, response.headers.get("Content-Type", ""), page)
+        except ValueError:  # not an index: no companion bundles
+            return []
+        except ModelError as exc:
+            raise MalformedSignatureError(exc.message) from None
+        names = sorted(x.name for x in links if not x.is_dir and x.name.endswith(".sig"))
+        return [page + quote_name(n) for n in names[:_MAX_BUNDLES]]
+
     def locations(self) -> list[str]:
-        """The main signature, when the server has it."""
+        """The main signature when the server has it, then the companion bundles."""
         response = request("HEAD", self.location)
         response.close()
         response.release_conn()
-        return [self.location] if response.status == 200 else []
+        main = [self.location] if response.status == 200 else []
+        return main + self._companions()
 
     def read(self, location: str | None = None) -> Bundle:
         """Reads the main signature (``location`` must be it, or None)."""
@@ -113,8 +141,11 @@ class HttpSignatureStore:
         return parse_bundle(data, url)
 
     def read_all(self) -> list[Bundle]:
-        """The main signature (companion bundles are not read from a web server)."""
-        return [self.read()]
+        """Every bundle present, the main signature first."""
+        found = self.locations()
+        if not found:
+            raise self._missing()
+        return [self.read(u) for u in found]
 
     def refuse_writes(self) -> None:
         """A web server is not written to: signing needs a local signature path."""

@@ -318,3 +318,32 @@ def test_worker_processes_read_the_served_files_themselves(https_trust: Nginx) -
     with make_executor("processes", 2) as pool:
         got = omsign.digest(url, shard_size=100_000, executor=pool)
     assert got == omsign.digest(folder, shard_size=100_000)
+
+
+def test_a_threshold_policy_counts_the_companion_bundles_the_server_lists(
+    https_trust: Nginx, tmp_path: Path, p256: KeyPair
+) -> None:
+    from helpers.pki import make_ec_key, write_private_key, write_public_key
+    from omsign.errors import IdentityError
+    from omsign.policy import KeyPolicy, Threshold
+    from omsign.sources import resolve_source
+    from omsign.storage import resolve_store
+
+    folder, url = _served(https_trust)
+    other_private, other_public = tmp_path / "other.pem", tmp_path / "other.pub.pem"
+    key = make_ec_key("P-384")
+    write_private_key(other_private, key)
+    write_public_key(other_public, key)
+    both = Threshold(2, [KeyPolicy.from_files([p256.public]), KeyPolicy.from_files([other_public])])
+    (folder / "model.sig.d").mkdir()  # signed on the server's disk, then served
+    second = omsign.sign(folder, key=other_private)
+    resolve_store(resolve_source(folder)).add(second.bundle)
+    omsign.sign(folder, key=p256.private)
+    store = resolve_store(resolve_source(url))
+    (added,) = (folder / "model.sig.d").iterdir()
+    assert store.locations() == [url + "model.sig", url + "model.sig.d/" + added.name]
+    result = omsign.verify(url, policy=both)
+    assert len(result.signers) == 2
+    added.unlink()
+    with pytest.raises(IdentityError, match="1 of 2 required signers verified"):
+        omsign.verify(url, policy=both)
