@@ -13,7 +13,8 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 - ``"weak"``: a weak ETag and no Last-Modified;
 - ``"weak-dated"``: a weak ETag and a Last-Modified date;
 - ``"redirect"``: every request of the file is redirected to another host;
-- ``"gone"``: listed in the index, but every request of the file answers 404.
+- ``"gone"``: listed in the index, but every request of the file answers 404;
+- ``"redated"``: a new Last-Modified date on every answer, the same strong ETag.
 
 The fixture ``misbehaving_http`` starts it for one test.
 """
@@ -39,6 +40,7 @@ class Misbehaving:
     url: str
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, str] = field(default_factory=dict)
+    answers: int = 0
 
 
 def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
@@ -88,6 +90,11 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
             else:
                 headers["ETag"] = _ETAG
                 headers["Last-Modified"] = "Sun, 29 Nov 2026 00:00:00 GMT"
+                if fault == "redated":
+                    state.answers += 1
+                    headers["Last-Modified"] = (
+                        f"Sun, 29 Nov 2026 00:00:{state.answers % 60:02d} GMT"
+                    )
             if fault == "gzip":
                 headers["Content-Encoding"] = "gzip"
             ranged = self.headers.get("Range", "")

@@ -113,6 +113,8 @@ class HttpSource:
             raise UsageError(f"{url}: expected {parts.scheme}://HOST/PATH, with no query or user")
         if parts.scheme == "http":
             _warn_plain(url)
+        if not parts.path:
+            url += "/"  # the server's root folder
         self.path: Path | None = None
         self.link_policy = None
         self.is_dir = url.endswith("/") or self._probe(url)

@@ -64,6 +64,14 @@ class Pin:
             return bool(headers.get("ETag") == self.etag)
         return bool(headers.get("Last-Modified") == self.modified)
 
+    def same_version(self, other: Pin) -> bool:
+        """Whether ``other`` is this version: same size and same validator (the one pinned)."""
+        if self.size != other.size:
+            return False
+        if self.etag is not None:
+            return self.etag == other.etag
+        return self.modified == other.modified
+
     def describe(self) -> str:
         """The version for messages."""
         return f"ETag {self.etag}" if self.etag is not None else f"Last-Modified {self.modified}"
@@ -314,7 +322,7 @@ class _OpenUrl:
             now = pin(e.url)
         except FileNotFoundError:
             raise _changed(e, "deleted") from None
-        if now != e.pin:
+        if not e.pin.same_version(now):
             raise _changed(e, f"replaced (now {now.describe()}, {now.size} bytes)")
 
     def close(self) -> None:

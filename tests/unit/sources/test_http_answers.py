@@ -80,3 +80,17 @@ def test_verified_loading_refuses_a_served_model_as_other_remote_models(
     model = omsign.open_verified(server.url, key=p256.public, signature=sig)
     with pytest.raises(ModelError, match="verified loading reads models on this machine"):
         model.open_raw("w.bin")
+
+
+def test_a_file_pinned_by_its_etag_is_not_replaced_when_only_its_date_moves(
+    misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair
+) -> None:
+    """The validator pinned decides: a file re-dated (touched) with the same strong ETag is
+    the same version, so reading it is not a change."""
+    server = misbehaving_http
+    server.files.update({"w.bin": os.urandom(1000)})
+    server.faults["w.bin"] = "redated"
+    sig = tmp_path / "m.sig"
+    omsign.sign(server.url, key=p256.private, signature=sig)
+    assert omsign.verify(server.url, key=p256.public, signature=sig).verified == ("w.bin",)
+    assert server.answers >= 3  # listed, read and looked up again, each with its own date

@@ -142,6 +142,7 @@ def test_a_model_served_by_python_http_server_verifies_in_files_mode(
         signed = omsign.sign(url, key=p256.private, signature=sig)
         assert signed.root_digest == omsign.digest(root / "m")
         assert omsign.verify(url, key=p256.public, signature=sig).root_digest
+        assert omsign.digest(f"http://127.0.0.1:{port}") == omsign.digest(root)  # root folder
         source = resolve_source(url)
         entry = next(e for e in source.entries() if e.name == "w/model.bin")
         opened = source.reader().open(entry)
