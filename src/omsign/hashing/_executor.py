@@ -384,18 +384,29 @@ def hash_units(
         )
         return [d if d is not None else next(hashed) for d in known]
     reader = reader if reader is not None else LocalReader()
-    if executor is not None:
-        if not units:
-            return []
-        count = _max_workers(executor, workers)
-        return _run_executor(
-            executor, units, algorithm=algorithm, reader=reader, workers=count, progress=progress
-        )
-    threads = worker_count(workers)
-    state = _Hashing(algorithm, reader, threads, progress)
     if not units:
         return []
-    batches = plan_batches(units, threads)
-    if not parallel(units, len(batches), threads):
-        return _in_thread(state, lambda: state.run_batch(units))
-    return _run_threads(state, units, batches, threads)
+    if executor is not None:
+        count = _max_workers(executor, workers)
+        digests = _run_executor(
+            executor, units, algorithm=algorithm, reader=reader, workers=count, progress=progress
+        )
+    else:
+        threads = worker_count(workers)
+        state = _Hashing(algorithm, reader, threads, progress)
+        batches = plan_batches(units, threads)
+        if not parallel(units, len(batches), threads):
+            digests = _in_thread(state, lambda: state.run_batch(units))
+        else:
+            digests = _run_threads(state, units, batches, threads)
+    _check_after_run(reader, units)
+    return digests
+
+
+def _check_after_run(reader: Reader, units: Sequence[Unit]) -> None:
+    """Lets a reader that checks its entries once per run do so (see :class:`Reader`)."""
+    check = getattr(reader, "check_entries", None)
+    if check is None:
+        return
+    entries = list({id(u.entry): u.entry for u in units}.values())
+    check(entries)

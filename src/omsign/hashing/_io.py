@@ -71,7 +71,13 @@ class OpenEntry(Protocol):
 
 
 class Reader(Protocol):
-    """Opens entries for hashing; must be picklable to run on other processes."""
+    """Opens entries for hashing; must be picklable to run on other processes.
+
+    A reader may also define ``check_entries(entries)``: the engine calls it once every
+    unit of a run is hashed, in the calling process, with each entry of the run once. A
+    reader whose every read is pinned to the version listed (object storage) looks its
+    entries up again there, once per entry and run, instead of after each batch.
+    """
 
     def open(self, entry: EntryLike) -> OpenEntry:
         """Opens ``entry``, checking it is still the entry that was listed.

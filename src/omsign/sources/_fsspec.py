@@ -9,8 +9,9 @@ small picklable value that opens the store again in each worker.
 Each object's version is pinned when it is listed (:mod:`omsign.sources._stores`: S3's
 VersionId on a versioned bucket and its ETag always, GCS's generation, Azure's ETag),
 every range is read from that version only (a conditional read: a replaced object
-answers "precondition failed" or "no such version" instead of other bytes), and the
-object is looked up again once its units are hashed. An object replaced, grown or
+answers "precondition failed" or "no such version" instead of other bytes), and every
+object is looked up again once the whole run is hashed (one request per object and run,
+made by the process that listed it). An object replaced, grown or
 deleted at any point of the run is a :class:`~omsign.hashing.ChangedWhileHashingError`
 naming it (a failed verification), never a digest of mixed bytes.
 
@@ -66,6 +67,7 @@ logger = logging.getLogger("omsign")
 LARGE_OBJECT = 4 << 30  # a files-mode unit this large gets a warning: one worker reads it all
 MAX_OBJECTS = 1_000_000  # objects listed at most under one model prefix
 _BLOCK = 32 << 20  # bytes requested past an announced range (a read the engine did not announce)
+_LOOKUPS = 16  # objects looked up at once after a run
 _T = TypeVar("_T")
 
 
@@ -208,20 +210,12 @@ class _OpenObject:
                 self._run(close()).result()
 
     def check_unchanged(self) -> None:
-        e = self.entry
-        try:
-            now = self.store.current(self._fs, e.key)
-        except FileNotFoundError:
-            raise ChangedWhileHashingError(
-                f"{e.url}: object deleted while the model was read"
-            ) from None
-        except Exception as exc:
-            raise access_error(exc, e.url, reading=True) from None
-        if now is None or now.size != e.size or not e.pinned.same_object(now):
-            raise ChangedWhileHashingError(
-                f"{e.url}: object replaced while the model was read "
-                f"(listed {e.pinned.describe()}, now {now.describe() if now else 'gone'})"
-            )
+        """Nothing to request here: every range was read from the pinned version only.
+
+        The look-up after reading is :meth:`ObjectReader.check_entries`, once per object
+        when the whole run is hashed (later than any of the object's reads, wherever they
+        ran), rather than one request per batch.
+        """
 
     def close(self) -> None:
         self._block = b""
@@ -246,6 +240,44 @@ class ObjectReader:
         if not isinstance(entry, ObjectEntry):
             raise TypeError(f"the object reader reads listed objects, not {type(entry).__name__}")
         return _OpenObject(store_for(self.scheme, self.endpoint), entry)
+
+    def check_entries(self, entries: Sequence[EntryLike]) -> None:
+        """Looks every object up again once the run has read it (a few look-ups at once).
+
+        Raises:
+            ChangedWhileHashingError: an object was deleted or is another version now.
+            StorageAccessError: a look-up failed.
+        """
+        objects = [e for e in entries if isinstance(e, ObjectEntry)]
+        if not objects:
+            return
+        store = store_for(self.scheme, self.endpoint)
+        fs = store.filesystem()
+        if len(objects) == 1:
+            _look_up_again(store, fs, objects[0])
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(_LOOKUPS, len(objects))) as pool:
+            for _ in pool.map(lambda e: _look_up_again(store, fs, e), objects):
+                pass
+
+
+def _look_up_again(store: ObjectStore, fs: Any, e: ObjectEntry) -> None:
+    """Fails unless the object is still the size and version it was listed with."""
+    try:
+        now = store.current(fs, e.key)
+    except FileNotFoundError:
+        raise ChangedWhileHashingError(
+            f"{e.url}: object deleted while the model was read"
+        ) from None
+    except Exception as exc:
+        raise access_error(exc, e.url, reading=True) from None
+    if now is None or now.size != e.size or not e.pinned.same_object(now):
+        raise ChangedWhileHashingError(
+            f"{e.url}: object replaced while the model was read "
+            f"(listed {e.pinned.describe()}, now {now.describe() if now else 'gone'})"
+        )
 
 
 def _split(url: str) -> tuple[str, str]:

@@ -304,3 +304,38 @@ def test_a_file_that_shrinks_under_a_reused_buffer_fails(tmp_path: Path) -> None
     os.truncate(path, 1 << 20)
     with pytest.raises((ChangedWhileHashingError, ModelError)):
         hash_batch(tuple(units), "sha256", LocalReader())
+
+
+@dataclass
+class _CheckingReader:
+    """The memory reader with a run-level check: records each call, fails when told to."""
+
+    blobs: dict[str, bytes]
+    checked: list[list[str]] = field(default_factory=list)
+    replaced: str | None = None
+
+    def open(self, entry: EntryLike) -> OpenEntry:
+        return _MemoryReader(self.blobs).open(entry)
+
+    def check_entries(self, entries: list[EntryLike]) -> None:
+        self.checked.append([e.name for e in entries])
+        if self.replaced is not None:
+            raise ChangedWhileHashingError(f"{self.replaced}: replaced")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_reader_that_checks_once_per_run_is_called_once_with_each_entry(
+    pool: ProcessPoolExecutor, workers: int
+) -> None:
+    blobs = {"a": os.urandom(300_000), "b": os.urandom(200_000), "c": b"c"}
+    entries = [_Blob(n, len(d)) for n, d in sorted(blobs.items())]
+    reader = _CheckingReader(blobs)
+    digests = hash_entries(entries, "sha256", 64_000, reader=reader, workers=workers)
+    assert len(digests) > len(entries)  # several units per entry ...
+    assert [sorted(c) for c in reader.checked] == [["a", "b", "c"]]  # ... one check per run
+    reader.checked.clear()
+    hash_entries(entries, "sha256", 64_000, reader=reader, executor=pool)
+    assert [sorted(c) for c in reader.checked] == [["a", "b", "c"]]  # in the calling process
+    reader.replaced = "b"
+    with pytest.raises(ChangedWhileHashingError, match="b: replaced"):
+        hash_entries(entries, "sha256", reader=reader, workers=workers)

@@ -213,9 +213,10 @@ def test_a_large_object_in_files_mode_is_said_to_be_read_by_one_worker(
 def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched_twice(
     s3_bucket: Bucket, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """Every GET the reader sends to the server is counted: a unit (or the run of units
-    of one object a batch hashes) is ONE ranged request pinned to the listed ETag, its body
-    taken in chunks of bounded size; every byte of the model is requested once."""
+    """Every request the reader sends to the server is counted: a unit (or the run of
+    units of one object a batch hashes) is ONE ranged GET pinned to the listed ETag, its
+    body taken in chunks of bounded size; every byte of the model is requested once; each
+    object is looked up again once per run (a HEAD), however many units it has."""
     import s3fs
 
     from omsign.hashing import hash_entries, plan_units
@@ -227,12 +228,15 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
     local = make_model(tmp_path / "m", {"a.bin": os.urandom(3_000_000), "b.bin": b"b" * 70})
     url = upload(local, s3_bucket(), "m")
     gets: list[dict[str, Any]] = []
+    heads: list[str] = []
     taken: list[int] = []
     call_s3, take = s3fs.S3FileSystem._call_s3, _S3Body.take
 
     async def counting_call(fs: Any, method: str, *args: Any, **kw: Any) -> Any:
         if method == "get_object":
             gets.append(kw)
+        if method == "head_object":
+            heads.append(kw["Key"].rsplit("/", 1)[-1])
         return await call_s3(fs, method, *args, **kw)
 
     async def counting_take(body: _S3Body, size: int) -> bytes:
@@ -246,6 +250,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
     entries = source.entries()
     for shard_size in (None, 1_200_000):
         gets.clear()
+        heads.clear()
         taken.clear()
         got = hash_entries(entries, "sha256", shard_size, workers=2, reader=source.reader())
         assert got == hash_entries(
@@ -270,6 +275,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
         assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
         assert len(taken) > len(spans)  # bodies are taken in chunks
         assert max(taken) <= 1 << 20  # no more than the engine's read at a time
+        assert sorted(heads) == ["a.bin", "b.bin"]  # a look-up per object, not per unit
 
 
 def test_the_signature_store_in_a_bucket_keeps_more_bundles_and_reads_claims(
