@@ -139,7 +139,7 @@ class _Hashing:
 
         end = unit.end
 
-        def read(offset: int) -> bytes:
+        def read(offset: int) -> bytes | memoryview:
             return source.read(offset, min(_PIPE_CHUNK, end - offset))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="omsign-read") as reader:

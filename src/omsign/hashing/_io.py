@@ -57,8 +57,11 @@ class EntryLike(Protocol):
 class OpenEntry(Protocol):
     """An entry opened for range reads."""
 
-    def read(self, offset: int, size: int) -> bytes:
-        """Returns up to ``size`` bytes from ``offset``; fewer (or none) only at the end."""
+    def read(self, offset: int, size: int) -> bytes | memoryview:
+        """Returns up to ``size`` bytes from ``offset``; fewer (or none) only at the end.
+
+        A reader that holds a larger block may return a view into it instead of a copy.
+        """
         ...
 
     def check_unchanged(self) -> None:

@@ -135,7 +135,7 @@ class _OpenObject:
         self.entry = entry
         self._fs = store.filesystem()
         self._start = 0
-        self._block = b""
+        self._block = memoryview(b"")
         self._until = 0  # the end of the range the engine reads now
         self._stream: RangeStream | None = None
         self._pos = 0  # where the stream's next chunk starts
@@ -178,7 +178,8 @@ class _OpenObject:
             self._ahead = self._run(stream.take(want))
         return block
 
-    def read(self, offset: int, size: int) -> bytes:
+    def read(self, offset: int, size: int) -> bytes | memoryview:
+        """Bytes from ``offset``: a view into the chunk taken (no copy) when it holds them."""
         e = self.entry
         size = min(size, e.size - offset)
         pieces = []
@@ -188,7 +189,7 @@ class _OpenObject:
                 block = self._next(offset, size)
                 if not block:
                     raise shrank(e)
-                self._block, self._start, at = block, offset, 0
+                self._block, self._start, at = memoryview(block), offset, 0
             piece = self._block[at : at + size]
             pieces.append(piece)
             offset += len(piece)
@@ -218,7 +219,7 @@ class _OpenObject:
         """
 
     def close(self) -> None:
-        self._block = b""
+        self._block = memoryview(b"")
         self._drop_stream()
 
 
