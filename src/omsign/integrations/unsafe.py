@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import io
 import pickletools
+import warnings
 import zipfile
 from typing import BinaryIO
 
@@ -25,6 +26,11 @@ _SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".md", ".gguf", ".jinja", ".o
 # What follows PROTO 2/3 in a real pickle: a container, a global, a mark, a memo, a long.
 _AFTER_PROTO = frozenset(b"}](cq\x8a\x8c\x95")
 _HEAD = 4096  # bytes of a file that the checks below look at
+# Walking arbitrary bytes as protocol 0 STRING arguments makes pickletools decode their
+# escapes, which warns about invalid ones: the walk is a test, not an unpickling.
+warnings.filterwarnings(
+    "ignore", message="invalid escape sequence", category=DeprecationWarning, module="pickletools"
+)
 
 
 def sniff_length(name: str) -> int:
@@ -52,29 +58,94 @@ _CODE_OPCODES = frozenset(
 )
 
 
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+# A head cut inside a stream this long, every opcode consistent, is a pickle even when
+# no global shows before the cut (one may well follow it).
+_LONG_RUN = 16
+
+
+class _Stack:
+    """The shape of an unpickler's stack (items and marks), never the objects themselves.
+
+    Each opcode is checked against what pickletools says it takes and leaves, and the
+    memo against what was stored: a real pickle never pops what is not there, crosses a
+    mark, or fetches a memo entry it never stored. Random bytes that happen to read as
+    opcodes break one of these within a few steps.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0  # items on the stack, marks not counted
+        self.marks: list[int] = []  # the depth at which each open mark was pushed
+        self.memo: set[object] = set()
+
+    def step(self, opcode: pickletools.OpcodeInfo, arg: object) -> bool:
+        """Applies one opcode; False if no unpickler could run it here."""
+        before, after = opcode.stack_before, opcode.stack_after
+        floor = self.marks[-1] if self.marks else 0
+        if opcode.name in _PUTS:
+            if self.depth <= floor:
+                return False
+            self.memo.add(arg)
+        elif opcode.name in _GETS and arg not in self.memo:
+            return False
+        if pickletools.markobject in before:
+            if not self.marks:
+                return False
+            below = before.index(pickletools.markobject)
+            above = len(before) - below - 1 - (pickletools.stackslice in before)
+            if self.depth - floor < above:
+                return False
+            self.depth = self.marks.pop()
+            floor = self.marks[-1] if self.marks else 0
+            taken = below
+        elif opcode.name == "POP" and self.marks and self.depth == floor:
+            self.marks.pop()  # POP of a mark drops the mark
+            return True
+        else:
+            taken = len(before)
+        if self.depth - taken < floor:
+            return False
+        self.depth -= taken
+        if pickletools.markobject in after:
+            self.marks.append(self.depth)
+        else:
+            self.depth += len(after)
+        return True
+
+
 def _is_text_pickle(head: bytes) -> bool:
     """A protocol 0 or 1 pickle stream (no PROTO marker).
 
-    The head is walked as pickle opcodes without executing anything: it must parse to
-    its end or to STOP with no unknown opcode, and either name or call a global, or be a
-    whole pickle of three opcodes or more. Weights, text and other binary data stop at
-    an unknown opcode within a few bytes.
+    The head is walked as pickle opcodes without executing anything, tracking the shape
+    of the unpickler's stack and memo: every opcode must be one protocols 0 and 1 know and
+    fit the stack as it stands. A walk that reaches STOP with exactly the result on the
+    stack is a pickle of three opcodes or more, or one that names or calls a global; a
+    head that ends inside the stream is a pickle once it has named or called a global, or
+    has run consistently for a long stretch. Weights, text and other binary data break
+    the walk within a few bytes.
     """
+    stack = _Stack()
     seen: set[str] = set()
     count = 0
     try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if opcode.proto > 1:
+                return False  # protocols 2+ begin with PROTO (checked by _is_pickle)
+            if opcode.name == "STOP":
+                whole = stack.depth == 1 and not stack.marks
+                return whole and (count + 1 >= 3 or bool(seen & _CODE_OPCODES))
+            if not stack.step(opcode, arg):
+                return False
             seen.add(opcode.name)
             count += 1
-            if opcode.name == "STOP":
-                return count >= 3 or bool(seen & _CODE_OPCODES)
     except ValueError as exc:
         if "unknown" in str(exc) or not seen:  # not a pickle opcode: not a pickle
             return False
         # Anything else is the head ending inside an argument: judge what was read.
     except Exception:  # a malformed argument (bad text, a number out of range)
         return False
-    return bool(seen & _CODE_OPCODES) and count >= 2
+    return (bool(seen & _CODE_OPCODES) and count >= 2) or count >= _LONG_RUN
 
 
 def _npy_is_object(head: bytes) -> bool:
