@@ -10,8 +10,9 @@ Each object's version is pinned when it is listed (:mod:`omsign.sources._stores`
 VersionId on a versioned bucket and its ETag always, GCS's generation, Azure's ETag),
 every range is read from that version only (a conditional read: a replaced object
 answers "precondition failed" or "no such version" instead of other bytes), and every
-object is looked up again once the whole run is hashed (one request per object and run,
-made by the process that listed it). An object replaced, grown or
+object is looked up again once the whole run is hashed, by the process that listed it
+(:mod:`omsign.sources._recheck`: one listing for many S3 objects, else a request per
+object). An object replaced, grown or
 deleted at any point of the run is a :class:`~omsign.hashing.ChangedWhileHashingError`
 naming it (a failed verification), never a digest of mixed bytes.
 
@@ -44,6 +45,7 @@ from typing import Any, TypeVar
 from omsign.errors import ModelError, UsageError
 from omsign.hashing import DEFAULT_IGNORES, EntryLike, OpenEntry, normalize_ignore
 from omsign.hashing._io import ChangedWhileHashingError, shrank
+from omsign.sources._recheck import check_objects
 from omsign.sources._stores import (
     STORES,
     ObjectStore,
@@ -67,7 +69,6 @@ logger = logging.getLogger("omsign")
 LARGE_OBJECT = 4 << 30  # a files-mode unit this large gets a warning: one worker reads it all
 MAX_OBJECTS = 1_000_000  # objects listed at most under one model prefix
 _BLOCK = 32 << 20  # bytes requested past an announced range (a read the engine did not announce)
-_LOOKUPS = 16  # objects looked up at once after a run
 _T = TypeVar("_T")
 
 
@@ -243,42 +244,16 @@ class ObjectReader:
         return _OpenObject(store_for(self.scheme, self.endpoint), entry)
 
     def check_entries(self, entries: Sequence[EntryLike]) -> None:
-        """Looks every object up again once the run has read it (a few look-ups at once).
+        """Looks every object up again once the run has read it (:mod:`._recheck`).
 
         Raises:
             ChangedWhileHashingError: an object was deleted or is another version now.
             StorageAccessError: a look-up failed.
         """
         objects = [e for e in entries if isinstance(e, ObjectEntry)]
-        if not objects:
-            return
-        store = store_for(self.scheme, self.endpoint)
-        fs = store.filesystem()
-        if len(objects) == 1:
-            _look_up_again(store, fs, objects[0])
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(_LOOKUPS, len(objects))) as pool:
-            for _ in pool.map(lambda e: _look_up_again(store, fs, e), objects):
-                pass
-
-
-def _look_up_again(store: ObjectStore, fs: Any, e: ObjectEntry) -> None:
-    """Fails unless the object is still the size and version it was listed with."""
-    try:
-        now = store.current(fs, e.key)
-    except FileNotFoundError:
-        raise ChangedWhileHashingError(
-            f"{e.url}: object deleted while the model was read"
-        ) from None
-    except Exception as exc:
-        raise access_error(exc, e.url, reading=True) from None
-    if now is None or now.size != e.size or not e.pinned.same_object(now):
-        raise ChangedWhileHashingError(
-            f"{e.url}: object replaced while the model was read "
-            f"(listed {e.pinned.describe()}, now {now.describe() if now else 'gone'})"
-        )
+        if objects:
+            store = store_for(self.scheme, self.endpoint)
+            check_objects(store, store.filesystem(), objects)
 
 
 def _split(url: str) -> tuple[str, str]:

@@ -106,6 +106,7 @@ class ObjectStore:
     module: ClassVar[str] = ""
     chunk: ClassVar[int] = 32 << 20  # bytes taken from a range stream at a time
     env: ClassVar[tuple[str, ...]] = ()  # the variables a filesystem is built from
+    pages_listing: ClassVar[bool] = False  # list() stops after the page reaching its limit
 
     def __init__(self, endpoint: str | None = None) -> None:
         self.endpoint = endpoint
@@ -208,6 +209,7 @@ class S3Store(ObjectStore):
 
     extra = "s3"
     module = "s3fs"
+    pages_listing = True
     chunk = 8 << 20  # taken from the one response of a range; another is read ahead
     env = (
         "AWS_ACCESS_KEY_ID",

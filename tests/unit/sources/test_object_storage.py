@@ -124,25 +124,30 @@ def test_a_missing_object_fails_verification_and_a_missing_model_is_an_error(
 
 @pytest.mark.parametrize("versioned", [False, True], ids=["plain", "versioned"])
 @pytest.mark.parametrize("when", ["before-reading", "after-reading"])
-def test_an_object_replaced_during_the_run_fails_verification_naming_it(
-    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair, versioned: bool, when: str
+@pytest.mark.parametrize("change", ["replaced", "deleted"])
+def test_an_object_replaced_or_deleted_during_the_run_fails_verification_naming_it(
+    s3_bucket: Bucket, tmp_path: Path, p256: KeyPair, versioned: bool, when: str, change: str
 ) -> None:
-    """The object is overwritten once the model is listed: before its bytes are read
-    (the conditional read refuses the new object) or after (the look-up after hashing
-    sees another version); either way the run fails, never a digest of mixed bytes."""
+    """The object is overwritten or deleted once the model is listed: before any byte is
+    read (the conditional read refuses it) or once every byte is hashed (the look-up after
+    the run, a listing and then the object's own look-up, sees another version or none);
+    either way the run fails, never a digest of mixed bytes."""
     url = upload(_model(tmp_path / "m"), s3_bucket(versioned=versioned), "m")
     omsign.sign(url, key=p256.private)
     name = "weights/model-1.safetensors"
     replaced: list[int] = []
 
     def progress(done: int, total: int) -> None:
-        del total
-        due = done == 0 if when == "before-reading" else done > 0
+        due = done == 0 if when == "before-reading" else done == total
         if due and not replaced:
-            _put(url, name, os.urandom(700_001))
+            if change == "replaced":
+                _put(url, name, os.urandom(700_001))
+            else:
+                _delete(url, name)
             replaced.append(done)
 
-    with pytest.raises(IntegrityError, match=rf"{url}/{name}: object replaced") as caught:
+    said = "replaced" if change == "replaced" else "(replaced or )?deleted"
+    with pytest.raises(IntegrityError, match=rf"{url}/{name}: object {said}") as caught:
         omsign.verify(url, key=p256.public, workers=1, progress=progress)
     assert replaced
     assert "\n" not in str(caught.value)
@@ -215,8 +220,9 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
 ) -> None:
     """Every request the reader sends to the server is counted: a unit (or the run of
     units of one object a batch hashes) is ONE ranged GET pinned to the listed ETag, its
-    body taken in chunks of bounded size; every byte of the model is requested once; each
-    object is looked up again once per run (a HEAD), however many units it has."""
+    body taken in chunks of bounded size; every byte of the model is requested once; the
+    objects are looked up again once per run, however many units they have: one listing
+    of their prefix, no request per object."""
     import s3fs
 
     from omsign.hashing import hash_entries, plan_units
@@ -229,6 +235,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
     url = upload(local, s3_bucket(), "m")
     gets: list[dict[str, Any]] = []
     heads: list[str] = []
+    lists: list[str] = []
     taken: list[int] = []
     call_s3, take = s3fs.S3FileSystem._call_s3, _S3Body.take
 
@@ -237,6 +244,8 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
             gets.append(kw)
         if method == "head_object":
             heads.append(kw["Key"].rsplit("/", 1)[-1])
+        if method.startswith("list_object"):
+            lists.append(kw["Prefix"])
         return await call_s3(fs, method, *args, **kw)
 
     async def counting_take(body: _S3Body, size: int) -> bytes:
@@ -251,6 +260,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
     for shard_size in (None, 1_200_000):
         gets.clear()
         heads.clear()
+        lists.clear()
         taken.clear()
         got = hash_entries(entries, "sha256", shard_size, workers=2, reader=source.reader())
         assert got == hash_entries(
@@ -275,7 +285,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
         assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
         assert len(taken) > len(spans)  # bodies are taken in chunks
         assert max(taken) <= 1 << 20  # no more than the engine's read at a time
-        assert sorted(heads) == ["a.bin", "b.bin"]  # a look-up per object, not per unit
+        assert lists == ["m/"] and not heads  # the look-up after the run: one listing
 
 
 def test_the_signature_store_in_a_bucket_keeps_more_bundles_and_reads_claims(
