@@ -1,13 +1,14 @@
 """Looking objects up again once a run has read them (see :mod:`omsign.sources._fsspec`).
 
 Every range was read from the pinned version only; this last look-up makes a model
-changed at any point of the run a failed verification rather than a digest of what is
-no longer there. Where the store lists in pages (S3), the objects are first compared
-with one listing of the prefix they share: a page of up to 1,000 objects costs one
-request where a look-up costs one per object, and the listing is cut off at a quarter
-of the look-ups it replaces. An object the listing does not show exactly as pinned
-(changed, gone, or beyond the pages read) is then looked up by itself, which decides
-and names it; a listing that fails leaves every object to its own look-up.
+changed at any point of the run a failed verification rather than a digest of what is no
+longer there. Where the store lists in pages (S3), the objects are first compared with
+one listing of the prefix they share: a page of up to 1,000 objects costs one request
+where a look-up costs one per object, and the listing is cut off at a quarter of the
+look-ups it replaces; it lists versions only when an object was pinned to one. An object
+the listing does not show exactly as pinned (changed, gone, or beyond the pages read) is
+then looked up by itself, which decides and names it; a listing that fails leaves every
+object to its own look-up.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _not_shown_by_listing(
     shared = _common_prefix(keys)
     limit = max(_PAGE, len(objects) * _PAGE // _SHARE)
     try:
-        listed = dict(store.list(fs, shared, limit))
+        versions = any(e.pinned.version for e in objects)
+        listed = dict(store.list(fs, shared, limit, versions=versions))
     except Exception:  # the look-ups decide, and report what goes wrong
         return objects
     return [e for e in objects if listed.get(e.key) != e.pinned]  # size, version, ETag

@@ -130,8 +130,15 @@ class ObjectStore:
                 fs = _FILESYSTEMS[key] = self._new_filesystem()
         return fs
 
-    def list(self, fs: Any, root: str, limit: int) -> list[tuple[str, Pinned]]:
-        """Every object under ``root/`` (at most ``limit``): (``BUCKET/KEY``, pinned)."""
+    def list(
+        self, fs: Any, root: str, limit: int, *, versions: bool = True
+    ) -> list[tuple[str, Pinned]]:
+        """Every object under ``root/`` (at most ``limit``): (``BUCKET/KEY``, pinned).
+
+        ``versions=False`` says no version ids are needed (a store that lists them with
+        a separate request may then use its plain listing).
+        """
+        del versions
         out = []
         for key, info in fs.find(root, withdirs=False, detail=True).items():
             if info.get("type", "file") == "file":
@@ -246,8 +253,10 @@ class S3Store(ObjectStore):
             info.get("ETag"),
         )
 
-    def list(self, fs: Any, root: str, limit: int) -> list[tuple[str, Pinned]]:
-        """Lists with versions when permitted, else the plain listing (ETags only)."""
+    def list(
+        self, fs: Any, root: str, limit: int, *, versions: bool = True
+    ) -> list[tuple[str, Pinned]]:
+        """Lists with versions when permitted (and wanted), else the plain listing (ETags)."""
         bucket, prefix = self._split(root)
         prefix = prefix + "/" if prefix else ""
 
@@ -267,6 +276,11 @@ class S3Store(ObjectStore):
                 else:
                     kw["ContinuationToken"] = page["NextContinuationToken"]
 
+        if not versions:
+            plain: list[tuple[str, Pinned]] = _sync(
+                fs, lambda: pages("list_objects_v2", "Contents")
+            )
+            return plain
         try:
             listed: list[tuple[str, Pinned]] = _sync(
                 fs, lambda: pages("list_object_versions", "Versions")

@@ -235,7 +235,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
     url = upload(local, s3_bucket(), "m")
     gets: list[dict[str, Any]] = []
     heads: list[str] = []
-    lists: list[str] = []
+    lists: list[tuple[str, str]] = []
     taken: list[int] = []
     call_s3, take = s3fs.S3FileSystem._call_s3, _S3Body.take
 
@@ -245,7 +245,7 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
         if method == "head_object":
             heads.append(kw["Key"].rsplit("/", 1)[-1])
         if method.startswith("list_object"):
-            lists.append(kw["Prefix"])
+            lists.append((method, kw["Prefix"]))
         return await call_s3(fs, method, *args, **kw)
 
     async def counting_take(body: _S3Body, size: int) -> bytes:
@@ -285,7 +285,8 @@ def test_each_unit_is_one_pinned_request_streamed_in_chunks_with_no_byte_fetched
         assert covered == {"a.bin": 3_000_000, "b.bin": 70}  # each byte fetched once
         assert len(taken) > len(spans)  # bodies are taken in chunks
         assert max(taken) <= 1 << 20  # no more than the engine's read at a time
-        assert lists == ["m/"] and not heads  # the look-up after the run: one listing
+        assert lists == [("list_objects_v2", "m/")]  # the look-up after the run: a listing
+        assert not heads  # (of versions only where objects were pinned to one)
 
 
 def test_the_signature_store_in_a_bucket_keeps_more_bundles_and_reads_claims(
