@@ -15,11 +15,11 @@ medians), the same units (byte ranges) read four ways:
 
 Per reader it prints the requests sent (counted at the client, per operation, with the
 mean time to the response's headers) and the CPU time the server and this process used.
-Both sides send one GET per unit, for the same ranges, two at a time; omsign adds one
-HEAD per object and run (the look-up after reading) and pins each GET to the listed
-ETag (``If-Match``). What the counts show about moto: a GET costs the server CPU in
+Both sides send one GET per unit, for the same ranges, two at a time; omsign pins each
+GET to the listed ETag (``If-Match``) and adds the look-up after reading (one listing of
+the objects' prefix). What the counts show about moto: a GET costs the server CPU in
 proportion to the whole object, not the range (it copies the object's value for every
-request), so 32 MiB ranges of 64 MiB objects cost it about three times the CPU of the
+request), so 32 MiB ranges of 64 MiB objects cost it about 2.5 times the CPU of the
 same bytes read as whole objects; with the server on the same two cores as the client,
 the hashing's CPU (about 0.2 s for 256 MiB) then competes with the server's and cannot
 hide behind the responses, which is why ``omsign`` may trail ``fsspec read`` there while
