@@ -4,9 +4,10 @@
 signatures, one shard for ``shards``) once, hashing it into a private copy (memory, or
 an unlinked temporary file for a piece over 128 MiB) and comparing the digest before any
 byte of it is returned. :meth:`VerifiedFile.read_into_verified` reads a whole file once
-straight into a caller's buffer (:func:`new_buffer`), for loaders that drop the buffer
-if it raises: each chunk is hashed in that buffer while a second thread reads the next
-one, so loading costs one read and one hash per byte, on two cores even for one file.
+straight into a caller's buffer (:func:`omsign._memory.new_buffer`), for loaders that
+drop the buffer if it raises: each chunk is hashed in that buffer while a second thread
+reads the next one, so loading costs one read and one hash per byte, on two cores even
+for one file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import io
-import mmap
 import os
 import tempfile
 from collections import OrderedDict
@@ -23,10 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
+from omsign._memory import TensorMemory
 from omsign.errors import IntegrityError, ModelError, UnsafeFormatError
 from omsign.hashing import new_hasher
 
-__all__ = ["Piece", "VerifiedFile", "new_buffer", "unsafe_error"]
+__all__ = ["Piece", "VerifiedFile", "unsafe_error"]
 
 _SPOOL = 128 << 20  # pieces larger than this are copied to an unlinked temporary file
 _CHUNK = 1 << 20
@@ -154,7 +155,9 @@ class VerifiedFile(io.RawIOBase):
         bytes and must be dropped. No private copy is made (one read, no extra copy).
 
         Args:
-            buffer: a writable buffer of the file's size, e.g. from :func:`new_buffer`.
+            buffer: a writable buffer of the file's size, e.g. from
+                :func:`omsign._memory.new_buffer` (whose pages are then populated just
+                ahead of the reads that fill them).
             overlap: read the next chunk in a second thread while this one hashes the
                 current one (both release the GIL), so a lone file uses two cores.
 
@@ -177,21 +180,31 @@ class VerifiedFile(io.RawIOBase):
                 reader = stack.enter_context(
                     ThreadPoolExecutor(max_workers=1, thread_name_prefix="omsign-read")
                 )
+            prepare = buffer.prepare if isinstance(buffer, TensorMemory) else None
             for i, piece in enumerate(self._pieces):
-                self._hash_into(piece, i == len(self._pieces) - 1, target, reader)
+                self._hash_into(piece, i == len(self._pieces) - 1, target, reader, prepare)
 
     def _hash_into(
-        self, piece: Piece, last: bool, target: memoryview, reader: ThreadPoolExecutor | None
+        self,
+        piece: Piece,
+        last: bool,
+        target: memoryview,
+        reader: ThreadPoolExecutor | None,
+        prepare: Callable[[int], None] | None,
     ) -> None:
         """Reads a piece straight into ``target`` (indexed by file offset) and hashes it
-        there; with ``reader``, chunk k+1 is read while chunk k is hashed.
+        there; with ``reader``, chunk k+1 is read while chunk k is hashed. ``prepare(end)``
+        readies the memory up to ``end`` before a chunk is read into it.
 
         Raises:
             IntegrityError: the piece differs from the signature, or the size changed.
         """
 
         def read(offset: int) -> memoryview:
-            chunk = target[offset : min(offset + _PIPE_CHUNK, piece.end)]
+            end = min(offset + _PIPE_CHUNK, piece.end)
+            if prepare is not None:
+                prepare(end)
+            chunk = target[offset:end]
             return chunk[: self._read_into(chunk, offset)]
 
         hasher = new_hasher(self._algorithm)
@@ -359,22 +372,6 @@ class VerifiedFile(io.RawIOBase):
                 f"{self.name}: cannot write the private copy in {tempfile.gettempdir()} "
                 f"({exc.strerror})"
             ) from None
-
-
-def new_buffer(size: int) -> mmap.mmap | bytearray:
-    """A writable buffer of ``size`` bytes for :meth:`VerifiedFile.read_into_verified`.
-
-    Private anonymous memory: unlike ``bytearray(size)``, nothing is zeroed up front
-    while holding the GIL; the kernel supplies zeroed pages as the read first touches
-    them. Private, so a child process forked later gets a copy-on-write view and cannot
-    change this process' tensors (anonymous shared memory would let it, and costs more
-    per page). The memory is released when the last view of it (a tensor) is released.
-    """
-    if size == 0:
-        return bytearray()
-    if hasattr(mmap, "MAP_PRIVATE"):
-        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return mmap.mmap(-1, size)  # pragma: no cover - Windows: anonymous memory is private
 
 
 def unsafe_error(name: str, reason: str) -> UnsafeFormatError:

@@ -297,7 +297,7 @@ def _scan_all(
             raise IntegrityError(
                 f"{name}: holds tensor {extra[0]!r} that {index} assigns elsewhere"
             )
-    from omsign._verified_file import new_buffer
+    from omsign._memory import new_buffer
 
     whole = new_buffer(f.size)  # every tensor's bytes, read straight in and then proven
     f.read_into_verified(whole, overlap=overlap)

@@ -11,7 +11,7 @@ import pytest
 import omsign
 from helpers.fixtures import KeyPair, make_model
 from omsign import _verified_file
-from omsign._verified_file import new_buffer
+from omsign._memory import new_buffer
 from omsign.errors import IntegrityError
 
 DATA = os.urandom(50_000)
