@@ -17,13 +17,27 @@ each run, so the files come from the disk):
   ``open_verified(..., verify_content=False)``, with torch tensors: one read per byte,
   hashed in the memory the tensors then use.
 
+- ``omsign thp`` (warm only): the same with huge pages for the tensors as on a machine
+  whose free memory stays backed: the check for a reporting balloon is skipped and as
+  much huge-page memory as the checkpoint is first touched and freed, untimed, so the
+  load finds free 2 MiB blocks backed by memory (in a VM that reports free memory to its
+  host it otherwise would not). Cold, the page cache refills from those same blocks, so
+  the emulation would not hold there.
+
 Targets: ``omsign load`` at most ~1.10x ``verify``, and below ``verify+load``. Also printed:
 ``omsign load`` against the plain ``load``, the CPU seconds each way used (user + system,
-every thread), and its peak memory above the process' size before the call. With a warm
-cache on a machine whose cores are all busy hashing, a load cannot match verifying alone:
-the tensors' fresh memory must be faulted in and filled (about 0.6 CPU-seconds per GiB
-here), which verifying, reading into one reused buffer, never pays. The CPU column shows
-that cost; the cold rows show the case the disk dominates.
+every thread), its peak memory above the process' size before the call, the memory held
+in huge pages, and direct compactions (huge page faults that found no free block).
+
+What it shows (2 cores shared with other jobs, so the CPU column is the steadier one):
+with a warm cache and both cores busy hashing, a load cannot match verifying alone: the
+tensors' fresh memory must be faulted in, zeroed and filled, which verifying, reading
+into one reused buffer, never pays: 0.3-0.5 CPU-seconds per GiB in 4 KiB pages, about
+0.15 in huge pages populated ahead of the reads. omsign uses huge pages only where free
+2 MiB blocks are backed by memory; the VM this was measured on reports its free memory
+to the host (virtio-balloon free page reporting), so there it uses 4 KiB pages, and the
+script prints why. Cold, the virtual disk here reads about 1 GB/s, close to what two cores
+hash, so the cold rows are partly CPU-bound as well.
 """
 
 from __future__ import annotations
@@ -50,7 +64,10 @@ _RUNS = {
     "load": _PLAIN,
     "verify+load": "omsign.verify(model, key=public); " + _PLAIN,
     "omsign load": "verified_load(omsign.open_verified(model, key=public, verify_content=False))",
+    "omsign thp": "backed_huge_pages() or verified_load("
+    "omsign.open_verified(model, key=public, verify_content=False))",
 }
+_WARM_ONLY = {"omsign thp"}
 _PRELUDE = """
 import json, resource, sys, time
 from pathlib import Path
@@ -68,17 +85,35 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
-def status(field):  # kB; VmHWM is this process' peak resident memory
-    with open("/proc/self/status") as f:
+def backed_huge_pages():  # huge pages as where free memory stays backed (not a balloon VM)
+    import ctypes, mmap, omsign._memory
+    omsign._memory._reported_to_hypervisor = lambda: False
+    size = sum(p.stat().st_size for p in model.glob("*.safetensors"))
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    memory.madvise(mmap.MADV_HUGEPAGE)
+    anchor = ctypes.c_char.from_buffer(memory)
+    ctypes.CDLL(None).madvise(ctypes.c_void_p(ctypes.addressof(anchor)), ctypes.c_size_t(size), 23)
+    del anchor
+    memory.close()  # freed 2 MiB blocks, backed by memory, as a machine without a balloon has
+
+def status(field, file="/proc/self/status"):  # kB; VmHWM: this process' peak resident memory
+    with open(file) as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) << 10
 
+def stalls():  # direct compactions, system-wide: a huge page fault that found no free one
+    with open("/proc/vmstat") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("compact_stall "))
+
+PREPARE
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # the peak starts again from the memory held now
 before = status("VmRSS")
-c, t = cpu(), time.perf_counter()
+s, c, t = stalls(), cpu(), time.perf_counter()
 result = RUN
 t, c = time.perf_counter() - t, cpu() - c
-print(json.dumps({"wall": t, "cpu": c, "peak": status("VmHWM") - before}))
+huge = status("AnonHugePages", "/proc/self/smaps_rollup")
+print(json.dumps({"wall": t, "cpu": c, "peak": status("VmHWM") - before, "huge": huge,
+                  "stalls": stalls() - s}))
 """
 
 
@@ -134,7 +169,8 @@ def _cache(model: Path, *, warm: bool) -> None:
 
 
 def _time(code: str, model: Path, public: Path) -> dict[str, float]:
-    script = _PRELUDE.replace("RUN", code)
+    prepare, _, code = code.rpartition(" or ")  # untimed preparation
+    script = _PRELUDE.replace("PREPARE", prepare).replace("RUN", code)
     out = subprocess.run(
         [sys.executable, "-c", script, str(model), str(public)],
         capture_output=True,
@@ -146,19 +182,23 @@ def _time(code: str, model: Path, public: Path) -> dict[str, float]:
 
 
 def _scenario(title: str, model: Path, public: Path, warm: bool, repeat: int, size: int) -> None:
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in _RUNS}
+    ways = {name: code for name, code in _RUNS.items() if warm or name not in _WARM_ONLY}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
     for _ in range(repeat):
-        for name, code in _RUNS.items():  # alternating, so drift hits every way alike
+        for name, code in ways.items():  # alternating, so drift hits every way alike
             _cache(model, warm=warm)
             runs[name].append(_time(code, model, public))
     med = {
-        name: {k: statistics.median(r[k] for r in values) for k in ("wall", "cpu", "peak")}
+        name: {k: statistics.median(r[k] for r in values) for k in ("wall", "cpu", "peak", "huge")}
         for name, values in runs.items()
     }
     print(f"{title}, {'warm' if warm else 'cold'} cache, median of {repeat}:")
     for name, m in med.items():
         print(f"  {name:<12} {m['wall']:6.2f} s {size / m['wall'] / 1e9:5.2f} GB/s   "
-              f"cpu {m['cpu']:6.2f} s   peak +{m['peak'] / (1 << 30):5.2f} GiB")  # fmt: skip
+              f"cpu {m['cpu']:6.2f} s   peak +{m['peak'] / (1 << 30):5.2f} GiB   "
+              f"huge pages {m['huge'] / (1 << 30):4.2f} GiB")  # fmt: skip
+    stalls = sum(r["stalls"] for values in runs.values() for r in values)
+    print(f"  direct compactions during these runs (whole system): {stalls:.0f}")
     wall = {name: m["wall"] for name, m in med.items()}
     cpu = {name: m["cpu"] for name, m in med.items()}
     ours = "omsign load"
@@ -168,6 +208,29 @@ def _scenario(title: str, model: Path, public: Path, warm: bool, repeat: int, si
           f"(target < 1.00x; cpu {cpu[ours] / cpu['verify+load']:.2f}x)")  # fmt: skip
     print(f"  omsign load / load        = {wall[ours] / wall['load']:.2f}x "
           f"(cpu {cpu[ours] / cpu['load']:.2f}x)")  # fmt: skip
+    extra = (cpu[ours] - cpu["verify"]) / (size / (1 << 30))
+    print(f"  cpu of omsign load minus verify: {extra:+.2f} s per GiB (mostly faulting in the "
+          "tensors' fresh memory)")  # fmt: skip
+    if "omsign thp" in wall:
+        print(f"  omsign thp / verify       = {wall['omsign thp'] / wall['verify']:.2f}x "
+              f"(cpu {cpu['omsign thp'] / cpu['verify']:.2f}x; backed huge pages)")  # fmt: skip
+
+
+def _pages() -> str:
+    """Which pages omsign's tensor memory gets on this machine, and why."""
+    from omsign import _memory
+
+    if not sys.platform.startswith("linux"):
+        return "4 KiB pages (huge pages are used on Linux only)"
+    if _memory._reported_to_hypervisor():
+        return ("4 KiB pages: this VM's balloon reports free memory to its host, which drops "
+                "free 2 MiB blocks, so a huge page would cost the host's faults too")  # fmt: skip
+    try:
+        enabled = Path(_memory._THP, "enabled").read_text().strip()
+    except OSError:
+        return "4 KiB pages (no transparent huge pages here)"
+    return (f"huge pages where twice the tensors are free in 2 MiB blocks (THP: {enabled}), "
+            "else 4 KiB pages")  # fmt: skip
 
 
 def main() -> int:
@@ -176,21 +239,25 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm-cache runs")
+    parser.add_argument("--only", choices=("sharded", "single"), help="one layout only")
     parser.add_argument("--quick", action="store_true", help="64M, one run: a smoke test")
     parser.add_argument("--workdir", default=str(REPO / ".bench" / "loading"))
     args = parser.parse_args()
     size, repeat = (64 << 20, 1) if args.quick else (_size(args.size), args.repeat)
     work = Path(args.workdir)
     private, public = keys(SimpleNamespace(workdir=work))  # type: ignore[arg-type]
-    layouts = {
-        f"{size / (1 << 30):.2f} GiB in {args.shards} shards": _make(
-            work / "sharded", size, args.shards, public, private
-        ),
-        f"{size / (1 << 30):.2f} GiB in one file": _make(work / "single", size, 1, public, private),
-    }
+    layouts = {}
+    if args.only != "single":
+        title = f"{size / (1 << 30):.2f} GiB in {args.shards} shards"
+        layouts[title] = _make(work / "sharded", size, args.shards, public, private)
+    if args.only != "sharded":
+        title = f"{size / (1 << 30):.2f} GiB in one file"
+        layouts[title] = _make(work / "single", size, 1, public, private)
     print(f"verified loading ({os.cpu_count()} CPUs; 'peak' is memory above the process "
           "before the call)")  # fmt: skip
-    for warm in (True, False) if not args.no_cold else (True,):
+    print(f"omsign's tensor memory here: {_pages()}")
+    for warm in [w for w in (True, False) if not (args.no_warm if w else args.no_cold)]:
         for title, model in layouts.items():
             _scenario(title, model, public, warm, repeat, size)
     return 0
