@@ -1,7 +1,9 @@
 """Verified loading against verifying alone and against verify-then-load, in one run.
 
 Usage: ``python benchmarks/loading.py [--size 2G] [--shards 4] [--repeat 3] [--no-cold]
-[--quick]``. Generates two checkpoints of random float32 tensors in ``.bench/loading``:
+[--no-warm] [--only sharded|single] [--quick] [--workdir DIR]`` (``--quick``, 64 MiB once,
+replaces the checkpoints of the work folder: give it another ``--workdir``). Generates two
+checkpoints of random float32 tensors in ``.bench/loading``:
 one sharded (``--shards`` safetensors files and their index) and one single
 ``model.safetensors``, each ``--size`` bytes, signed with a fresh P-256 key (files mode,
 sha256). Each way is timed in a fresh process (median of ``--repeat``), with the page
@@ -15,8 +17,7 @@ each run, so the files come from the disk):
 - ``verify+load``: both, one after the other, as a user would do today;
 - ``omsign load``: ``load_sharded`` (or ``load`` for the single file) on
   ``open_verified(..., verify_content=False)``, with torch tensors: one read per byte,
-  hashed in the memory the tensors then use.
-
+  hashed in the memory the tensors then use;
 - ``omsign thp`` (warm only): the same with huge pages for the tensors as on a machine
   whose free memory stays backed: the check for a reporting balloon is skipped and as
   much huge-page memory as the checkpoint is first touched and freed, untimed, so the
@@ -36,8 +37,12 @@ into one reused buffer, never pays: 0.3-0.5 CPU-seconds per GiB in 4 KiB pages, 
 0.15 in huge pages populated ahead of the reads. omsign uses huge pages only where free
 2 MiB blocks are backed by memory; the VM this was measured on reports its free memory
 to the host (virtio-balloon free page reporting), so there it uses 4 KiB pages, and the
-script prints why. Cold, the virtual disk here reads about 1 GB/s, close to what two cores
-hash, so the cold rows are partly CPU-bound as well.
+script prints why. Measured there (quiet, median of 3): 4 shards warm 1.41x verify (CPU
+1.39x), 1.06-1.19x in the ``omsign thp`` row; one file 0.84x warm, 0.86x cold (it loads on
+two cores, verifying one file uses one); 4 shards cold 0.97-1.16x; 0.33-0.46x of
+verify+load throughout. Cold, the virtual disk here reads about 1.2 GB/s, close to what
+two cores hash, so the cold rows are partly CPU-bound as well: there the load's extra CPU
+shows whenever other jobs take a core.
 """
 
 from __future__ import annotations
