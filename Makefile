@@ -81,7 +81,8 @@ fuzz: env
 bench: env reference system
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/loading.py
-	$(BIN)/python benchmarks/clusters.py
+	$(BIN)/python benchmarks/clusters.py --size 4G --shard 1G --repeat 5
+	$(BIN)/python benchmarks/clusters.py --size 64M --shard 1M --repeat 5
 	$(BIN)/python benchmarks/registry.py
 	$(BIN)/python benchmarks/s3read.py
 
