@@ -14,7 +14,13 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 - ``"weak-dated"``: a weak ETag and a Last-Modified date;
 - ``"redirect"``: every request of the file is redirected to another host;
 - ``"gone"``: listed in the index, but every request of the file answers 404;
-- ``"redated"``: a new Last-Modified date on every answer, the same strong ETag.
+- ``"redated"``: a new Last-Modified date on every answer, the same strong ETag;
+- ``"huge-total"``: the Content-Range's total size is a 5,000-digit number.
+
+``raw`` answers a path under ``/m/`` (``""`` is the index) as given: status, headers,
+body; a body of ``None`` is 128 MiB sent with no announced length (until the client goes),
+counting what was sent in ``sent``. Any other folder (a path ending with ``/``) has an
+empty index; ``pages`` counts the folder pages asked for, the index included.
 
 The fixture ``misbehaving_http`` starts it for one test.
 """
@@ -40,7 +46,11 @@ class Misbehaving:
     url: str
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, tuple[int, dict[str, str], bytes | None]] = field(default_factory=dict)
     answers: int = 0
+    pages: int = 0
+    sent: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
@@ -64,11 +74,40 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self.do_GET()
 
+        def _endless(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            piece = b'<a href="x/">x</a>\n' * 4096
+            try:
+                while state.sent < 128 << 20:
+                    self.wfile.write(piece)
+                    state.sent += len(piece)
+            except OSError:
+                pass
+            finally:
+                self.close_connection = True
+                state.done.set()
+
         def do_GET(self) -> None:
+            name = unquote(self.path.removeprefix("/m/"))
+            if self.path.endswith("/"):
+                state.pages += 1
+            if name in state.raw:
+                status, headers, body = state.raw[name]
+                if body is None and self.command != "HEAD":
+                    self._endless(status, headers)
+                else:
+                    self._send(status, headers, body or b"")
+                return
             if self.path == "/m/":
                 self._index()
                 return
-            name = unquote(self.path.removeprefix("/m/"))
+            if self.path.endswith("/"):
+                empty = b"<html><body></body></html>"
+                self._send(200, {"Content-Type": "text/html", "Content-Length": "26"}, empty)
+                return
             data = state.files.get(name)
             if data is None:
                 self._send(404, {"Content-Length": "0"}, b"")
@@ -112,7 +151,8 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
                 body = data[first + 1 : last + 1]
             elif fault == "long-body":
                 body = data[first : last + 1] + b"more bytes than asked"
-            headers["Content-Range"] = f"bytes {shown[0]}-{shown[1]}/{len(data)}"
+            total = "9" * 5000 if fault == "huge-total" else str(len(data))
+            headers["Content-Range"] = f"bytes {shown[0]}-{shown[1]}/{total}"
             headers["Content-Length"] = str(len(body))
             self._send(206, headers, body)
 

@@ -41,7 +41,7 @@ from omsign.sources._http_client import (
     request,
     status_error,
 )
-from omsign.sources._http_index import MAX_PAGE_BYTES, check_name, quote_name, walk
+from omsign.sources._http_index import MAX_PAGE_BYTES, check_name, clip, quote_name, walk
 
 __all__ = ["HttpSource", "open_source"]
 
@@ -79,7 +79,7 @@ def _fetch_page(url: str, root: str) -> tuple[bytes, str]:
                 error = status_error(url, response)
                 raise error if isinstance(error, ModelError) else ModelError(f"{url}: not found")
             raise StorageAccessError(
-                f"{url}: no directory listing (HTTP {response.status} {response.reason})",
+                f"{url}: no directory listing (HTTP {response.status} {clip(response.reason)})",
                 hint=_LISTING_HINT,
             )
         body: bytes = response.read(MAX_PAGE_BYTES + 1)
@@ -87,6 +87,8 @@ def _fetch_page(url: str, root: str) -> tuple[bytes, str]:
         drain(response)
     if len(body) > MAX_PAGE_BYTES:
         raise ModelError(f"{url}: the listing is larger than {MAX_PAGE_BYTES >> 20} MiB")
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise ModelError(f"{url}: the server sends the listing content-coded, not as it is")
     content_type = response.headers.get("Content-Type", "")
     if url == root and content_type.split(";")[0].strip().lower() not in (
         "text/html",
@@ -94,7 +96,7 @@ def _fetch_page(url: str, root: str) -> tuple[bytes, str]:
         "application/json",
     ):
         raise StorageAccessError(
-            f"{url}: not a directory listing ({content_type or 'no content type'})",
+            f"{url}: not a directory listing ({clip(content_type) or 'no content type'})",
             hint=_LISTING_HINT,
         )
     return body, content_type
@@ -135,7 +137,7 @@ class HttpSource:
         drain(response)
         status = response.status
         if 300 <= status < 400:
-            target = urljoin(url, response.headers.get("Location", ""))
+            target = clip(urljoin(url, response.headers.get("Location", "")))
             if target == url + "/":
                 return True
             raise StorageAccessError(
@@ -146,7 +148,7 @@ class HttpSource:
             raise ModelError(f"{url}: no such file or folder")
         if status != 200:
             raise StorageAccessError(
-                f"{url}: the server refused the request (HTTP {status} {response.reason})"
+                f"{url}: the server refused the request (HTTP {status} {clip(response.reason)})"
             )
         return False
 

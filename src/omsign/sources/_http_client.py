@@ -35,12 +35,14 @@ from urllib.parse import urljoin
 from omsign.errors import BackendUnavailableError, ModelError, StorageAccessError
 from omsign.hashing import EntryLike, OpenEntry
 from omsign.hashing._io import ChangedWhileHashingError
+from omsign.sources._http_index import clip
 
 __all__ = ["HEADS", "HttpEntry", "HttpReader", "Pin", "drain", "pin", "request", "status_error"]
 
 _BLOCK = 32 << 20  # bytes requested past an announced range (a read the engine did not announce)
 HEADS = 8  # connections kept per host (files looked up at once when listing)
-_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_NUMBER = r"[0-9]{1,19}"  # a size or offset (ASCII digits; int() of a long run raises)
+_RANGE = re.compile(rf"bytes ({_NUMBER})-({_NUMBER})/({_NUMBER})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class Pin:
 
     def describe(self) -> str:
         """The version for messages."""
-        return f"ETag {self.etag}" if self.etag is not None else f"Last-Modified {self.modified}"
+        shown = f"ETag {self.etag}" if self.etag is not None else f"Last-Modified {self.modified}"
+        return clip(shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,13 @@ def request(method: str, url: str, headers: dict[str, str] | None = None) -> Any
     sent = {"Accept-Encoding": "identity", "User-Agent": "omsign", **(headers or {})}
     try:
         return pool.request(
-            method, url, headers=sent, preload_content=False, redirect=False, retries=None
+            method,
+            url,
+            headers=sent,
+            preload_content=False,
+            decode_content=False,  # a body is taken as sent: a coded one is refused, never inflated
+            redirect=False,
+            retries=None,
         )
     except HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
@@ -159,15 +168,21 @@ def status_error(url: str, response: Any) -> Exception:
     """A refused or redirected request as omsign's error (a model problem: the file)."""
     status = response.status
     if 300 <= status < 400:
-        target = urljoin(url, response.headers.get("Location", ""))
+        target = clip(urljoin(url, response.headers.get("Location", "")))
         return ModelError(f"{url}: the server redirects to {target}; redirects are not followed")
     if status == 404:
         return FileNotFoundError(url)
-    return ModelError(f"{url}: the server refused the file (HTTP {status} {response.reason})")
+    return ModelError(f"{url}: the server refused the file (HTTP {status} {clip(response.reason)})")
 
 
 def drain(response: Any) -> None:
-    response.drain_conn() if (response.length_remaining or 0) <= 1 << 16 else response.close()
+    """Ends a response: a short body of known length is read to reuse the connection, any
+    other (long, or of no announced length) is not read: the connection is closed."""
+    remaining = response.length_remaining
+    if remaining is not None and remaining <= 1 << 16:
+        response.drain_conn()
+    else:
+        response.close()
     response.release_conn()
 
 
@@ -184,7 +199,7 @@ def pin(url: str) -> Pin:
         raise status_error(url, response)
     headers = response.headers
     length = headers.get("Content-Length", "")
-    if not length.isdigit():
+    if re.fullmatch(_NUMBER, length) is None:
         raise ModelError(f"{url}: the server gives no size (Content-Length) for the file")
     if headers.get("Content-Encoding", "identity").lower() != "identity":
         raise ModelError(f"{url}: the server sends the file content-coded, not as it is")
@@ -259,17 +274,17 @@ class _OpenUrl:
             shown = got.get("Content-Range", "")
             match = _RANGE.fullmatch(shown)
             if match is not None and int(match.group(3)) != e.size:
-                raise _changed(e, f"replaced ({shown})")
+                raise _changed(e, f"replaced ({clip(shown)})")
             if match is None or (int(match.group(1)), int(match.group(2))) != (offset, stop - 1):
                 raise ModelError(
                     f"{e.url}: the server answered a request of bytes {offset}-{stop - 1} "
-                    f"with Content-Range {shown!r}"
+                    f"with Content-Range {clip(repr(shown))}"
                 )
             length = got.get("Content-Length")
             if length is not None and length != str(stop - offset):
                 raise ModelError(
                     f"{e.url}: the server answered {stop - offset} bytes of the file with a "
-                    f"body of {length} bytes"
+                    f"body of {clip(length)} bytes"
                 )
         self._pos, self._stop = offset, stop
 

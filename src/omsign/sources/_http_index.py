@@ -45,6 +45,7 @@ __all__ = [
     "MAX_PAGE_BYTES",
     "Link",
     "check_name",
+    "clip",
     "parse_page",
     "quote_name",
     "walk",
@@ -69,6 +70,11 @@ class Link:
     is_dir: bool
 
 
+def clip(text: str, limit: int = 200) -> str:
+    """Server-given text (a link, a header) cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def check_name(name: str, where: str) -> None:
     """A listed name must be one valid model-relative path segment (OMS 6.1).
 
@@ -76,7 +82,9 @@ def check_name(name: str, where: str) -> None:
         ModelError: it is empty, ``.``, ``..`` or holds ``/``, ``\\`` or NUL.
     """
     if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
-        raise ModelError(f"{where}: the listing names {name!r}, not a valid model file name")
+        raise ModelError(
+            f"{where}: the listing names {clip(repr(name))}, not a valid model file name"
+        )
 
 
 def quote_name(name: str) -> str:
@@ -118,27 +126,27 @@ def _link(href: str, page: str) -> Link | None:
         parts = urlsplit(target)
         same_origin = _origin(target) == _origin(page)
     except ValueError:
-        raise ModelError(f"{page}: the listing has a malformed link {href!r}") from None
+        raise ModelError(f"{page}: the listing has a malformed link {clip(repr(href))}") from None
     if not same_origin:
-        raise ModelError(f"{page}: the listing links outside the model ({href})")
+        raise ModelError(f"{page}: the listing links outside the model ({clip(href)})")
     base = urlsplit(page).path
     path = parts.path or "/"
     above = path == base or (path.endswith("/") and base.startswith(path))
     if above and not parts.fragment:
         return None  # the page itself (a sorting link), or a folder above it
     if parts.query or parts.fragment:
-        raise ModelError(f"{page}: the listing has a link with a query or fragment ({href})")
+        raise ModelError(f"{page}: the listing has a link with a query or fragment ({clip(href)})")
     if not path.startswith(base):
-        raise ModelError(f"{page}: the listing links outside the model ({href})")
+        raise ModelError(f"{page}: the listing links outside the model ({clip(href)})")
     rest = path[len(base) :]
     is_dir = rest.endswith("/")
     segment = rest[:-1] if is_dir else rest
     if "/" in segment or not segment:
-        raise ModelError(f"{page}: the listing links outside its own folder ({href})")
+        raise ModelError(f"{page}: the listing links outside its own folder ({clip(href)})")
     try:
         name = unquote(segment, errors="strict")
     except UnicodeDecodeError:
-        raise ModelError(f"{page}: the listing names {href!r}, not UTF-8") from None
+        raise ModelError(f"{page}: the listing names {clip(repr(href))}, not UTF-8") from None
     check_name(name, page)
     return Link(name, is_dir)
 
@@ -210,7 +218,7 @@ def parse_page(body: bytes, content_type: str, page: str) -> list[Link]:
         known = seen.get(link.name)
         if known is not None:
             if known != (link, target):
-                raise ModelError(f"{page}: the listing names {link.name!r} twice")
+                raise ModelError(f"{page}: the listing names {clip(repr(link.name))} twice")
             continue
         seen[link.name] = (link, target)
     return [link for link, _ in seen.values()]
@@ -232,18 +240,15 @@ def walk(root: str, fetch: Fetch, skip: Callable[[str], bool]) -> list[str]:
     """
     files: list[str] = []
     folders: list[tuple[str, int]] = [("", 0)]
-    pages = 0
+    found = 1  # folders listed so far (read or waiting): a page may list many
     while folders:
         prefix, depth = folders.pop()
-        pages += 1
-        if pages > MAX_PAGES:
-            raise ModelError(f"{root}: more than {MAX_PAGES} folders in the listing")
         url = root + quote_name(prefix.rstrip("/")) + "/" if prefix else root
         body, content_type = fetch(url)
         try:
             links = parse_page(body, content_type, url)
         except ValueError as exc:
-            raise ModelError(f"{url}: not a directory listing ({exc})") from None
+            raise ModelError(f"{url}: not a directory listing ({clip(str(exc))})") from None
         for link in links:
             name = prefix + link.name
             if skip(name):
@@ -251,6 +256,9 @@ def walk(root: str, fetch: Fetch, skip: Callable[[str], bool]) -> list[str]:
             if link.is_dir:
                 if depth + 1 >= MAX_DEPTH:
                     raise ModelError(f"{url}: folders nested more than {MAX_DEPTH} deep")
+                found += 1
+                if found > MAX_PAGES:
+                    raise ModelError(f"{root}: more than {MAX_PAGES} folders in the listing")
                 folders.append((name + "/", depth + 1))
             else:
                 files.append(name)

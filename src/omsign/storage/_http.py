@@ -21,6 +21,7 @@ import io
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from omsign.bundle import MAX_BUNDLE_BYTES, Bundle, parse_bundle
 from omsign.errors import (
@@ -33,7 +34,7 @@ from omsign.errors import (
 )
 from omsign.sources._http import HttpSource
 from omsign.sources._http_client import request
-from omsign.sources._http_index import MAX_PAGE_BYTES, parse_page, quote_name
+from omsign.sources._http_index import MAX_PAGE_BYTES, clip, parse_page, quote_name
 from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
 from omsign.storage._file import FileStore
 
@@ -63,12 +64,14 @@ def _get(url: str, cap: int) -> bytes | None:
         if response.status != 200:
             raise StorageAccessError(
                 f"{url}: the server refused the request (HTTP {response.status} "
-                f"{response.reason}); redirects are not followed"
+                f"{clip(response.reason)}); redirects are not followed"
             )
         data: bytes = response.read(cap + 1)
     finally:
         response.close()
         response.release_conn()
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise MalformedSignatureError(f"{url}: the server sends it content-coded, not as it is")
     return data
 
 
@@ -79,6 +82,11 @@ class HttpSignatureStore:
         self.source = source
         if signature is None:
             signature = source.location + "model.sig" if source.is_dir else source.location + ".sig"
+        elif "@" in urlsplit(signature).netloc:
+            raise UsageError(
+                "the signature's URL names a user: give it without credentials",
+                option="signature",
+            )
         elif not signature.startswith(("https://", "http://")):
             raise UsageError(
                 f"{signature}: the signature of a model on a web server is a local path or "
