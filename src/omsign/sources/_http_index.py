@@ -21,7 +21,8 @@ checked before anything is followed (a link chooses what is read):
 - The same link twice is one entry (Apache can link the icon and the name); two links
   naming the same file differently (``a%62`` and ``ab``, a file and a folder) are
   refused.
-- Each page is read up to :data:`MAX_PAGE_BYTES`; a walk stops with an error past
+- Each page is read up to :data:`MAX_PAGE_BYTES`, its links found in one pass (not by
+  :mod:`html.parser`, quadratic on some malformed pages); a walk stops with an error past
   :data:`MAX_FILES` files, :data:`MAX_PAGES` folders or :data:`MAX_DEPTH` levels.
 
 Refusals are :class:`~omsign.errors.ModelError` naming the page and the link: while
@@ -30,10 +31,11 @@ verifying they fail the verification (the model as served is not the model signe
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from omsign.errors import ModelError
@@ -92,18 +94,44 @@ def quote_name(name: str) -> str:
     return "/".join(quote(part, safe="") for part in name.split("/"))
 
 
-class _Anchors(HTMLParser):
-    """Collects the ``href`` of every ``<a>`` (entities already decoded)."""
+# A tag's end: text up to ``>`` where quoted values may hold ``>`` (one pass, no backtracking
+# into the quotes: their characters are not in the unquoted class).
+_TAG_END = re.compile(r"""[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>""")
+_ATTR = re.compile(r"""([^\s=/>]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            for key, value in attrs:
-                if key == "href" and value is not None:
-                    self.hrefs.append(value)
+def _anchors(text: str) -> list[str]:
+    """The ``href`` of every ``<a>`` (entities decoded), in one pass over the page.
+
+    Python's :class:`html.parser.HTMLParser` takes time quadratic in the page on some
+    malformed input (``"<a " * 66_000``, 200 KB, takes minutes): a listing is hostile, so
+    its tags are found here by hand. A comment is skipped; a tag (or comment) the page
+    does not close ends the page, as at the end of an HTML document.
+    """
+    hrefs: list[str] = []
+    pos = 0
+    while (start := text.find("<", pos)) >= 0:
+        if text.startswith("<!--", start):
+            end = text.find("-->", start + 4)
+            if end < 0:
+                break
+            pos = end + 3
+            continue
+        match = _TAG_END.match(text, start + 1)
+        if match is None:
+            break
+        pos = match.end()
+        tag = text[start + 1 : pos - 1]
+        if tag[:1] not in ("a", "A") or (len(tag) > 1 and not tag[1].isspace()):
+            continue
+        for attr in _ATTR.finditer(tag, 1):
+            if attr.group(1).lower() == "href" and attr.group(2) is not None:
+                value = attr.group(2)
+                if value[:1] in ("'", '"'):
+                    value = value[1:-1]
+                hrefs.append(html.unescape(value))
+                break
+    return hrefs
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -156,10 +184,7 @@ def _html(body: bytes, charset: str, page: str) -> list[str]:
         text = body.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
         raise ModelError(f"{page}: the listing is not valid {charset or 'utf-8'} text") from None
-    parser = _Anchors()
-    parser.feed(text)
-    parser.close()
-    return parser.hrefs
+    return _anchors(text)
 
 
 def _json(body: bytes, page: str) -> list[Link]:
