@@ -191,7 +191,7 @@ def _json(body: bytes, page: str) -> list[Link]:
     """nginx's ``autoindex_format json``: ``[{"name": ..., "type": "file"|"directory"}]``."""
     try:
         items = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise ModelError(f"{page}: the JSON listing is not valid JSON") from None
     if not isinstance(items, list):
         raise ModelError(f"{page}: the JSON listing is not a list of entries")

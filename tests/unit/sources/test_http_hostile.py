@@ -147,3 +147,8 @@ def test_links_are_found_as_html_reads_them() -> None:
         Link("b&c.bin", False),
         Link("d", True),
     ]
+
+
+def test_a_json_listing_nested_too_deeply_is_refused_as_a_model_error() -> None:
+    with pytest.raises(ModelError, match="the JSON listing is not valid JSON"):
+        parse_page(b"[" * 200_000, "application/json", PAGE)
