@@ -15,7 +15,11 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 - ``"redirect"``: every request of the file is redirected to another host;
 - ``"gone"``: listed in the index, but every request of the file answers 404;
 - ``"redated"``: a new Last-Modified date on every answer, the same strong ETag;
-- ``"huge-total"``: the Content-Range's total size is a 5,000-digit number.
+- ``"huge-total"``: the Content-Range's total size is a 5,000-digit number;
+- ``"dribble-headers"``: every answer (status line and headers, then body) is sent one
+  byte every ``DRIBBLE`` seconds;
+- ``"dribble-body"``: ranged GETs send their headers at once, then the body one byte every
+  ``DRIBBLE`` seconds. Either way the answer completes, correct, if the client waits.
 
 ``raw`` answers a path under ``/m/`` (``""`` is the index) as given: status, headers,
 body; a body of ``None`` is 128 MiB sent with no announced length (until the client goes),
@@ -28,6 +32,7 @@ The fixture ``misbehaving_http`` starts it for one test.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +41,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 _ETAG = '"v1"'
+DRIBBLE = 0.05  # seconds between the bytes of a dribbled answer
 
 
 @dataclass
@@ -58,7 +64,26 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        def _dribble(self, data: bytes) -> None:
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(DRIBBLE)
+            except OSError:
+                self.close_connection = True  # the client went
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes, slow: str = "") -> None:
+            if self.command == "HEAD":
+                body = b""
+            if slow == "headers":
+                lines = [f"HTTP/1.0 {status} Slow"] + [f"{k}: {v}" for k, v in headers.items()]
+                self._dribble("\r\n".join([*lines, "", ""]).encode() + body)
+                return
+            if slow == "body":
+                self._send(status, headers, b"")
+                self._dribble(body)
+                return
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -139,7 +164,7 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
             ranged = self.headers.get("Range", "")
             if self.command == "HEAD" or not ranged.startswith("bytes="):
                 headers["Content-Length"] = str(len(data))
-                self._send(200, headers, data)
+                self._send(200, headers, data, "headers" if fault == "dribble-headers" else "")
                 return
             first, last = (int(x) for x in ranged.removeprefix("bytes=").split("-"))
             body = data[first : last + 1]
@@ -154,7 +179,8 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
             total = "9" * 5000 if fault == "huge-total" else str(len(data))
             headers["Content-Range"] = f"bytes {shown[0]}-{shown[1]}/{total}"
             headers["Content-Length"] = str(len(body))
-            self._send(206, headers, body)
+            slow = fault.removeprefix("dribble-") if fault.startswith("dribble-") else ""
+            self._send(206, headers, body, slow)
 
     return Handler
 
