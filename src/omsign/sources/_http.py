@@ -40,6 +40,7 @@ from omsign.sources._http_client import (
     pin,
     request,
     status_error,
+    take,
 )
 from omsign.sources._http_index import MAX_PAGE_BYTES, check_name, clip, quote_name, walk
 
@@ -72,7 +73,8 @@ def _warn_plain(url: str) -> None:
 def _fetch_page(url: str, root: str) -> tuple[bytes, str]:
     """One listing page: (body, content type). The model's own page failing is an
     environment error; a folder inside it failing is a model error."""
-    response = request("GET", url, {"Accept": "application/json, text/html;q=0.9"})
+    accept = {"Accept": "application/json, text/html;q=0.9"}
+    response = request("GET", url, accept, most=MAX_PAGE_BYTES + 1)
     try:
         if response.status != 200:
             if url != root:
@@ -82,7 +84,7 @@ def _fetch_page(url: str, root: str) -> tuple[bytes, str]:
                 f"{url}: no directory listing (HTTP {response.status} {clip(response.reason)})",
                 hint=_LISTING_HINT,
             )
-        body: bytes = response.read(MAX_PAGE_BYTES + 1)
+        body = take(response, MAX_PAGE_BYTES + 1)
     finally:
         drain(response)
     if len(body) > MAX_PAGE_BYTES:

@@ -19,7 +19,9 @@ Requests go through ``urllib3`` (installed with omsign's Sigstore client; the ex
 fsspec's HTTP filesystem follows links to any host, follows redirects and does not check
 a range answer against a version. Redirects are never followed. TLS is verified against
 the system trust store, or the CA bundle named by ``SSL_CERT_FILE`` (or
-``REQUESTS_CA_BUNDLE``).
+``REQUESTS_CA_BUNDLE``). Each request has a total time limit, headers and body
+(:mod:`omsign.sources._http_deadline`): callers read bodies with :func:`take` and end
+every response with :func:`drain` or :func:`finish`.
 """
 
 from __future__ import annotations
@@ -35,9 +37,21 @@ from urllib.parse import urljoin
 from omsign.errors import BackendUnavailableError, ModelError, StorageAccessError
 from omsign.hashing import EntryLike, OpenEntry
 from omsign.hashing._io import ChangedWhileHashingError
+from omsign.sources._http_deadline import Watch, finish, limit, take, watch_of, watched
 from omsign.sources._http_index import clip
 
-__all__ = ["HEADS", "HttpEntry", "HttpReader", "Pin", "drain", "pin", "request", "status_error"]
+__all__ = [
+    "HEADS",
+    "HttpEntry",
+    "HttpReader",
+    "Pin",
+    "drain",
+    "finish",
+    "pin",
+    "request",
+    "status_error",
+    "take",
+]
 
 _BLOCK = 32 << 20  # bytes requested past an announced range (a read the engine did not announce)
 HEADS = 8  # connections kept per host (files looked up at once when listing)
@@ -124,20 +138,47 @@ def _pool(pid: int, bundle: str | None) -> Any:
         context = ssl.create_default_context(cafile=bundle)
     except (OSError, ssl.SSLError) as exc:
         raise StorageAccessError(f"{bundle}: cannot load the CA bundle ({exc})") from None
-    return urllib3.PoolManager(
+    pool = urllib3.PoolManager(
         maxsize=HEADS,
         ssl_context=context,
         retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, status=0, other=0),
         timeout=urllib3.Timeout(connect=15.0, read=120.0),
     )
+    return watched(context, pool)
 
 
-def request(method: str, url: str, headers: dict[str, str] | None = None) -> Any:
+def request(method: str, url: str, headers: dict[str, str] | None = None, *, most: int = 0) -> Any:
     """Sends one request; the response's body is not read yet (``preload_content=False``).
 
+    The answer's headers and then its body (of at most ``most`` bytes read, fewer when the
+    server announces fewer) must arrive within the request's time limit; end the response
+    with :func:`drain` or :func:`finish`.
+
     Raises:
-        StorageAccessError: the server cannot be reached, or its certificate is not trusted.
+        StorageAccessError: the server cannot be reached, its certificate is not trusted, or
+            the headers did not arrive in time.
+        UsageError: the time limit in the environment is not a number of seconds.
     """
+    watch = Watch(url, limit())
+    watch.start()
+    try:
+        response = _send(method, url, headers)
+    except BaseException:
+        watch.end()
+        if watch.expired:
+            raise watch.error() from None
+        raise
+    if watch.expired:
+        watch.end()
+        response.close()
+        raise watch.error()
+    response._omsign_watch = watch
+    announced = response.length_remaining
+    watch.body(most if announced is None else max(0, min(most, announced)))
+    return response
+
+
+def _send(method: str, url: str, headers: dict[str, str] | None) -> Any:
     bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
     pool = _pool(os.getpid(), bundle)
     from urllib3.exceptions import HTTPError, SSLError
@@ -180,10 +221,12 @@ def drain(response: Any) -> None:
     other (long, or of no announced length) is not read: the connection is closed."""
     remaining = response.length_remaining
     if remaining is not None and remaining <= 1 << 16:
-        response.drain_conn()
-    else:
-        response.close()
-    response.release_conn()
+        try:
+            response.drain_conn()
+        finally:
+            finish(response)
+        return
+    finish(response)
 
 
 def pin(url: str) -> Pin:
@@ -248,7 +291,7 @@ class _OpenUrl:
         e = self.entry
         stop = self._until if offset < self._until else min(e.size, offset + max(size, _BLOCK))
         headers = {"Range": f"bytes={offset}-{stop - 1}", **e.pin.conditions()}
-        response = request("GET", e.url, headers)
+        response = request("GET", e.url, headers, most=stop - offset)
         self._response = response  # closed by _end whatever happens next
         status = response.status
         if status in (404, 410, 412, 416):
@@ -299,13 +342,19 @@ class _OpenUrl:
                 self._end()
                 raise
         size = min(size, self._stop - offset)
+        watch = watch_of(self._response)
         try:
             data = self._take(size)
         except Exception as exc:
             self._end()
+            if watch is not None and watch.expired:
+                raise watch.error() from None
             if type(exc).__name__ in ("IncompleteRead", "ProtocolError"):
                 raise _changed(self.entry, "cut short") from None
             raise StorageAccessError(f"{self.entry.url}: cannot read ({exc})") from None
+        if watch is not None and watch.expired:
+            self._end()
+            raise watch.error()
         if len(data) != size:
             self._end()
             raise _changed(self.entry, "cut short")
@@ -328,8 +377,7 @@ class _OpenUrl:
     def _end(self) -> None:
         response, self._response = self._response, None
         if response is not None:
-            response.close()
-            response.release_conn()
+            finish(response)
 
     def check_unchanged(self) -> None:
         e = self.entry

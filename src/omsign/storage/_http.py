@@ -33,7 +33,7 @@ from omsign.errors import (
     UsageError,
 )
 from omsign.sources._http import HttpSource
-from omsign.sources._http_client import request
+from omsign.sources._http_client import finish, request, take
 from omsign.sources._http_index import MAX_PAGE_BYTES, clip, parse_page, quote_name
 from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
 from omsign.storage._file import FileStore
@@ -57,7 +57,7 @@ def _get(url: str, cap: int) -> bytes | None:
     Raises:
         StorageAccessError: the server refuses or redirects the request.
     """
-    response = request("GET", url)
+    response = request("GET", url, most=cap + 1)
     try:
         if response.status == 404:
             return None
@@ -66,10 +66,9 @@ def _get(url: str, cap: int) -> bytes | None:
                 f"{url}: the server refused the request (HTTP {response.status} "
                 f"{clip(response.reason)}); redirects are not followed"
             )
-        data: bytes = response.read(cap + 1)
+        data = take(response, cap + 1)
     finally:
-        response.close()
-        response.release_conn()
+        finish(response)
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise MalformedSignatureError(f"{url}: the server sends it content-coded, not as it is")
     return data
@@ -111,14 +110,14 @@ class HttpSignatureStore:
     def _companions(self) -> list[str]:
         """The ``*.sig`` files the index of the companion folder lists (none without one)."""
         page = self.location + ".d/"
-        response = request("GET", page, {"Accept": "application/json, text/html;q=0.9"})
+        accept = {"Accept": "application/json, text/html;q=0.9"}
+        response = request("GET", page, accept, most=MAX_PAGE_BYTES + 1)
         try:
             if response.status != 200:
                 return []
-            body: bytes = response.read(MAX_PAGE_BYTES + 1)
+            body = take(response, MAX_PAGE_BYTES + 1)
         finally:
-            response.close()
-            response.release_conn()
+            finish(response)
         if len(body) > MAX_PAGE_BYTES:
             raise MalformedSignatureError(f"{page}: the listing is larger than the bound")
         try:
@@ -133,8 +132,7 @@ class HttpSignatureStore:
     def locations(self) -> list[str]:
         """The main signature when the server has it, then the companion bundles."""
         response = request("HEAD", self.location)
-        response.close()
-        response.release_conn()
+        finish(response)
         main = [self.location] if response.status == 200 else []
         return main + self._companions()
 
