@@ -11,6 +11,7 @@ pytest_plugins = [
     "services.azurite",
     "services.nginx",
     "services.misbehaving_http",
+    "services.tinyproxy",
     "services.sigstore_local.fixtures",
     "helpers.fixtures",
 ]

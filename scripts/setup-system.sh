@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that omsign's tests and benchmarks use for real.
 set -euo pipefail
-pkgs=(softhsm2 b3sum openssl time docker-registry apache2-utils chromium nginx-light)
+pkgs=(softhsm2 b3sum openssl time docker-registry apache2-utils chromium nginx-light tinyproxy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
