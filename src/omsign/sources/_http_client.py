@@ -19,7 +19,8 @@ Requests go through ``urllib3`` (installed with omsign's Sigstore client; the ex
 fsspec's HTTP filesystem follows links to any host, follows redirects and does not check
 a range answer against a version. Redirects are never followed. TLS is verified against
 the system trust store, or the CA bundle named by ``SSL_CERT_FILE`` (or
-``REQUESTS_CA_BUNDLE``). Each request has a total time limit, headers and body
+``REQUESTS_CA_BUNDLE``); a proxy named in the environment is used
+(:mod:`omsign.sources._http_proxy`), TLS still end to end. Each request has a total time limit, headers and body
 (:mod:`omsign.sources._http_deadline`): callers read bodies with :func:`take` and end
 every response with :func:`drain` or :func:`finish`.
 """
@@ -39,6 +40,7 @@ from omsign.hashing import EntryLike, OpenEntry
 from omsign.hashing._io import ChangedWhileHashingError
 from omsign.sources._http_deadline import Watch, finish, limit, take, watch_of, watched
 from omsign.sources._http_index import clip
+from omsign.sources._http_proxy import proxy_for, proxy_headers, shown
 
 __all__ = [
     "HEADS",
@@ -122,8 +124,9 @@ class HttpEntry:
 
 
 @functools.lru_cache(maxsize=8)
-def _pool(pid: int, bundle: str | None) -> Any:
-    """One connection pool per process and CA bundle; redirects are answers, not followed."""
+def _pool(pid: int, bundle: str | None, proxy: str | None) -> Any:
+    """One connection pool per process, CA bundle and proxy; redirects are answers, not
+    followed."""
     del pid
     import ssl
 
@@ -138,13 +141,19 @@ def _pool(pid: int, bundle: str | None) -> Any:
         context = ssl.create_default_context(cafile=bundle)
     except (OSError, ssl.SSLError) as exc:
         raise StorageAccessError(f"{bundle}: cannot load the CA bundle ({exc})") from None
-    pool = urllib3.PoolManager(
-        maxsize=HEADS,
-        ssl_context=context,
-        retries=urllib3.Retry(total=2, connect=2, read=0, redirect=0, status=0, other=0),
-        timeout=urllib3.Timeout(connect=15.0, read=120.0),
-    )
-    return watched(context, pool)
+    # A connection refused, or a kept-alive one closed as it was reused (which proxies do),
+    # is tried again, each time under the same deadline; no status or redirect is.
+    retries = urllib3.Retry(total=2, connect=2, read=1, redirect=0, status=0, other=0)
+    settings: dict[str, Any] = {
+        "maxsize": HEADS,
+        "ssl_context": context,
+        "retries": retries,
+        "timeout": urllib3.Timeout(connect=15.0, read=120.0),
+    }
+    if proxy is None:
+        return watched(context, urllib3.PoolManager(**settings))
+    manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers(proxy), **settings)
+    return watched(context, manager)
 
 
 def request(method: str, url: str, headers: dict[str, str] | None = None, *, most: int = 0) -> Any:
@@ -180,7 +189,8 @@ def request(method: str, url: str, headers: dict[str, str] | None = None, *, mos
 
 def _send(method: str, url: str, headers: dict[str, str] | None) -> Any:
     bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
-    pool = _pool(os.getpid(), bundle)
+    proxy = proxy_for(url)
+    pool = _pool(os.getpid(), bundle, proxy)
     from urllib3.exceptions import HTTPError, SSLError
 
     sent = {"Accept-Encoding": "identity", "User-Agent": "omsign", **(headers or {})}
@@ -202,7 +212,8 @@ def _send(method: str, url: str, headers: dict[str, str] | None) -> Any:
                 f"{url}: the server's TLS certificate is not trusted ({detail})",
                 hint="if the server uses a private CA, name its bundle in SSL_CERT_FILE",
             ) from None
-        raise StorageAccessError(f"{url}: cannot reach the server ({detail})") from None
+        via = "" if proxy is None else f" through the proxy {shown(proxy)}"
+        raise StorageAccessError(f"{url}: cannot reach the server{via} ({detail})") from None
 
 
 def status_error(url: str, response: Any) -> Exception:
