@@ -23,7 +23,8 @@ weak or missing validators, redirects) need a server that gets them wrong. This 
 
 ``raw`` answers a path under ``/m/`` (``""`` is the index) as given: status, headers,
 body; a body of ``None`` is 128 MiB sent with no announced length (until the client goes),
-counting what was sent in ``sent``. Any other folder (a path ending with ``/``) has an
+counting what was sent in ``sent``; a name in ``slow`` has its raw body dribbled
+(``DRIBBLE`` seconds a byte). Any other folder (a path ending with ``/``) has an
 empty index; ``pages`` counts the folder pages asked for, the index included.
 
 The fixture ``misbehaving_http`` starts it for one test.
@@ -53,6 +54,7 @@ class Misbehaving:
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, str] = field(default_factory=dict)
     raw: dict[str, tuple[int, dict[str, str], bytes | None]] = field(default_factory=dict)
+    slow: set[str] = field(default_factory=set)
     answers: int = 0
     pages: int = 0
     sent: int = 0
@@ -124,7 +126,7 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
                 if body is None and self.command != "HEAD":
                     self._endless(status, headers)
                 else:
-                    self._send(status, headers, body or b"")
+                    self._send(status, headers, body or b"", "body" if name in state.slow else "")
                 return
             if self.path == "/m/":
                 self._index()

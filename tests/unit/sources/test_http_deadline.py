@@ -52,6 +52,39 @@ def test_a_dribbled_body_is_cut_at_the_time_limit(
     assert time.monotonic() - started < 60  # cut, not read to its end
 
 
+def test_a_dribbled_signature_is_cut_at_the_time_limit(
+    misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model.sig`` beside the model, a byte each 50 ms: cut, never taken in part."""
+    server = misbehaving_http
+    server.files["w.bin"] = b"w"
+    sig = tmp_path / "m.sig"
+    omsign.sign(server.url, key=p256.private, signature=sig)
+    bundle = sig.read_bytes()
+    server.raw["model.sig"] = (200, {"Content-Length": str(len(bundle))}, bundle)
+    server.slow.add("model.sig")
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    with pytest.raises(StorageAccessError, match=r"/m/model\.sig: the body \("):
+        omsign.verify(server.url, key=p256.public)
+
+
+def test_a_dribbled_listing_of_no_announced_length_is_cut_not_taken_in_part(
+    misbehaving_http: Misbehaving, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page with no Content-Length, dribbled: what came before the cut would parse as a
+    shorter listing; the run fails instead. (The body's time counts the page bound.)"""
+    from omsign.sources import _http
+
+    monkeypatch.setattr(_http, "MAX_PAGE_BYTES", 1 << 16)
+    server = misbehaving_http
+    page = b"".join(b'<a href="f%d.bin">f</a>\n' % i for i in range(100))
+    server.raw[""] = (200, {"Content-Type": "text/html"}, page)
+    server.slow.add("")
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    with pytest.raises(StorageAccessError, match=r"/m/: the body \("):
+        omsign.digest(server.url)
+
+
 def test_a_slow_answer_within_the_limit_is_read(
     misbehaving_http: Misbehaving, tmp_path: Path, p256: KeyPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
