@@ -27,16 +27,19 @@ counting what was sent in ``sent``; a name in ``slow`` has its raw body dribbled
 (``DRIBBLE`` seconds a byte). Any other folder (a path ending with ``/``) has an
 empty index; ``pages`` counts the folder pages asked for, the index included.
 
-The fixture ``misbehaving_http`` starts it for one test.
+The fixture ``misbehaving_http`` starts it for one test; ``misbehaving_https`` the same
+over TLS, with a certificate from a test CA (``ca_path``).
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
@@ -59,6 +62,7 @@ class Misbehaving:
     pages: int = 0
     sent: int = 0
     done: threading.Event = field(default_factory=threading.Event)
+    ca_path: Path | None = None  # the test CA of the TLS server (``misbehaving_https``)
 
 
 def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
@@ -190,9 +194,32 @@ def _handler(state: Misbehaving) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def misbehaving_http() -> Iterator[Misbehaving]:
     """The server, for one test."""
+    yield from _serve(None)
+
+
+@pytest.fixture
+def misbehaving_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Misbehaving]:
+    """The server over TLS (``https://127.0.0.1:PORT/m/``), for one test; its certificate
+    is issued by a test CA whose PEM is ``ca_path``."""
+    from services.nginx import _certificate
+
+    work = tmp_path_factory.mktemp("misbehaving-tls")
+    ca_path = _certificate(work)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(work / "server.crt", work / "server.key")
+    for state in _serve(context):
+        state.ca_path = ca_path
+        yield state
+
+
+def _serve(context: ssl.SSLContext | None) -> Iterator[Misbehaving]:
     state = Misbehaving("")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/m/"
+    scheme = "http"
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/m/"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

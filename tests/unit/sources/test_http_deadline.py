@@ -6,6 +6,7 @@ a large range on a slow link is not cut."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -83,6 +84,29 @@ def test_a_dribbled_listing_of_no_announced_length_is_cut_not_taken_in_part(
     monkeypatch.setenv(TIMEOUT_ENV, "1")
     with pytest.raises(StorageAccessError, match=r"/m/: the body \("):
         omsign.digest(server.url)
+
+
+def test_a_dribbled_body_over_tls_is_cut_at_the_time_limit(
+    misbehaving_https: Misbehaving, tmp_path: Path, p256: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket under the TLS layer is shut down: the TLS read blocked in it returns."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(misbehaving_https.ca_path))
+    sig = _served(misbehaving_https, tmp_path, p256, "dribble-body")
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    with pytest.raises(StorageAccessError, match=r"^https://.*w\.bin: the body \(2000 bytes"):
+        omsign.verify(misbehaving_https.url, key=p256.public, signature=sig)
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_at_the_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts the connection and never answers the client's hello (the
+    handshake's reads would wait out the 15 s connect timeout, three times)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        monkeypatch.setenv(TIMEOUT_ENV, "1")
+        with pytest.raises(StorageAccessError, match=r"headers did not arrive in time"):
+            omsign.digest(f"https://127.0.0.1:{port}/m/")
 
 
 def test_a_slow_answer_within_the_limit_is_read(
