@@ -20,9 +20,9 @@ fsspec's HTTP filesystem follows links to any host, follows redirects and does n
 a range answer against a version. Redirects are never followed. TLS is verified against
 the system trust store, or the CA bundle named by ``SSL_CERT_FILE`` (or
 ``REQUESTS_CA_BUNDLE``); a proxy named in the environment is used
-(:mod:`omsign.sources._http_proxy`), TLS still end to end. Each request has a total time limit, headers and body
-(:mod:`omsign.sources._http_deadline`): callers read bodies with :func:`take` and end
-every response with :func:`drain` or :func:`finish`.
+(:mod:`omsign.sources._http_proxy`), TLS still end to end. Each request has a total time
+limit, headers and body (:mod:`omsign.sources._http_deadline`): callers read bodies with
+:func:`take` and end every response with :func:`drain` or :func:`finish`.
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ def _send(method: str, url: str, headers: dict[str, str] | None) -> Any:
         )
     except HTTPError as exc:
         reason = getattr(exc, "reason", None) or exc
+        reason = getattr(reason, "original_error", None) or reason  # a proxy's: its cause
         detail = (str(reason).splitlines() or [type(exc).__name__])[0][:200]
         if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in detail:
             raise StorageAccessError(
