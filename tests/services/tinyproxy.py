@@ -62,6 +62,17 @@ class Tinyproxy:
 @pytest.fixture
 def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinyproxy]:
     """A tinyproxy for one test (its own port: no connection kept from another test)."""
+    yield from _run(tmp_path_factory, "")
+
+
+@pytest.fixture
+def tinyproxy_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinyproxy]:
+    """A tinyproxy for one test that asks for a user and password (``omsign`` /
+    ``s3cret``, HTTP Basic): a request without them is answered ``407``."""
+    yield from _run(tmp_path_factory, "BasicAuth omsign s3cret\n")
+
+
+def _run(tmp_path_factory: pytest.TempPathFactory, extra: str) -> Iterator[Tinyproxy]:
     binary = shutil.which("tinyproxy") or (
         "/usr/bin/tinyproxy" if os.path.exists("/usr/bin/tinyproxy") else None
     )
@@ -72,7 +83,7 @@ def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinyproxy]:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("tinyproxy")
     port = free_port()
-    (work / "tinyproxy.conf").write_text(_CONFIG.format(port=port, work=work))
+    (work / "tinyproxy.conf").write_text(_CONFIG.format(port=port, work=work) + extra)
     argv = [binary, "-d", "-c", str(work / "tinyproxy.conf")]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -2,7 +2,7 @@
 (``https_proxy`` / ``http_proxy``, either case; ``no_proxy``), against a real tinyproxy and
 a real nginx: ``https://`` through a ``CONNECT`` tunnel with the server's certificate still
 verified, ``http://`` forwarded, hosts in ``no_proxy`` reached directly, and a proxy's
-credentials never shown."""
+credentials sent to it alone, never shown."""
 
 from __future__ import annotations
 
@@ -122,6 +122,31 @@ def test_an_unreachable_proxy_is_named_without_its_credentials(
     assert f"cannot reach the server through the proxy http://127.0.0.1:{port}" in message
     assert "s3cret" not in message and "omsign:" not in message
     assert caught.value.exit_code == 2
+
+
+def test_the_proxys_credentials_go_to_the_proxy(
+    https_trust: Nginx,
+    tinyproxy_auth: Tinyproxy,
+    tmp_path: Path,
+    p256: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A proxy that asks for a password: given in the proxy's URL, the model verifies
+    through it; without it, the proxy refuses the tunnel, and the run fails (exit 2)."""
+    folder, path = https_trust.folder(_FILES)
+    url = https_trust.tls_url + path
+    sig = tmp_path / "m.sig"
+    omsign.sign(folder, key=p256.private, signature=sig)
+    address = tinyproxy_auth.url.removeprefix("http://")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://omsign:s3cret@{address}")
+    omsign.verify(url, key=p256.public, signature=sig)
+    assert tinyproxy_auth.logged("CONNECT 127.0.0.1:")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://omsign:wrong@{address}")
+    with pytest.raises(
+        StorageAccessError,
+        match=r"through the proxy http://127\.0\.0\.1:[0-9]+ \(Tunnel connection failed: 40[17]",
+    ):
+        omsign.verify(url, key=p256.public, signature=sig)
 
 
 def test_a_proxy_that_is_not_http_is_a_usage_error(
