@@ -23,7 +23,14 @@ from typing import BinaryIO
 from omsign.bundle import open_regular
 from omsign.errors import Error, MalformedSignatureError, ModelError
 
-__all__ = ["MAX_FILE_BYTES", "MAX_LINES", "MAX_LINE_BYTES", "append_line", "read_lines"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_LINES",
+    "MAX_LINE_BYTES",
+    "append_line",
+    "parse_lines",
+    "read_lines",
+]
 
 MAX_LINE_BYTES = 16 << 20  # one bundle; a bill of materials of a large model fits
 MAX_LINES = 1000  # attestations read per model
@@ -64,32 +71,37 @@ def read_lines(path: Path) -> list[tuple[str, bytes | Error]]:
     if not os.path.lexists(path):
         return []
     fd = open_regular(path)
-    out: list[tuple[str, bytes | Error]] = []
     try:
         with os.fdopen(fd, "rb", closefd=False) as f:
-            for number, (line, whole) in enumerate(_lines(f), start=1):
-                location = f"{path}:{number}"
-                if len(out) >= MAX_LINES or f.tell() > MAX_FILE_BYTES:
-                    limit = (
-                        f"{MAX_LINES} lines"
-                        if len(out) >= MAX_LINES
-                        else (f"{MAX_FILE_BYTES >> 20} MiB")
-                    )
-                    out.append((location, _bad(location, f"more than {limit}; not read")))
-                    break
-                if not whole:
-                    problem = (
-                        "line is torn (no newline at its end: an interrupted write)"
-                        if line
-                        else f"line is longer than {MAX_LINE_BYTES >> 20} MiB"
-                    )
-                    out.append((location, _bad(location, problem)))
-                elif line.strip():
-                    out.append((location, line))
+            return parse_lines(f, str(path))
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror})") from None
     finally:
         os.close(fd)
+
+
+def parse_lines(f: BinaryIO, where: str) -> list[tuple[str, bytes | Error]]:
+    """The lines of claims read from ``f``, raw and located as ``where:N``, within bounds.
+
+    Blank lines are skipped; a line that is torn, too long or past the bounds is reported
+    in its place as an error, and the others are still returned.
+    """
+    out: list[tuple[str, bytes | Error]] = []
+    for number, (line, whole) in enumerate(_lines(f), start=1):
+        location = f"{where}:{number}"
+        if len(out) >= MAX_LINES or f.tell() > MAX_FILE_BYTES:
+            limit = f"{MAX_LINES} lines" if len(out) >= MAX_LINES else f"{MAX_FILE_BYTES >> 20} MiB"
+            out.append((location, _bad(location, f"more than {limit}; not read")))
+            break
+        if not whole:
+            problem = (
+                "line is torn (no newline at its end: an interrupted write)"
+                if line
+                else f"line is longer than {MAX_LINE_BYTES >> 20} MiB"
+            )
+            out.append((location, _bad(location, problem)))
+        elif line.strip():
+            out.append((location, line))
     return out
 
 

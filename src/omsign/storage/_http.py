@@ -35,7 +35,7 @@ from omsign.errors import (
 from omsign.sources._http import HttpSource
 from omsign.sources._http_client import finish, request, take
 from omsign.sources._http_index import MAX_PAGE_BYTES, clip, parse_page, quote_name
-from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
+from omsign.storage._claims import MAX_FILE_BYTES, parse_lines
 from omsign.storage._file import FileStore
 
 if TYPE_CHECKING:
@@ -176,17 +176,7 @@ class HttpSignatureStore:
         data = _get(url, MAX_FILE_BYTES)
         if not data:
             return []
-        out: list[tuple[str, bytes | Error]] = []
-        for number, (line, whole) in enumerate(_lines(io.BytesIO(data[:MAX_FILE_BYTES])), 1):
-            location = f"{url}:{number}"
-            if len(out) >= MAX_LINES:
-                out.append((location, MalformedSignatureError(f"{location}: too many lines")))
-                break
-            if not whole:
-                out.append((location, MalformedSignatureError(f"{location}: line is torn")))
-            elif line.strip():
-                out.append((location, line))
-        return out
+        return parse_lines(io.BytesIO(data[:MAX_FILE_BYTES]), url)
 
     def append_claim(self, bundle: Mapping[str, Any]) -> str:
         """Refused: a web server cannot be written to."""

@@ -29,7 +29,7 @@ from omsign.errors import (
 )
 from omsign.sources._fsspec import ObjectSource
 from omsign.sources._stores import access_error
-from omsign.storage._claims import MAX_FILE_BYTES, MAX_LINES, _lines
+from omsign.storage._claims import MAX_FILE_BYTES, parse_lines
 from omsign.storage._file import FileStore
 
 if TYPE_CHECKING:
@@ -164,17 +164,7 @@ class ObjectSignatureStore:
             return []
         except Exception as exc:
             raise access_error(exc, url) from None
-        out: list[tuple[str, bytes | Error]] = []
-        for number, (line, whole) in enumerate(_lines(io.BytesIO(data)), start=1):
-            location = f"{url}:{number}"
-            if len(out) >= MAX_LINES:
-                out.append((location, MalformedSignatureError(f"{location}: too many lines")))
-                break
-            if not whole:
-                out.append((location, MalformedSignatureError(f"{location}: line is torn")))
-            elif line.strip():
-                out.append((location, line))
-        return out
+        return parse_lines(io.BytesIO(data), url)
 
     def append_claim(self, bundle: Mapping[str, Any]) -> str:
         """Refused: an object store cannot append a line atomically."""
