@@ -245,16 +245,8 @@ def watched(context: ssl.SSLContext, pool: Any) -> Any:
                 attach(self.sock)
             super().request(*args, **kwargs)
 
-    class Secure(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
-            attach(sock)
-            return sock
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            if self.sock is not None:
-                attach(self.sock)
-            super().request(*args, **kwargs)
+    class Secure(Plain, HTTPSConnection):  # the same watch on HTTPS's connections
+        pass
 
     class PlainPool(HTTPConnectionPool):
         ConnectionCls = Plain
