@@ -13,6 +13,7 @@ security tests need (expired, not yet valid, missing key usages, wrong EKU...).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -417,3 +418,29 @@ def write_public_key(
         )
     )
     return path
+
+
+def write_loopback_server_cert(directory: Path, ca_name: str) -> tuple[Path, Path, Path]:
+    """A TLS server certificate for ``127.0.0.1`` and ``localhost`` from a fresh test CA.
+
+    Writes ``server.crt`` (the chain), ``server.key`` and ``ca.crt`` into ``directory``
+    and returns their paths in that order.
+    """
+    ca = make_ca(ca_name)
+    key = make_ec_key()
+    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    leaf = build_certificate(
+        subject="127.0.0.1",
+        key=key,
+        issuer=ca,
+        extensions=[
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.SubjectAlternativeName(sans), False),
+        ],
+    )
+    return (
+        write_certs(directory / "server.crt", leaf.full_chain),
+        write_private_key(directory / "server.key", key),
+        write_certs(directory / "ca.crt", [ca.cert]),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +17,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def system_binary(name: str, fallback: str, install: str) -> str:
+    """The path of a system program the tests run, found on PATH or at ``fallback``.
+
+    Missing, the test fails under ``CI=true`` (the project installs it) and skips
+    elsewhere, saying how to install it (``install``: the Debian package).
+    """
+    import pytest
+
+    binary = shutil.which(name) or (fallback if os.path.exists(fallback) else None)
+    if binary is None:
+        reason = f"{name} is not installed (apt-get install {install}, or run make system)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return binary
 
 
 def wait_until_up(

@@ -22,9 +22,6 @@ except under ``CI=true``.
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import shutil
 import subprocess
 import urllib.request
 import uuid
@@ -33,11 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from helpers.pki import build_certificate, make_ca, make_ec_key, write_certs, write_private_key
-from services._process import free_port, wait_until_up
+from helpers.pki import write_loopback_server_cert
+from services._process import free_port, system_binary, wait_until_up
 
 _CONFIG = """\
 daemon off;
@@ -110,35 +105,13 @@ class Nginx:
 
 
 def _certificate(work: Path) -> Path:
-    ca = make_ca("omsign test web server CA")
-    key = make_ec_key()
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    leaf = build_certificate(
-        subject="127.0.0.1",
-        key=key,
-        issuer=ca,
-        extensions=[
-            (x509.BasicConstraints(ca=False, path_length=None), True),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-            (x509.SubjectAlternativeName(sans), False),
-        ],
-    )
-    write_certs(work / "server.crt", leaf.full_chain)
-    write_private_key(work / "server.key", key)
-    return write_certs(work / "ca.crt", [ca.cert])
+    return write_loopback_server_cert(work, "omsign test web server CA")[2]
 
 
 @pytest.fixture(scope="session")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """An nginx serving a fresh root folder over HTTP and HTTPS, shared by the session."""
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if binary is None:
-        reason = "nginx is not installed (apt-get install nginx-light, or run make system)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    binary = system_binary("nginx", "/usr/sbin/nginx", "nginx-light")
     work = tmp_path_factory.mktemp("nginx")
     root = work / "www"
     root.mkdir()

@@ -29,7 +29,6 @@ blob can be a sparse file (:meth:`OciRegistry.seed_blob`).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import ssl
 import threading
@@ -41,10 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from helpers.pki import build_certificate, make_ca, make_ec_key, write_certs, write_private_key
+from helpers.pki import write_loopback_server_cert
 from services.oci_handler import INDEX, MANIFEST, RegistryHandler, sha256_digest
 
 __all__ = [
@@ -206,22 +203,7 @@ class OciRegistry:
 
 
 def _server_context(workdir: Path) -> tuple[ssl.SSLContext, Path]:
-    ca = make_ca("omsign test registry CA")
-    key = make_ec_key()
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    leaf = build_certificate(
-        subject="127.0.0.1",
-        key=key,
-        issuer=ca,
-        extensions=[
-            (x509.BasicConstraints(ca=False, path_length=None), True),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-            (x509.SubjectAlternativeName(sans), False),
-        ],
-    )
-    cert_path = write_certs(workdir / "server.crt", leaf.full_chain)
-    key_path = write_private_key(workdir / "server.key", key)
-    ca_path = write_certs(workdir / "ca.crt", [ca.cert])
+    cert_path, key_path, ca_path = write_loopback_server_cert(workdir, "omsign test registry CA")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_path, key_path)
     return ctx, ca_path

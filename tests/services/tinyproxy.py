@@ -10,8 +10,6 @@ without it the fixture skips, except under ``CI=true``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from services._process import free_port, wait_until_up
+from services._process import free_port, system_binary, wait_until_up
 
 _CONFIG = """\
 Port {port}
@@ -73,14 +71,7 @@ def tinyproxy_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinypro
 
 
 def _run(tmp_path_factory: pytest.TempPathFactory, extra: str) -> Iterator[Tinyproxy]:
-    binary = shutil.which("tinyproxy") or (
-        "/usr/bin/tinyproxy" if os.path.exists("/usr/bin/tinyproxy") else None
-    )
-    if binary is None:
-        reason = "tinyproxy is not installed (apt-get install tinyproxy, or run make system)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    binary = system_binary("tinyproxy", "/usr/bin/tinyproxy", "tinyproxy")
     work = tmp_path_factory.mktemp("tinyproxy")
     port = free_port()
     (work / "tinyproxy.conf").write_text(_CONFIG.format(port=port, work=work) + extra)
