@@ -53,6 +53,16 @@ def wait_until_up(
         time.sleep(0.1)
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ends a started service: asks it to stop, kills it if it has not within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_moto(script_args: list[str], what: str) -> tuple[subprocess.Popen[bytes], str]:
     """Runs ``python SCRIPT_ARGS...`` (a moto server told its port by ``{port}``).
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services._process import start_moto
+from services._process import start_moto, stop
 
 _LAUNCHER = Path(__file__).with_name("moto_kms_server.py")
 
@@ -34,8 +34,7 @@ def kms_server() -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from services._process import free_port, wait_until_up
+from services._process import free_port, stop, wait_until_up
 
 _ROOT = Path(__file__).resolve().parents[2]
 # Azurite's documented development account (a public, well-known test key).
@@ -79,8 +79,7 @@ def azurite() -> Iterator[str]:
             f"BlobEndpoint=http://127.0.0.1:{port}/{_ACCOUNT};"
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
         shutil.rmtree(data, ignore_errors=True)
 
 

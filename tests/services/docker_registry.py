@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from services._process import free_port
+from services._process import free_port, stop
 
 USER = "omsign"
 PASSWORD = "s3cret-distribution"
@@ -137,9 +137,4 @@ def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker
     try:
         yield DockerRegistry(f"127.0.0.1:{port}", url, USER, PASSWORD, workdir / "storage")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from helpers.pki import write_loopback_server_cert
-from services._process import free_port, system_binary, wait_until_up
+from services._process import free_port, stop, system_binary, wait_until_up
 
 _CONFIG = """\
 daemon off;
@@ -144,12 +144,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     try:
         yield Nginx(root, url, f"https://127.0.0.1:{tls_port}", ca_path, work / "access.log")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture

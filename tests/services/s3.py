@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from services._process import start_moto
+from services._process import start_moto, stop
 
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -49,8 +49,7 @@ def s3_server() -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def s3_environment(endpoint: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from services._process import free_port, system_binary, wait_until_up
+from services._process import free_port, stop, system_binary, wait_until_up
 
 _CONFIG = """\
 Port {port}
@@ -86,9 +86,4 @@ def _run(tmp_path_factory: pytest.TempPathFactory, extra: str) -> Iterator[Tinyp
     try:
         yield Tinyproxy(f"http://127.0.0.1:{port}", work / "tinyproxy.log")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
