@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -122,10 +121,14 @@ def _parse_header(f: VerifiedFile, prefix: bytes) -> dict[str, dict[str, Any]]:
     header.pop("__metadata__", None)
     start, spans = len(prefix), []
     for tensor, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise _bad(name, f"tensor {tensor!r} has no known dtype")
         shape, offsets = info.get("shape"), info.get("data_offsets")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
             raise _bad(name, f"tensor {tensor!r} has a malformed shape")
         if not (
             isinstance(offsets, list)
@@ -134,7 +137,7 @@ def _parse_header(f: VerifiedFile, prefix: bytes) -> dict[str, dict[str, Any]]:
             and 0 <= offsets[0] <= offsets[1]
         ):
             raise _bad(name, f"tensor {tensor!r} has malformed data offsets")
-        if math.prod(shape) * _DTYPES[info["dtype"]][0] != offsets[1] - offsets[0]:
+        if _elements(shape, f.size) * _DTYPES[dtype][0] != offsets[1] - offsets[0]:
             raise _bad(name, f"tensor {tensor!r} size does not match its shape")
         spans.append((offsets[0], offsets[1]))
     spans.sort()
@@ -146,6 +149,22 @@ def _parse_header(f: VerifiedFile, prefix: bytes) -> dict[str, dict[str, Any]]:
     if start + end != f.size:
         raise _bad(name, "tensor data does not end where the file ends")
     return header
+
+
+def _elements(shape: list[int], limit: int) -> int:
+    """The number of elements of ``shape``, or -1 once it exceeds ``limit``.
+
+    Stops multiplying as soon as the count passes ``limit``, so that a header of many
+    huge dimensions costs no more than its length to check.
+    """
+    if 0 in shape:
+        return 0
+    count = 1
+    for dim in shape:
+        count *= dim
+        if count > limit:
+            return -1
+    return count
 
 
 def _framework(framework: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import signal
 import struct
 from pathlib import Path
 
@@ -136,3 +137,42 @@ def test_a_header_length_that_looks_like_a_pickle_marker_is_not_refused(
     vm = _signed(tmp_path, p256, {name: struct.pack("<Q", len(raw)) + raw + DATA})
     assert vm.read_bytes(name)[:2] == b"\x80\x05"
     np.testing.assert_array_equal(load(vm, name)["b"], np.array([1, 2, 3], dtype=np.int8))
+
+
+@pytest.mark.parametrize(
+    ("info", "words"),
+    [
+        ({"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}, "dtype"),
+        ({"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}, "shape"),
+    ],
+)
+def test_header_values_of_the_wrong_type_are_refused(
+    tmp_path: Path, p256: KeyPair, info: dict[str, object], words: str
+) -> None:
+    vm = _signed(tmp_path, p256, {"w.safetensors": _file({"a": info}, bytes(4))})
+    with pytest.raises(IntegrityError, match=words):
+        load(vm, "w.safetensors")
+
+
+def test_a_header_of_huge_dimensions_is_refused_before_its_product_is_computed(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    # Multiplying out 1500 dimensions of 4000 digits each takes minutes; the check must
+    # stop as soon as the count passes the file size. The header is swapped in after
+    # verification, so it is parsed before any byte of it is proven.
+    huge = {"a": {"dtype": "U8", "shape": [10**3999] * 1500, "data_offsets": [0, 1]}}
+    hostile = _file(huge, b"\0")
+    vm = _signed(tmp_path, p256, {"w.safetensors": bytes(len(hostile))})
+    (tmp_path / "model" / "w.safetensors").write_bytes(hostile)
+
+    def too_slow(signum: int, frame: object) -> None:
+        raise TimeoutError("the header check did not stop early")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(20)
+    try:
+        with pytest.raises(IntegrityError, match="size does not match its shape"):
+            load(vm, "w.safetensors")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
