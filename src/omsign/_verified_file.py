@@ -126,7 +126,7 @@ class VerifiedFile(io.RawIOBase):
 
     def _refuse_unsafe(self) -> None:
         """Refuses pickle content; reads (verified) only the bytes it sniffs."""
-        from omsign.integrations.unsafe import sniff_length, unsafe_reason
+        from omsign.integrations.unsafe import sniff_length
 
         self.sniff = False
         pos = self._pos
@@ -134,7 +134,18 @@ class VerifiedFile(io.RawIOBase):
             self._pos = 0
             head = bytearray(min(sniff_length(self.name), self.size))
             got = self.readinto(head) if head else 0
-            reason = unsafe_reason(self.name, bytes(head[:got]), cast("BinaryIO", self))
+        finally:
+            self._pos = pos
+        self._judge(bytes(head[:got]))
+
+    def _judge(self, head: bytes) -> None:
+        """Refuses pickle content, from ``head`` (the file's first bytes, proven) and,
+        for an archive, its members read through this file (verified)."""
+        from omsign.integrations.unsafe import unsafe_reason
+
+        pos = self._pos
+        try:
+            reason = unsafe_reason(self.name, head, cast("BinaryIO", self))
         finally:
             self._pos = pos
         if reason is not None:
@@ -168,9 +179,10 @@ class VerifiedFile(io.RawIOBase):
         target = memoryview(buffer).cast("B")
         if target.nbytes != self.size:
             raise ValueError("the buffer must have the file's size")
-        if self.sniff:
-            from omsign.integrations.unsafe import sniff_length, unsafe_reason
+        from omsign.integrations.unsafe import sniff_length, unsafe_reason
 
+        sniff = self.sniff
+        if sniff:  # refused early if the bytes on disk already say so (not proven yet)
             reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
             if reason is not None:
                 raise unsafe_error(self.name, reason + self.refusal_note)
@@ -183,6 +195,9 @@ class VerifiedFile(io.RawIOBase):
             prepare = buffer.prepare if isinstance(buffer, TensorMemory) else None
             for i, piece in enumerate(self._pieces):
                 self._hash_into(piece, i == len(self._pieces) - 1, target, reader, prepare)
+        if sniff:  # judged again on the proven bytes: the disk may have changed since
+            self.sniff = False
+            self._judge(bytes(target[: sniff_length(self.name)]))
 
     def _hash_into(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import pytest
 import omsign
 from helpers.fixtures import KeyPair, make_model
 from omsign import _verified_file
-from omsign._memory import new_buffer
-from omsign.errors import IntegrityError
+from omsign._memory import TensorMemory, new_buffer
+from omsign.errors import IntegrityError, UnsafeFormatError
 
 DATA = os.urandom(50_000)
 
@@ -87,3 +88,28 @@ def test_the_buffer_must_have_the_file_size(model: omsign.VerifiedModel) -> None
 
 def test_an_empty_buffer_is_plain_memory() -> None:
     assert new_buffer(0) == bytearray()
+
+
+def test_pickle_restored_after_the_early_look_is_refused_once_proven(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    # The first bytes are looked at before the read; an attacker shows harmless bytes
+    # then, and puts the signed pickle back before the read that proves it.
+    signed = pickle.dumps({"w": list(range(5000))}, protocol=4)
+    folder = make_model(tmp_path / "p", {"w.bin": signed})
+    omsign.sign(folder, key=p256.private)
+    model = omsign.open_verified(folder, key=p256.public)
+    path = folder / "w.bin"
+    path.write_bytes(bytes(len(signed)))  # same inode and size
+
+    class Restoring(TensorMemory):
+        def prepare(self, end: int) -> None:
+            if path.read_bytes() != signed:
+                path.write_bytes(signed)
+
+    buffer = Restoring(-1, len(signed), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    with model.open_raw("w.bin") as f:
+        with pytest.raises(UnsafeFormatError, match=r"w\.bin: refused: a pickle stream"):
+            f.read_into_verified(buffer, overlap=False)
+        with pytest.raises(UnsafeFormatError):
+            f.read(1)
