@@ -65,6 +65,40 @@ class _Proven:
             self._spool.close()
 
 
+class _ProvenView(io.RawIOBase):
+    """A read-only, seekable stream over bytes in memory that are proven already."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), len(self._view) - self._pos))
+        out[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._view = memoryview(b"")  # the caller's buffer is no longer referenced
+        super().close()
+
+
 class VerifiedFile(io.RawIOBase):
     """A read-only, seekable view of a signed file that serves only proven bytes.
 
@@ -136,16 +170,16 @@ class VerifiedFile(io.RawIOBase):
             got = self.readinto(head) if head else 0
         finally:
             self._pos = pos
-        self._judge(bytes(head[:got]))
+        self._judge(bytes(head[:got]), self)
 
-    def _judge(self, head: bytes) -> None:
-        """Refuses pickle content, from ``head`` (the file's first bytes, proven) and,
-        for an archive, its members read through this file (verified)."""
+    def _judge(self, head: bytes, stream: io.RawIOBase) -> None:
+        """Refuses pickle content, from ``head`` (the file's first bytes, proven) and what
+        the checks read of ``stream`` (this file, verified, or the proven bytes)."""
         from omsign.integrations.unsafe import unsafe_reason
 
         pos = self._pos
         try:
-            reason = unsafe_reason(self.name, head, cast("BinaryIO", self))
+            reason = unsafe_reason(self.name, head, cast("BinaryIO", stream))
         finally:
             self._pos = pos
         if reason is not None:
@@ -197,7 +231,8 @@ class VerifiedFile(io.RawIOBase):
                 self._hash_into(piece, i == len(self._pieces) - 1, target, reader, prepare)
         if sniff:  # judged again on the proven bytes: the disk may have changed since
             self.sniff = False
-            self._judge(bytes(target[: sniff_length(self.name)]))
+            with _ProvenView(target) as proven:
+                self._judge(bytes(target[: sniff_length(self.name)]), proven)
 
     def _hash_into(
         self,

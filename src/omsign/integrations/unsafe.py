@@ -23,9 +23,8 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill"
 # Formats that are never unpickled: their content is not sniffed (a safetensors header
 # length can begin with the bytes of a pickle protocol marker).
 _SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".md", ".gguf", ".jinja", ".onnx")
-# What follows PROTO 2/3 in a real pickle: a container, a global, a mark, a memo, a long.
-_AFTER_PROTO = frozenset(b"}](cq\x8a\x8c\x95")
 _HEAD = 4096  # bytes of a file that the checks below look at
+_LINE = 4096  # a newline-ended argument longer than this is skipped, not decoded
 # Walking arbitrary bytes as protocol 0 STRING arguments makes pickletools decode their
 # escapes, which warns about invalid ones: the walk is a test, not an unpickling.
 warnings.filterwarnings(
@@ -43,13 +42,6 @@ def unsafe_by_name(name: str) -> str | None:
     if name.lower().endswith(PICKLE_SUFFIXES):
         return "a pickle-based format (loading it can run code)"
     return None
-
-
-def _is_pickle(head: bytes) -> bool:
-    """A pickle stream of protocol 2 or later: PROTO, the protocol, then a pickle opcode."""
-    if len(head) < 3 or head[0] != 0x80 or not 2 <= head[1] <= 5:
-        return False
-    return head[2] == 0x95 if head[1] >= 4 else head[2] in _AFTER_PROTO
 
 
 # Opcodes through which unpickling reaches a callable (imports it, calls it, or sets state).
@@ -83,10 +75,10 @@ class _Stack:
         """Applies one opcode; False if no unpickler could run it here."""
         before, after = opcode.stack_before, opcode.stack_after
         floor = self.marks[-1] if self.marks else 0
-        if opcode.name in _PUTS:
+        if opcode.name in _PUTS or opcode.name == "MEMOIZE":
             if self.depth <= floor:
                 return False
-            self.memo.add(arg)
+            self.memo.add(len(self.memo) if opcode.name == "MEMOIZE" else arg)
         elif opcode.name in _GETS and arg not in self.memo:
             return False
         if pickletools.markobject in before:
@@ -114,38 +106,116 @@ class _Stack:
         return True
 
 
-def _is_text_pickle(head: bytes) -> bool:
-    """A protocol 0 or 1 pickle stream (no PROTO marker).
+class _CutError(Exception):
+    """The stream ends inside an opcode or its argument."""
 
-    The head is walked as pickle opcodes without executing anything, tracking the shape
-    of the unpickler's stack and memo: every opcode must be one protocols 0 and 1 know and
-    fit the stack as it stands. A walk that reaches STOP with exactly the result on the
-    stack is a pickle of three opcodes or more, or one that names or calls a global; a
-    head that ends inside the stream is a pickle once it has named or called a global, or
-    has run consistently for a long stretch. Weights, text and other binary data break
-    the walk within a few bytes.
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            raise _CutError
+        data += chunk
+    return data
+
+
+def _skip_line(stream: BinaryIO, kept: bytes) -> None:
+    """Moves past the newline that ends a line longer than :data:`_LINE`."""
+    while b"\n" not in kept:
+        kept = stream.read(_LINE)
+        if not kept:
+            raise _CutError
+    stream.seek(kept.index(b"\n") + 1 - len(kept), io.SEEK_CUR)
+
+
+def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> object:
+    """Reads an opcode's argument, skipping (never reading) one given by a length.
+
+    Raises:
+        _CutError: the stream ends inside the argument.
+        ValueError: the argument is malformed (no unpickler would accept it).
     """
+    arg = opcode.arg
+    if arg is None:
+        return None
+    if arg.n >= 0:
+        return arg.reader(io.BytesIO(_read_exact(stream, arg.n)))
+    if arg.n == pickletools.UP_TO_NEWLINE:
+        lines = []
+        for _ in range(2 if arg.name == "stringnl_noescape_pair" else 1):
+            line = stream.read(_LINE)
+            if b"\n" not in line:  # a long line (a long string): its value is not needed
+                _skip_line(stream, line)
+                return None
+            stream.seek(line.index(b"\n") + 1 - len(line), io.SEEK_CUR)
+            lines.append(line[: line.index(b"\n") + 1])
+        return arg.reader(io.BytesIO(b"".join(lines)))
+    width = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+    size = int.from_bytes(
+        _read_exact(stream, width.get(arg.n, 4)),
+        "little",
+        signed=arg.n == pickletools.TAKEN_FROM_ARGUMENT4,
+    )
+    if size < 0:
+        raise ValueError("negative length")
+    if stream.tell() + size > end:
+        raise _CutError
+    stream.seek(size, io.SEEK_CUR)
+    return None
+
+
+def _walks_as_pickle(stream: BinaryIO) -> bool:
+    """A pickle stream of any protocol, walked from the start of ``stream``.
+
+    The stream is walked as pickle opcodes without executing anything, tracking the
+    shape of the unpickler's stack and memo: every opcode must be one the stream's
+    protocol knows (0 and 1 without a PROTO marker) and fit the stack as it stands.
+    Arguments given by a length (strings, bytes) are skipped, not read, so a long string
+    does not hide what follows it. A walk that reaches STOP with exactly the result on
+    the stack is a pickle of three opcodes or more; a walk that stops otherwise, or a
+    stream that ends inside it, is a pickle once it has named or called a global (an
+    unpickler runs it up to there) or shown a PROTO marker and two opcodes; a consistent
+    run of :data:`_LONG_RUN` opcodes is a pickle. Weights, text and other binary data
+    break the walk within a few bytes.
+    """
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    head = stream.read(2)
+    stream.seek(0)
+    marked = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    newest = head[1] if marked else 1
     stack = _Stack()
     seen: set[str] = set()
     count = 0
     try:
-        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
-            if opcode.proto > 1:
-                return False  # protocols 2+ begin with PROTO (checked by _is_pickle)
+        while count < _LONG_RUN:
+            code = stream.read(1)
+            if not code:
+                break
+            opcode = _OPCODES.get(code[0])
+            if opcode is None or opcode.proto > newest:
+                return False
+            arg = _argument(opcode, stream, end)
             if opcode.name == "STOP":
-                whole = stack.depth == 1 and not stack.marks
-                return whole and (count + 1 >= 3 or bool(seen & _CODE_OPCODES))
+                if stack.depth == 1 and not stack.marks and count + 1 >= 3:
+                    return True
+                break
             if not stack.step(opcode, arg):
                 return False
             seen.add(opcode.name)
             count += 1
-    except ValueError as exc:
-        if "unknown" in str(exc) or not seen:  # not a pickle opcode: not a pickle
-            return False
-        # Anything else is the head ending inside an argument: judge what was read.
+        else:
+            return True
+    except _CutError:
+        pass
     except Exception:  # a malformed argument (bad text, a number out of range)
         return False
-    return (bool(seen & _CODE_OPCODES) and count >= 2) or count >= _LONG_RUN
+    # Stopped or cut: an unpickler has run everything walked so far.
+    return (bool(seen & _CODE_OPCODES) and count >= 2) or (marked and count >= 3)
+
+
+_OPCODES = {ord(op.code.encode("latin-1")): op for op in pickletools.opcodes}
 
 
 def _npy_is_object(head: bytes) -> bool:
@@ -178,7 +248,7 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         return by_name
     if lower.endswith(_SAFE_SUFFIXES):
         return None
-    if _is_pickle(head) or _is_text_pickle(head):
+    if _walks_as_pickle(stream if stream is not None else io.BytesIO(head)):
         return "a pickle stream (loading it can run code)"
     if head.startswith(b"PK\x03\x04") and lower.endswith((".bin", ".pt", ".model")):
         return "a PyTorch zip archive holding a pickle (loading it can run code)"

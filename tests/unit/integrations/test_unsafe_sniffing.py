@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
 import struct
+from pathlib import Path
 
 import pytest
 
+import omsign
+from helpers.fixtures import KeyPair, make_model
+from omsign.errors import UnsafeFormatError
+from omsign.integrations.gguf import verified_path
 from omsign.integrations.unsafe import sniff_length, unsafe_reason
 
 
@@ -88,3 +94,43 @@ def test_random_bytes_are_not_mistaken_for_a_pickle() -> None:
     # random file in a thousand; the stack check makes it vanishingly rare.
     heads = (random.Random(seed).randbytes(4096) for seed in range(20_000))
     assert [h[:16] for h in heads if unsafe_reason("w.bin", h) is not None] == []
+
+
+# Each of these calls os.system when unpickled (pickle.loads accepts every one of them).
+_CALL = b"cposix\nsystem\n(S'true'\ntR."
+EVASIVE = {
+    "protocol-4-unframed": b"\x80\x04\x8c\x05posix\x94\x8c\x06system\x94\x93\x8c\x04true\x85R.",
+    "protocol-2-text-first": b"\x80\x02X\x02\x00\x00\x00hi0" + _CALL,
+    "long-string-first": b"S'" + b"a" * 5000 + b"'\n0" + _CALL,
+    "long-binstring-first": b"T" + struct.pack("<i", 9000) + b"a" * 9000 + b"0" + _CALL,
+    "mark-then-long-string": b"(X" + struct.pack("<I", 9000) + b"a" * 9000 + b"0" + _CALL,
+}
+
+
+@pytest.mark.parametrize("data", EVASIVE.values(), ids=EVASIVE.keys())
+def test_pickles_shaped_to_evade_the_first_bytes_are_unsafe(data: bytes) -> None:
+    assert unsafe_reason("w.bin", data[: sniff_length("w.bin")], io.BytesIO(data)) is not None
+
+
+@pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+@pytest.mark.parametrize("data", EVASIVE.values(), ids=EVASIVE.keys())
+def test_random_files_starting_like_an_evasive_pickle_are_not_refused(data: bytes) -> None:
+    # The same first byte (or PROTO marker), then random bytes: a long argument skipped
+    # lands among bytes that no unpickler could run.
+    for seed in range(1000):
+        rest = random.Random(seed).randbytes(20_000)
+        sample = data[: 2 if data[0] == 0x80 else 1] + rest
+        assert unsafe_reason("w.bin", sample[:4096], io.BytesIO(sample)) is None
+
+
+@pytest.mark.parametrize("name", ["w.bin", "weights"])
+def test_evasive_pickles_are_refused_by_verified_reads_and_paths(
+    tmp_path: Path, p256: KeyPair, name: str
+) -> None:
+    model = make_model(tmp_path / "m", {name: EVASIVE["long-binstring-first"]})
+    omsign.sign(model, key=p256.private)
+    verified = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match="a pickle stream"):
+        verified.read_bytes(name)
+    with pytest.raises(UnsafeFormatError, match="a pickle stream"), verified_path(verified, name):
+        pass
