@@ -4,8 +4,8 @@ A signature says who shipped a file, not that loading it is safe: unpickling run
 code. Verified loading refuses these unless the caller allows them explicitly:
 ``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, ``.pickle``, ``.joblib``, ``.dill``; a ``.bin``
 (or any other name) that holds a pickle stream of any protocol (0 and 1 have no marker:
-their opcodes are walked, never run) or a PyTorch zip archive; ``.npy`` object arrays
-and ``.npz`` archives holding one.
+their opcodes are walked, never run) or a zip archive holding a pickle (PyTorch's);
+NumPy object arrays and zip archives (``.npz``) holding one, whatever their name.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import io
 import pickletools
 import warnings
 import zipfile
-from typing import BinaryIO
+import zlib
+from typing import Any, BinaryIO
 
 __all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_by_name", "unsafe_reason"]
 
@@ -228,10 +229,35 @@ def _npy_is_object(head: bytes) -> bool:
     text = head[8 + size_bytes : 8 + size_bytes + size].decode("latin-1", "replace")
     try:
         header = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         return True  # unreadable: numpy would refuse it too; do not guess it is safe
-    descr = header.get("descr") if isinstance(header, dict) else None
-    return "O" in str(descr)
+    descr: Any = header.get("descr") if isinstance(header, dict) else None
+    try:
+        from numpy.lib.format import descr_to_dtype
+    except ImportError:  # without numpy: any spelling that could name an object
+        return "o" in str(descr).lower()
+    try:
+        return bool(descr_to_dtype(descr).hasobject)
+    except Exception:  # numpy refuses it: nothing to unpickle, but do not guess
+        return True
+
+
+def _archive_reason(stream: BinaryIO) -> str | None:
+    """Why a zip archive is unsafe: a pickle member (a PyTorch archive), or a NumPy
+    array member of an object dtype (``numpy.load`` reads members by content)."""
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            for member in archive.namelist():
+                if member.lower().endswith((".pkl", ".pickle")):
+                    return f"a zip archive holding the pickle {member} (a PyTorch archive)"
+                with archive.open(member) as f:
+                    if _npy_is_object(f.read(_HEAD)):
+                        return f"a NumPy archive whose {member} is an object array"
+    except zipfile.BadZipFile:
+        return None  # not an archive any loader opens
+    except (RuntimeError, NotImplementedError, ValueError, EOFError, zlib.error):
+        return "a zip archive whose members cannot be checked"
+    return None
 
 
 def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str | None:
@@ -240,7 +266,8 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
     Args:
         name: the file's name.
         head: its first :func:`sniff_length` bytes.
-        stream: the file, seekable, for ``.npz`` archives (whose members are checked).
+        stream: the file, seekable: a pickle is walked past long strings, and a zip
+            archive's members are checked.
     """
     lower = name.lower()
     by_name = unsafe_by_name(name)
@@ -250,17 +277,11 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         return None
     if _walks_as_pickle(stream if stream is not None else io.BytesIO(head)):
         return "a pickle stream (loading it can run code)"
-    if head.startswith(b"PK\x03\x04") and lower.endswith((".bin", ".pt", ".model")):
-        return "a PyTorch zip archive holding a pickle (loading it can run code)"
-    if lower.endswith(".npy") and _npy_is_object(head):
+    if head.startswith(b"PK\x03\x04"):
+        if lower.endswith((".bin", ".pt", ".model")):
+            return "a PyTorch zip archive holding a pickle (loading it can run code)"
+        if stream is not None:
+            return _archive_reason(stream)
+    if _npy_is_object(head):
         return "a NumPy object array (loading it unpickles)"
-    if lower.endswith(".npz") and stream is not None:
-        try:
-            with zipfile.ZipFile(stream) as archive:
-                for member in archive.namelist():
-                    with archive.open(member) as f:
-                        if _npy_is_object(f.read(_HEAD)):
-                            return f"a NumPy archive whose {member} is an object array"
-        except zipfile.BadZipFile:
-            return None
     return None

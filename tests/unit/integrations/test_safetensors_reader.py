@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
 import signal
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import omsign
 from helpers.fixtures import KeyPair, need_module
 from omsign.errors import IntegrityError, UnsafeFormatError
+from omsign.integrations.gguf import verified_path
 from omsign.integrations.safetensors import load, load_sharded
 
 
@@ -176,3 +179,48 @@ def test_a_header_of_huge_dimensions_is_refused_before_its_product_is_computed(
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _npy(descr: str) -> bytes:
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': (1,), }}".encode()
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + text.ljust(117) + b"\n"
+
+
+def _saved(save: Callable[[io.BytesIO], object]) -> bytes:
+    out = io.BytesIO()
+    save(out)
+    return out.getvalue()
+
+
+_OBJECTS = np.array([{"x": 1}], dtype=object)
+UNSAFE: dict[str, Callable[[io.BytesIO], object]] = {
+    "checkpoint.pth.tar": lambda f: need_module("torch").save({"w": 1}, f),
+    "weights": lambda f: need_module("torch").save({"w": 1}, f),
+    "spelled.npy": lambda f: f.write(_npy("object")),
+    "array.bin": lambda f: np.save(f, _OBJECTS, allow_pickle=True),
+    "arrays.zip": lambda f: np.savez(f, a=_OBJECTS),
+}
+
+
+@pytest.mark.parametrize("name", UNSAFE)
+def test_pickle_archives_and_object_arrays_are_refused_whatever_their_name(
+    tmp_path: Path, p256: KeyPair, name: str
+) -> None:
+    vm = _signed(tmp_path, p256, {name: _saved(UNSAFE[name])})
+    with pytest.raises(UnsafeFormatError, match=rf"^{re.escape(name)}: refused: "):
+        vm.read_bytes(name)
+    with pytest.raises(UnsafeFormatError), verified_path(vm, name):
+        pass
+
+
+def test_numeric_arrays_and_archives_are_served_whatever_their_name(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    safe = {
+        "numbers.bin": _saved(lambda f: np.save(f, np.arange(3))),
+        "numbers.zip": _saved(lambda f: np.savez(f, a=np.arange(3))),
+        "plain.npy": _npy("<f4") + bytes(4),
+    }
+    vm = _signed(tmp_path, p256, safe)
+    for name, data in safe.items():
+        assert vm.read_bytes(name) == data
