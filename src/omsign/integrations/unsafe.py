@@ -4,7 +4,7 @@ A signature says who shipped a file, not that loading it is safe: unpickling run
 code. Verified loading refuses these unless the caller allows them explicitly:
 ``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, ``.pickle``, ``.joblib``, ``.dill``; a ``.bin``
 (or any other name) that holds a pickle stream of any protocol (0 and 1 have no marker:
-their opcodes are walked, never run) or a zip archive holding a pickle (PyTorch's);
+their opcodes are walked, never run) or a zip or tar archive holding a pickle (PyTorch's);
 NumPy object arrays and zip archives (``.npz``) holding one, whatever their name.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import io
 import pickletools
+import tarfile
 import warnings
 import zipfile
 import zlib
@@ -24,6 +25,8 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill"
 # Formats that are never unpickled: their content is not sniffed (a safetensors header
 # length can begin with the bytes of a pickle protocol marker).
 _SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".md", ".gguf", ".jinja", ".onnx")
+_PICKLED = (".pkl", ".pickle")  # archive members that hold a pickle
+_TORCH_TAR = frozenset({"pickle", "storages", "tensors"})  # PyTorch's legacy tar format
 _HEAD = 4096  # bytes of a file that the checks below look at
 _LINE = 4096  # a newline-ended argument longer than this is skipped, not decoded
 # Walking arbitrary bytes as protocol 0 STRING arguments makes pickletools decode their
@@ -248,7 +251,7 @@ def _archive_reason(stream: BinaryIO) -> str | None:
     try:
         with zipfile.ZipFile(stream) as archive:
             for member in archive.namelist():
-                if member.lower().endswith((".pkl", ".pickle")):
+                if member.lower().endswith(_PICKLED):
                     return f"a zip archive holding the pickle {member} (a PyTorch archive)"
                 with archive.open(member) as f:
                     if _npy_is_object(f.read(_HEAD)):
@@ -260,6 +263,19 @@ def _archive_reason(stream: BinaryIO) -> str | None:
     return None
 
 
+def _tar_reason(stream: BinaryIO) -> str | None:
+    """Why a tar archive is unsafe: a member PyTorch's legacy format unpickles."""
+    stream.seek(0)
+    try:
+        with tarfile.open(fileobj=stream, mode="r:") as archive:
+            for member in archive:
+                if member.name in _TORCH_TAR or member.name.lower().endswith(_PICKLED):
+                    return f"a tar archive holding the pickle {member.name} (a PyTorch archive)"
+    except tarfile.TarError:
+        return "a tar archive whose members cannot be checked"
+    return None
+
+
 def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str | None:
     """Why ``name`` is unsafe to load, or None.
 
@@ -267,7 +283,7 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         name: the file's name.
         head: its first :func:`sniff_length` bytes.
         stream: the file, seekable: a pickle is walked past long strings, and a zip
-            archive's members are checked.
+            or tar archive's members are checked.
     """
     lower = name.lower()
     by_name = unsafe_by_name(name)
@@ -282,6 +298,8 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
             return "a PyTorch zip archive holding a pickle (loading it can run code)"
         if stream is not None:
             return _archive_reason(stream)
+    if head[257:262] == b"ustar" and stream is not None:
+        return _tar_reason(stream)
     if _npy_is_object(head):
         return "a NumPy object array (loading it unpickles)"
     return None

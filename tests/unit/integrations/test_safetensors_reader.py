@@ -8,6 +8,7 @@ import pickle
 import re
 import signal
 import struct
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,13 +193,23 @@ def _saved(save: Callable[[io.BytesIO], object]) -> bytes:
     return out.getvalue()
 
 
+def _tar(f: io.BytesIO, members: dict[str, bytes]) -> None:
+    with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
 _OBJECTS = np.array([{"x": 1}], dtype=object)
+_LEGACY = {"storages": pickle.dumps(0), "tensors": pickle.dumps(0), "pickle": pickle.dumps(0)}
 UNSAFE: dict[str, Callable[[io.BytesIO], object]] = {
     "checkpoint.pth.tar": lambda f: need_module("torch").save({"w": 1}, f),
     "weights": lambda f: need_module("torch").save({"w": 1}, f),
     "spelled.npy": lambda f: f.write(_npy("object")),
     "array.bin": lambda f: np.save(f, _OBJECTS, allow_pickle=True),
     "arrays.zip": lambda f: np.savez(f, a=_OBJECTS),
+    "legacy.bin": lambda f: _tar(f, _LEGACY),  # torch.load(weights_only=False) unpickles
 }
 
 
@@ -220,6 +231,7 @@ def test_numeric_arrays_and_archives_are_served_whatever_their_name(
         "numbers.bin": _saved(lambda f: np.save(f, np.arange(3))),
         "numbers.zip": _saved(lambda f: np.savez(f, a=np.arange(3))),
         "plain.npy": _npy("<f4") + bytes(4),
+        "docs.tar": _saved(lambda f: _tar(f, {"README.md": b"tiny"})),
     }
     vm = _signed(tmp_path, p256, safe)
     for name, data in safe.items():
