@@ -167,7 +167,10 @@ class VerifiedFile(io.RawIOBase):
         try:
             self._pos = 0
             head = bytearray(min(sniff_length(self.name), self.size))
-            got = self.readinto(head) if head else 0
+            got, n = 0, 1
+            while got < len(head) and n:  # a read stops at the end of a shard
+                n = self.readinto(memoryview(head)[got:])
+                got += n
         finally:
             self._pos = pos
         self._judge(bytes(head[:got]), self)

@@ -236,3 +236,15 @@ def test_numeric_arrays_and_archives_are_served_whatever_their_name(
     vm = _signed(tmp_path, p256, safe)
     for name, data in safe.items():
         assert vm.read_bytes(name) == data
+
+
+def test_archives_are_recognised_when_the_first_shard_is_shorter_than_their_header(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "legacy.bin").write_bytes(_saved(lambda f: _tar(f, _LEGACY)))
+    omsign.sign(model, key=p256.private, shard_size=200)  # the tar magic is at byte 257
+    vm = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match="tar archive"):
+        vm.read_bytes("legacy.bin")
