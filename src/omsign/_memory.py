@@ -27,13 +27,16 @@ import mmap
 import sys
 from collections.abc import Callable
 
-__all__ = ["TensorMemory", "new_buffer"]
+from omsign.errors import ModelError
+
+__all__ = ["TensorMemory", "check_room", "new_buffer"]
 
 _HUGE_MIN = 32 << 20  # smaller buffers keep 4 KiB pages
 _FILL = 8 << 20  # bytes populated per call, ahead of the reads
 _MADV_POPULATE_WRITE = 23  # Linux 5.14; Python's mmap module names it from 3.13 only
 _THP = "/sys/kernel/mm/transparent_hugepage/"
 _BUDDYINFO = "/proc/buddyinfo"
+_MEMINFO = "/proc/meminfo"
 _BALLOONS = "/sys/bus/virtio/drivers/virtio_balloon/virtio*/features"
 _populate = {"works": True}  # cleared when the kernel does not know MADV_POPULATE_WRITE
 
@@ -95,6 +98,35 @@ def new_buffer(size: int) -> TensorMemory | bytearray:
         del anchor
         memory.huge = True
     return memory
+
+
+def check_room(name: str, size: int) -> None:
+    """Refuses to read a whole file of ``size`` bytes into memory the machine does not have.
+
+    A ``files`` signature does not record sizes, so a file checked as it is read may have
+    been grown on disk since it was signed; without this check its read would take memory
+    until the kernel kills a process, long before the digest differs at the end.
+
+    Raises:
+        ModelError: more than the memory (and swap) available now, on Linux.
+    """
+    room = _available_memory()
+    if room is not None and size > room:
+        raise ModelError(
+            f"{name}: loading its {size} bytes needs that much memory, but only {room} "
+            "bytes are available"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory and swap available now (``/proc/meminfo``), or None if unknown."""
+    try:
+        with open(_MEMINFO) as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        kib = int(fields["MemAvailable"].split()[0]) + int(fields["SwapFree"].split()[0])
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    return kib * 1024
 
 
 def _huge_pages_pay(size: int) -> bool:

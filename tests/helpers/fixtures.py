@@ -150,3 +150,14 @@ def need_module(name: str) -> types.ModuleType:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"{name} is not installed ('make test' installs it)", allow_module_level=True)
+
+
+def grow_beyond_memory(path: Path, header: Callable[[int], bytes] = lambda size: b"") -> None:
+    """Grows a file in place (same inode, sparse: no disk used) to four times the
+    machine's memory and swap; its first bytes become ``header(new size)``. Linux only."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    kib = int(fields["MemTotal"].split()[0]) + int(fields["SwapTotal"].split()[0])
+    size = 4 * kib * 1024
+    with open(path, "r+b") as f:
+        f.write(header(size))
+        f.truncate(size)

@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from omsign._memory import check_room
 from omsign.errors import ModelError
 from omsign.loading import VerifiedModel
 
@@ -53,6 +54,7 @@ def _fill(verified: VerifiedModel, name: str, fd: int) -> None:
         if not src.size:
             src.read_into_verified(bytearray())
             return
+        check_room(name, src.size)
         os.ftruncate(fd, src.size)
         memory = mmap.mmap(fd, src.size)
         try:

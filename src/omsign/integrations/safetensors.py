@@ -316,8 +316,9 @@ def _scan_all(
             raise IntegrityError(
                 f"{name}: holds tensor {extra[0]!r} that {index} assigns elsewhere"
             )
-    from omsign._memory import new_buffer
+    from omsign._memory import check_room, new_buffer
 
+    check_room(name, f.size)
     whole = new_buffer(f.size)  # every tensor's bytes, read straight in and then proven
     f.read_into_verified(whole, overlap=overlap)
     if whole[:start] != prefix:  # the layout was planned from bytes that then changed

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import omsign
-from helpers.fixtures import KeyPair, need_module
-from omsign.errors import IntegrityError
+from helpers.fixtures import KeyPair, grow_beyond_memory, need_module
+from omsign.errors import IntegrityError, ModelError
 from omsign.integrations.gguf import verified_path
 
 gguf = need_module("gguf")
@@ -86,3 +86,25 @@ def test_a_changed_file_never_reaches_the_loader(tmp_path: Path, p256: KeyPair) 
         f.write(data)
     with pytest.raises(IntegrityError), verified_path(verified, "tiny.gguf"):
         pytest.fail("the loader must not be reached")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory is measured on Linux")
+def test_a_file_grown_past_the_memory_is_refused_before_it_is_copied(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    # Sizes are not signed (files signatures), so the memory file would take whatever
+    # size the file on disk has now, and fill it before the digest tells.
+    model = tmp_path / "model"
+    model.mkdir()
+    _tiny_gguf(model / "tiny.gguf")
+    omsign.sign(model, key=p256.private)
+    verified = omsign.open_verified(model, key=p256.public, verify_content=False)
+    grow_beyond_memory(model / "tiny.gguf")
+    try:
+        with (
+            pytest.raises(ModelError, match=r"tiny\.gguf: loading its \d+ bytes needs"),
+            verified_path(verified, "tiny.gguf"),
+        ):
+            pytest.fail("the loader must not be reached")
+    finally:
+        (model / "tiny.gguf").unlink()

@@ -8,6 +8,7 @@ import pickle
 import re
 import signal
 import struct
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,8 @@ import numpy as np
 import pytest
 
 import omsign
-from helpers.fixtures import KeyPair, need_module
-from omsign.errors import IntegrityError, UnsafeFormatError
+from helpers.fixtures import KeyPair, grow_beyond_memory, need_module
+from omsign.errors import IntegrityError, ModelError, UnsafeFormatError
 from omsign.integrations.gguf import verified_path
 from omsign.integrations.safetensors import load, load_sharded
 
@@ -248,3 +249,26 @@ def test_archives_are_recognised_when_the_first_shard_is_shorter_than_their_head
     vm = omsign.open_verified(model, key=p256.public)
     with pytest.raises(UnsafeFormatError, match="tar archive"):
         vm.read_bytes("legacy.bin")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory is measured on Linux")
+def test_a_file_grown_past_the_memory_is_refused_before_it_is_read(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    vm = _signed(tmp_path, p256, {"w.safetensors": _file(GOOD, DATA)})
+    lazy = omsign.open_verified(vm.result.model, key=p256.public, verify_content=False)
+
+    def layout(size: int) -> bytes:  # one tensor that spans the grown file exactly
+        n = size
+        for _ in range(3):
+            raw = json.dumps({"a": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}})
+            n = size - 8 - len(raw)
+        return struct.pack("<Q", len(raw)) + raw.encode()
+
+    path = tmp_path / "model" / "w.safetensors"
+    grow_beyond_memory(path, layout)
+    try:
+        with pytest.raises(ModelError, match=r"w\.safetensors: loading its \d+ bytes needs"):
+            load(lazy, "w.safetensors")
+    finally:
+        path.unlink()
