@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import io
+import pickle
 import pickletools
 import tarfile
 import warnings
@@ -174,7 +175,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
 
     The stream is walked as pickle opcodes without executing anything, tracking the
     shape of the unpickler's stack and memo: every opcode must be one the stream's
-    protocol knows (0 and 1 without a PROTO marker) and fit the stack as it stands.
+    protocol knows (any without a PROTO marker: unpicklers do not check) and fit the
+    stack as it stands.
     Arguments given by a length (strings, bytes) are skipped, not read, so a long string
     does not hide what follows it. A walk that reaches STOP with exactly the result on
     the stack is a pickle of three opcodes or more; a walk that stops otherwise, or a
@@ -188,7 +190,7 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     head = stream.read(2)
     stream.seek(0)
     marked = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    newest = head[1] if marked else 1
+    newest = head[1] if marked else pickle.HIGHEST_PROTOCOL  # unpicklers accept any opcode
     stack = _Stack()
     seen: set[str] = set()
     count = 0

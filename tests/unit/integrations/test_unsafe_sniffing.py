@@ -72,7 +72,7 @@ def test_data_that_is_not_a_pickle_is_not_refused(data: bytes) -> None:
         b"N(RX\xff\xff\x00\x00",  # REDUCE reaching below an open mark
         b"NN.",  # STOP with two objects on the stack
         b"(N.",  # STOP inside an open mark
-        b"\x8c\x03os.R",  # an opcode of protocol 4 in a stream with no PROTO marker
+        b"\x8c\x03os.R",  # REDUCE on the one string a protocol 4 opcode pushed
     ],
     ids=[
         "obj-without-mark",
@@ -81,7 +81,7 @@ def test_data_that_is_not_a_pickle_is_not_refused(data: bytes) -> None:
         "across-a-mark",
         "stop-two",
         "stop-in-mark",
-        "protocol-4-opcode",
+        "reduce-one",
     ],
 )
 def test_opcodes_no_unpickler_could_run_are_not_a_pickle(head: bytes) -> None:
@@ -104,6 +104,8 @@ EVASIVE = {
     "long-string-first": b"S'" + b"a" * 5000 + b"'\n0" + _CALL,
     "long-binstring-first": b"T" + struct.pack("<i", 9000) + b"a" * 9000 + b"0" + _CALL,
     "mark-then-long-string": b"(X" + struct.pack("<I", 9000) + b"a" * 9000 + b"0" + _CALL,
+    "protocol-4-unmarked": b"\x8c\x05posix\x8c\x06system\x93\x8c\x04true\x85R.",
+    "protocol-0-and-4-mixed": b"cposix\nsystem\n\x8c\x04true\x85R.",
 }
 
 
