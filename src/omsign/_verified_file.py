@@ -159,10 +159,14 @@ class VerifiedFile(io.RawIOBase):
         return n
 
     def _refuse_unsafe(self) -> None:
-        """Refuses pickle content; reads (verified) only the bytes it sniffs."""
+        """Refuses pickle content; reads (verified) only the bytes the checks need.
+
+        Until a verdict is reached every read checks again: a check that fails (a piece
+        changed on disk while it was read) leaves the file to be judged at the next read.
+        """
         from omsign.integrations.unsafe import sniff_length
 
-        self.sniff = False
+        self.sniff = False  # the checks' own reads
         pos = self._pos
         try:
             self._pos = 0
@@ -171,9 +175,12 @@ class VerifiedFile(io.RawIOBase):
             while got < len(head) and n:  # a read stops at the end of a shard
                 n = self.readinto(memoryview(head)[got:])
                 got += n
+            self._judge(bytes(head[:got]), self)
+        except BaseException:
+            self.sniff = True
+            raise
         finally:
             self._pos = pos
-        self._judge(bytes(head[:got]), self)
 
     def _judge(self, head: bytes, stream: io.RawIOBase) -> None:
         """Refuses pickle content, from ``head`` (the file's first bytes, proven) and what

@@ -20,6 +20,8 @@ import zipfile
 import zlib
 from typing import Any, BinaryIO
 
+from omsign.errors import Error
+
 __all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_by_name", "unsafe_reason"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill")
@@ -215,6 +217,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
             return True
     except _CutError:
         pass
+    except Error:  # the stream could not be read as verified: no verdict
+        raise
     except Exception:  # a malformed argument (bad text, a number out of range)
         return False
     # Stopped or cut: an unpickler has run everything walked so far.

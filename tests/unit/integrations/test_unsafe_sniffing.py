@@ -13,7 +13,7 @@ import pytest
 
 import omsign
 from helpers.fixtures import KeyPair, make_model
-from omsign.errors import UnsafeFormatError
+from omsign.errors import IntegrityError, UnsafeFormatError
 from omsign.integrations.gguf import verified_path
 from omsign.integrations.unsafe import sniff_length, unsafe_reason
 
@@ -136,3 +136,25 @@ def test_evasive_pickles_are_refused_by_verified_reads_and_paths(
         verified.read_bytes(name)
     with pytest.raises(UnsafeFormatError, match="a pickle stream"), verified_path(verified, name):
         pass
+
+
+def test_a_shard_changed_while_the_content_is_judged_leaves_it_to_be_judged_again(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    # The check skips the long string to the call, in the third shard. That shard is
+    # changed while the check reads it, then put back: the check must not end as "safe".
+    data = EVASIVE["long-binstring-first"]
+    model = make_model(tmp_path / "m", {"w.bin": data})
+    omsign.sign(model, key=p256.private, shard_size=4096)
+    verified = omsign.open_verified(model, key=p256.public)
+    with verified.open_raw("w.bin") as f, open(model / "w.bin", "r+b") as disk:
+        disk.seek(8500)
+        disk.write(b"b")
+        disk.flush()
+        with pytest.raises(IntegrityError, match="bytes 8192-"):
+            f.read(1)
+        disk.seek(8500)
+        disk.write(b"a")
+        disk.flush()
+        with pytest.raises(UnsafeFormatError, match="a pickle stream"):
+            f.read(1)
