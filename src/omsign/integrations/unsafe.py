@@ -136,6 +136,16 @@ def _skip_line(stream: BinaryIO, kept: bytes) -> None:
     stream.seek(kept.index(b"\n") + 1 - len(kept), io.SEEK_CUR)
 
 
+def _integer(text: bytes) -> int:
+    """An integer as an unpickler reads it: decimal, or with a 0x, 0o, 0b or 0 prefix."""
+    for base in (10, 0, 8):
+        try:
+            return int(text, base)
+        except ValueError:
+            continue
+    raise ValueError("not an integer")
+
+
 def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> object:
     """Reads an opcode's argument, skipping (never reading) one given by a length.
 
@@ -157,6 +167,8 @@ def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> obj
                 return None
             stream.seek(line.index(b"\n") + 1 - len(line), io.SEEK_CUR)
             lines.append(line[: line.index(b"\n") + 1])
+        if opcode.name in ("INT", "LONG"):  # unpicklers take these in any base, as C does
+            return _integer(lines[0][:-1].removesuffix(b"L"))
         return arg.reader(io.BytesIO(b"".join(lines)))
     width = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
     size = int.from_bytes(

@@ -106,6 +106,8 @@ EVASIVE = {
     "mark-then-long-string": b"(X" + struct.pack("<I", 9000) + b"a" * 9000 + b"0" + _CALL,
     "protocol-4-unmarked": b"\x8c\x05posix\x8c\x06system\x93\x8c\x04true\x85R.",
     "protocol-0-and-4-mixed": b"cposix\nsystem\n\x8c\x04true\x85R.",
+    "hexadecimal-int-first": b"I0x1\n0" + _CALL,
+    "octal-long-first": b"L0o1L\n0" + _CALL,
 }
 
 
