@@ -167,8 +167,13 @@ def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> obj
                 return None
             stream.seek(line.index(b"\n") + 1 - len(line), io.SEEK_CUR)
             lines.append(line[: line.index(b"\n") + 1])
+        text = lines[0][:-1]
         if opcode.name in ("INT", "LONG"):  # unpicklers take these in any base, as C does
-            return _integer(lines[0][:-1].removesuffix(b"L"))
+            return _integer(text.removesuffix(b"L"))
+        if arg.name == "stringnl":  # quoted; its text decoded as the unpickler is told
+            if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
+                raise ValueError("no quotes")
+            return None
         return arg.reader(io.BytesIO(b"".join(lines)))
     width = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
     size = int.from_bytes(

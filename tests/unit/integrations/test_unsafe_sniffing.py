@@ -96,7 +96,8 @@ def test_random_bytes_are_not_mistaken_for_a_pickle() -> None:
     assert [h[:16] for h in heads if unsafe_reason("w.bin", h) is not None] == []
 
 
-# Each of these calls os.system when unpickled (pickle.loads accepts every one of them).
+# Each of these calls os.system when unpickled (pickle.loads accepts every one of them,
+# the one with UTF-8 text when told that encoding).
 _CALL = b"cposix\nsystem\n(S'true'\ntR."
 EVASIVE = {
     "protocol-4-unframed": b"\x80\x04\x8c\x05posix\x94\x8c\x06system\x94\x93\x8c\x04true\x85R.",
@@ -108,6 +109,7 @@ EVASIVE = {
     "protocol-0-and-4-mixed": b"cposix\nsystem\n\x8c\x04true\x85R.",
     "hexadecimal-int-first": b"I0x1\n0" + _CALL,
     "octal-long-first": b"L0o1L\n0" + _CALL,
+    "utf8-string-first": b"S'\xc3\xa9'\n0" + _CALL,  # as torch.load(encoding="utf-8") reads
 }
 
 
