@@ -5,13 +5,17 @@ code. Verified loading refuses these unless the caller allows them explicitly:
 ``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, ``.pickle``, ``.joblib``, ``.dill``; a ``.bin``
 (or any other name) that holds a pickle stream of any protocol (0 and 1 have no marker:
 their opcodes are walked, never run) or a zip or tar archive holding a pickle (PyTorch's);
-NumPy object arrays and zip archives (``.npz``) holding one, whatever their name.
+NumPy object arrays and zip archives (``.npz``) holding one, whatever their name; and
+pickles compressed with gzip, zlib, bzip2, xz or lzma (``.pkl.gz``; joblib opens these by
+content, so the first MiB they hold is walked).
 """
 
 from __future__ import annotations
 
 import ast
+import bz2
 import io
+import lzma
 import pickle
 import pickletools
 import tarfile
@@ -31,6 +35,8 @@ _SAFE_SUFFIXES = (".safetensors", ".json", ".txt", ".md", ".gguf", ".jinja", ".o
 _PICKLED = (".pkl", ".pickle")  # archive members that hold a pickle
 _TORCH_TAR = frozenset({"pickle", "storages", "tensors"})  # PyTorch's legacy tar format
 _HEAD = 4096  # bytes of a file that the checks below look at
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zst", ".lz4")
+_INFLATED = 1 << 20  # bytes of a compressed stream that are decompressed and walked
 _LINE = 4096  # a newline-ended argument longer than this is skipped, not decoded
 # Walking arbitrary bytes as protocol 0 STRING arguments makes pickletools decode their
 # escapes, which warns about invalid ones: the walk is a test, not an unpickling.
@@ -45,10 +51,45 @@ def sniff_length(name: str) -> int:
 
 
 def unsafe_by_name(name: str) -> str | None:
-    """Why a file is unsafe by its name alone (a pickle-based suffix), or None."""
-    if name.lower().endswith(PICKLE_SUFFIXES):
+    """Why a file is unsafe by its name alone (a pickle-based suffix, compressed or not),
+    or None."""
+    lower = name.lower()
+    while lower.endswith(_COMPRESSED_SUFFIXES):  # model.pkl.gz, as joblib and pandas write
+        lower = lower.rpartition(".")[0]
+    if lower.endswith(PICKLE_SUFFIXES):
         return "a pickle-based format (loading it can run code)"
     return None
+
+
+def _decompressed_head(stream: BinaryIO) -> bytes | None:
+    """The first :data:`_INFLATED` bytes a compressed stream holds, or None if it is not
+    one (gzip, zlib, bzip2, xz, lzma: what joblib opens by content)."""
+    stream.seek(0)
+    magic = stream.read(6)
+    decompressor: Any
+    if magic.startswith(b"\x1f\x8b"):
+        decompressor = zlib.decompressobj(wbits=31)
+    elif len(magic) >= 2 and magic[0] == 0x78 and int.from_bytes(magic[:2], "big") % 31 == 0:
+        decompressor = zlib.decompressobj()
+    elif magic.startswith(b"BZh"):
+        decompressor = bz2.BZ2Decompressor()
+    elif magic.startswith((b"\xfd7zXZ\x00", b"\x5d\x00\x00")):
+        decompressor = lzma.LZMADecompressor()
+    else:
+        return None
+    stream.seek(0)
+    out, data = b"", b""
+    try:
+        while len(out) < _INFLATED and not decompressor.eof:
+            if not data and getattr(decompressor, "needs_input", True):
+                data = stream.read(1 << 16)
+                if not data:
+                    break
+            out += decompressor.decompress(data, _INFLATED - len(out))  # bounded output
+            data = getattr(decompressor, "unconsumed_tail", b"")
+    except (zlib.error, OSError, EOFError, lzma.LZMAError):
+        pass  # judged on what came out before the damage
+    return out
 
 
 # Opcodes through which unpickling reaches a callable (imports it, calls it, or sets state).
@@ -316,6 +357,9 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         return None
     if _walks_as_pickle(stream if stream is not None else io.BytesIO(head)):
         return "a pickle stream (loading it can run code)"
+    inflated = _decompressed_head(stream if stream is not None else io.BytesIO(head))
+    if inflated and _walks_as_pickle(io.BytesIO(inflated)):
+        return "a compressed pickle stream (loading it can run code)"
     if head.startswith(b"PK\x03\x04"):
         if lower.endswith((".bin", ".pt", ".model")):
             return "a PyTorch zip archive holding a pickle (loading it can run code)"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import pickle
 import random
 import struct
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,3 +167,36 @@ def test_a_shard_changed_while_the_content_is_judged_leaves_it_to_be_judged_agai
         disk.flush()
         with pytest.raises(UnsafeFormatError, match="a pickle stream"):
             f.read(1)
+
+
+COMPRESSORS = {
+    "gzip": gzip.compress,
+    "zlib": zlib.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+    "lzma": lambda data: lzma.compress(data, format=lzma.FORMAT_ALONE),
+}
+
+
+@pytest.mark.parametrize("compress", COMPRESSORS.values(), ids=COMPRESSORS.keys())
+def test_compressed_pickles_are_unsafe_and_compressed_text_is_not(
+    compress: Callable[[bytes], bytes],
+) -> None:
+    # joblib.load opens each of these by content, whatever the file's name.
+    hostile = compress(pickle.dumps({"w": [1.0] * 100, "x": _Runs()}, protocol=4))
+    assert unsafe_reason("model.bin", hostile[:4096], io.BytesIO(hostile)) == (
+        "a compressed pickle stream (loading it can run code)"
+    )
+    text = compress(b"the model is signed\n" * 1000)
+    assert unsafe_reason("notes.bin", text[:4096], io.BytesIO(text)) is None
+
+
+@pytest.mark.parametrize("name", ["model.pkl.gz", "clf.joblib.z", "state.PT.xz"])
+def test_compressed_pickle_names_are_refused_by_verified_reads(
+    tmp_path: Path, p256: KeyPair, name: str
+) -> None:
+    model = make_model(tmp_path / "m", {name: gzip.compress(b"anything")})
+    omsign.sign(model, key=p256.private)
+    verified = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match="a pickle-based format"):
+        verified.read_bytes(name)
