@@ -23,13 +23,15 @@ import ctypes
 import errno
 import functools
 import glob
+import io
 import mmap
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from omsign.errors import ModelError
 
-__all__ = ["TensorMemory", "check_room", "new_buffer"]
+__all__ = ["MemoryReader", "TensorMemory", "check_room", "new_buffer"]
 
 _HUGE_MIN = 32 << 20  # smaller buffers keep 4 KiB pages
 _FILL = 8 << 20  # bytes populated per call, ahead of the reads
@@ -71,6 +73,40 @@ class TensorMemory(mmap.mmap):
             self.huge = False  # the reads fault in the rest
             return
         self._ready = stop
+
+
+class MemoryReader(io.RawIOBase):
+    """A read-only, seekable stream over bytes in memory (no copy is made)."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), len(self._view) - self._pos))
+        out[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._view = memoryview(b"")  # the caller's buffer is no longer referenced
+        super().close()
 
 
 def new_buffer(size: int) -> TensorMemory | bytearray:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
-from omsign._memory import TensorMemory
+from omsign._memory import MemoryReader, TensorMemory
 from omsign.errors import IntegrityError, ModelError, UnsafeFormatError
 from omsign.hashing import new_hasher
 
@@ -63,40 +63,6 @@ class _Proven:
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
-
-
-class _ProvenView(io.RawIOBase):
-    """A read-only, seekable stream over bytes in memory that are proven already."""
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__()
-        self._view = view
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        out = memoryview(buffer).cast("B")
-        n = max(0, min(len(out), len(self._view) - self._pos))
-        out[:n] = self._view[self._pos : self._pos + n]
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        self._view = memoryview(b"")  # the caller's buffer is no longer referenced
-        super().close()
 
 
 class VerifiedFile(io.RawIOBase):
@@ -241,7 +207,7 @@ class VerifiedFile(io.RawIOBase):
                 self._hash_into(piece, i == len(self._pieces) - 1, target, reader, prepare)
         if sniff:  # judged again on the proven bytes: the disk may have changed since
             self.sniff = False
-            with _ProvenView(target) as proven:
+            with MemoryReader(target) as proven:
                 self._judge(bytes(target[: sniff_length(self.name)]), proven)
 
     def _hash_into(
