@@ -65,7 +65,7 @@ def _decompressed_head(stream: BinaryIO) -> bytes | None:
     """The first :data:`_INFLATED` bytes a compressed stream holds, or None if it is not
     one (gzip, zlib, bzip2, xz, lzma: what joblib opens by content)."""
     stream.seek(0)
-    magic = stream.read(6)
+    magic = _read_up_to(stream, 6)
     decompressor: Any
     if magic.startswith(b"\x1f\x8b"):
         decompressor = zlib.decompressobj(wbits=31)
@@ -158,13 +158,22 @@ class _CutError(Exception):
     """The stream ends inside an opcode or its argument."""
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """``size`` bytes, or fewer at the end of the stream (a verified read stops at the end
+    of a shard, so one read may return fewer)."""
     data = b""
     while len(data) < size:
         chunk = stream.read(size - len(data))
         if not chunk:
-            raise _CutError
+            break
         data += chunk
+    return data
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    data = _read_up_to(stream, size)
+    if len(data) < size:
+        raise _CutError
     return data
 
 
@@ -175,6 +184,22 @@ def _skip_line(stream: BinaryIO, kept: bytes) -> None:
         if not kept:
             raise _CutError
     stream.seek(kept.index(b"\n") + 1 - len(kept), io.SEEK_CUR)
+
+
+def _line(stream: BinaryIO) -> bytes | None:
+    """The next line, newline included; None, once past it, for one over :data:`_LINE`."""
+    line = b""
+    while b"\n" not in line:
+        if len(line) >= _LINE:
+            _skip_line(stream, b"")
+            return None
+        chunk = stream.read(_LINE - len(line))  # a verified read stops at a shard's end
+        if not chunk:
+            raise _CutError
+        line += chunk
+    cut = line.index(b"\n") + 1
+    stream.seek(cut - len(line), io.SEEK_CUR)
+    return line[:cut]
 
 
 def _integer(text: bytes) -> int:
@@ -200,14 +225,10 @@ def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> obj
     if arg.n >= 0:
         return arg.reader(io.BytesIO(_read_exact(stream, arg.n)))
     if arg.n == pickletools.UP_TO_NEWLINE:
-        lines = []
-        for _ in range(2 if arg.name == "stringnl_noescape_pair" else 1):
-            line = stream.read(_LINE)
-            if b"\n" not in line:  # a long line (a long string): its value is not needed
-                _skip_line(stream, line)
-                return None
-            stream.seek(line.index(b"\n") + 1 - len(line), io.SEEK_CUR)
-            lines.append(line[: line.index(b"\n") + 1])
+        found = [_line(stream) for _ in range(2 if arg.name == "stringnl_noescape_pair" else 1)]
+        lines = [line for line in found if line is not None]
+        if len(lines) < len(found):  # a long line (a long string): its value is not needed
+            return None
         text = lines[0][:-1]
         if opcode.name in ("INT", "LONG"):  # unpicklers take these in any base, as C does
             return _integer(text.removesuffix(b"L"))
@@ -247,7 +268,7 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     """
     end = stream.seek(0, io.SEEK_END)
     stream.seek(0)
-    head = stream.read(2)
+    head = _read_up_to(stream, 2)
     stream.seek(0)
     marked = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
     newest = head[1] if marked else pickle.HIGHEST_PROTOCOL  # unpicklers accept any opcode

@@ -200,3 +200,25 @@ def test_compressed_pickle_names_are_refused_by_verified_reads(
     verified = omsign.open_verified(model, key=p256.public)
     with pytest.raises(UnsafeFormatError, match="a pickle-based format"):
         verified.read_bytes(name)
+
+
+@pytest.mark.parametrize("shard_size", [1, 3, 7])
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps([_Runs()], protocol=0),
+        pickle.dumps([_Runs()], protocol=4),
+        gzip.compress(pickle.dumps([_Runs()], protocol=2)),
+    ],
+    ids=["protocol-0", "protocol-4", "gzip"],
+)
+def test_pickles_are_refused_whatever_the_shard_size(
+    tmp_path: Path, p256: KeyPair, shard_size: int, data: bytes
+) -> None:
+    # A verified read stops at the end of a shard: a line, a marker or a magic number
+    # split across shards must still be read whole.
+    model = make_model(tmp_path / "m", {"w.bin": data})
+    omsign.sign(model, key=p256.private, shard_size=shard_size)
+    verified = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match="pickle stream"):
+        verified.read_bytes("w.bin")
