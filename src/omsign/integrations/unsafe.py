@@ -22,7 +22,7 @@ import tarfile
 import warnings
 import zipfile
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from omsign.errors import Error
 
@@ -348,6 +348,27 @@ def _archive_reason(stream: BinaryIO) -> str | None:
     return None
 
 
+class _FullReads:
+    """A stream whose reads return every byte asked for, fewer only at its end."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._stream.read()
+        return _read_up_to(self._stream, size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+
 def _tar_reason(stream: BinaryIO) -> str | None:
     """Why a tar archive is unsafe: a member PyTorch's legacy format unpickles."""
     stream.seek(0)
@@ -376,6 +397,8 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         return by_name
     if lower.endswith(_SAFE_SUFFIXES):
         return None
+    if stream is not None:  # archive readers take a short read for a truncated archive
+        stream = cast("BinaryIO", _FullReads(stream))
     if _walks_as_pickle(stream if stream is not None else io.BytesIO(head)):
         return "a pickle stream (loading it can run code)"
     inflated = _decompressed_head(stream if stream is not None else io.BytesIO(head))

@@ -272,3 +272,18 @@ def test_a_file_grown_past_the_memory_is_refused_before_it_is_read(
             load(lazy, "w.safetensors")
     finally:
         path.unlink()
+
+
+@pytest.mark.parametrize("name", ["weights", "arrays.zip"])
+def test_archives_split_in_small_shards_are_still_read_whole(
+    tmp_path: Path, p256: KeyPair, name: str
+) -> None:
+    # A verified read stops at the end of a shard; an archive reader given a short read
+    # takes the archive for truncated (and not one any loader would open).
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / name).write_bytes(_saved(UNSAFE[name]))
+    omsign.sign(model, key=p256.private, shard_size=7)
+    vm = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match="archive"):
+        vm.read_bytes(name)
