@@ -38,16 +38,16 @@ in huge pages, and direct compactions (huge page faults that found no free block
 What it shows (2 cores shared with other jobs, so the CPU column is the steadier one):
 with a warm cache and both cores busy hashing, a load cannot match verifying alone: the
 tensors' fresh memory must be faulted in, zeroed and filled, which verifying, reading
-into one reused buffer, never pays: 0.3-0.5 CPU-seconds per GiB in 4 KiB pages, about
-0.15 in huge pages populated ahead of the reads. omsign uses huge pages only where free
-2 MiB blocks are backed by memory; the VM this was measured on reports its free memory
-to the host (virtio-balloon free page reporting), so there it uses 4 KiB pages, and the
-script prints why. Measured there (quiet, median of 3): 4 shards warm 1.41x verify (CPU
-1.39x), 1.06-1.19x in the ``omsign thp`` row; one file 0.84x warm, 0.86x cold (it loads on
-two cores, verifying one file uses one); 4 shards cold 0.97-1.16x; 0.33-0.46x of
-verify+load throughout. Cold, the virtual disk here reads about 1.2 GB/s, close to what
-two cores hash, so the cold rows are partly CPU-bound as well: there the load's extra CPU
-shows whenever other jobs take a core.
+into one reused buffer, never pays. The ``read fresh`` baseline measures that memory alone
+on the machine at hand; on the VM this was measured on (2 cores, a balloon reporting free
+memory to its host, so omsign keeps 4 KiB pages there and the script says why) it costs
+0.37-0.56 CPU-seconds per GiB against 1.1 for verifying, which puts the floor for any load
+into fresh memory at 1.33-1.44x verify. Quiet, median of 3, 2 GiB: 4 shards warm 1.37x
+verify (1.04x the floor), cold 0.83x; one file warm 0.99x (1.07x the floor), cold 0.78x
+(it loads on two cores, verifying one file uses one); 0.35-0.39x of verify+load and
+0.44-0.62x of the plain load throughout; the ``omsign thp`` row 1.21x warm on 4 shards.
+Cold, the virtual disk here reads about 1.5 GB/s, close to what two cores hash, so the
+cold rows are partly CPU-bound as well.
 """
 
 from __future__ import annotations
