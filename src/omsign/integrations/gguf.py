@@ -117,7 +117,8 @@ def verified_path(model: Any, name: str, **options: Any) -> Iterator[str]:
     try:
         path = os.path.join(folder, os.path.basename(name))
         try:
-            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            out = os.open(path, flags, 0o400)
         except OSError as exc:
             raise ModelError(f"{path}: cannot write a private copy ({exc.strerror})") from None
         try:
