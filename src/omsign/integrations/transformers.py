@@ -161,10 +161,16 @@ def from_pretrained(
     state = _state_dict(verified, allow_pickle)
     with _private_copy(verified) as folder:
         config = transformers.AutoConfig.from_pretrained(folder)
-    cls = model_class or transformers.AutoModel
-    mapping = getattr(cls, "_model_mapping", None)
-    if mapping is not None:  # an Auto class: the concrete class for this configuration
-        cls = mapping[type(config)]
+        cls = model_class or transformers.AutoModel
+        mapping = getattr(cls, "_model_mapping", None)
+        if mapping is not None:  # an Auto class: the concrete class for this configuration
+            cls = mapping[type(config)]
+        if "generation_config.json" in verified.files and cls.can_generate():
+            # as transformers reads it beside the weights; with no path given it would
+            # derive one from the configuration instead
+            kwargs.setdefault(
+                "generation_config", transformers.GenerationConfig.from_pretrained(folder)
+            )
     return cls.from_pretrained(None, config=config, state_dict=state, **kwargs)
 
 

@@ -64,6 +64,43 @@ def test_model_class_is_honoured(tmp_path: Path, p256: KeyPair) -> None:
     assert isinstance(model, transformers.BertModel)
 
 
+def _tiny_gpt2(folder: Path) -> Path:
+    config = transformers.GPT2Config(
+        vocab_size=len(VOCAB), n_positions=32, n_embd=32, n_layer=2, n_head=2,
+        bos_token_id=2, eos_token_id=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    # distinct from what the configuration alone gives (eos 3, no max_new_tokens)
+    model.generation_config = transformers.GenerationConfig(max_new_tokens=7, eos_token_id=9)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_generation_config_comes_from_the_verified_file(tmp_path: Path, p256: KeyPair) -> None:
+    folder = _tiny_gpt2(tmp_path / "gpt2")
+    assert json.loads((folder / "generation_config.json").read_text())["max_new_tokens"] == 7
+    omsign.sign(folder, key=p256.private)
+    causal = transformers.AutoModelForCausalLM
+    plain = causal.from_pretrained(folder)
+    verified = from_pretrained(folder, key=p256.public, model_class=causal)
+    assert verified.generation_config.max_new_tokens == 7
+    assert verified.generation_config.eos_token_id == 9
+    assert verified.generation_config.to_dict() == plain.generation_config.to_dict()
+    ids = torch.tensor([[2, 5, 6]])
+    assert torch.equal(verified.generate(ids), plain.generate(ids))
+
+
+def test_generation_config_changed_after_verification_fails(tmp_path: Path, p256: KeyPair) -> None:
+    folder = _tiny_gpt2(tmp_path / "gpt2")
+    omsign.sign(folder, key=p256.private)
+    verified = omsign.open_verified(folder, key=p256.public)  # content checked here
+    path = folder / "generation_config.json"
+    path.write_text(path.read_text().replace('"max_new_tokens": 7', '"max_new_tokens": 9'))
+    with pytest.raises(IntegrityError, match=r"generation_config\.json"):
+        from_pretrained(verified, model_class=transformers.AutoModelForCausalLM)
+
+
 def test_tokenizer_from_verified_copies(tmp_path: Path, p256: KeyPair) -> None:
     folder = _tiny_bert(tmp_path / "bert")
     omsign.sign(folder, key=p256.private)
