@@ -136,8 +136,10 @@ def new_buffer(size: int) -> TensorMemory | bytearray:
     return memory
 
 
-def check_room(name: str, size: int) -> None:
+def check_room(name: str, size: int, *, whose: str = "its") -> None:
     """Refuses to read a whole file of ``size`` bytes into memory the machine does not have.
+
+    ``whose`` says in the message whose bytes they are (``"its shards'"`` for an index).
 
     A ``files`` signature does not record sizes, so a file checked as it is read may have
     been grown on disk since it was signed; without this check its read would take memory
@@ -149,7 +151,7 @@ def check_room(name: str, size: int) -> None:
     room = _available_memory()
     if room is not None and size > room:
         raise ModelError(
-            f"{name}: loading its {size} bytes needs that much memory, but only {room} "
+            f"{name}: loading {whose} {size} bytes needs that much memory, but only {room} "
             "bytes are available"
         )
 

@@ -22,6 +22,7 @@ supported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from collections.abc import Iterable, Iterator
@@ -255,23 +256,10 @@ def iter_tensors(
         UsageError: an unknown or unsupported framework, or a dtype it cannot hold.
         BackendUnavailableError: the framework is not installed.
     """
-    yield from _iter(verified, name, framework, tensors, None)
-
-
-def _iter(
-    verified: VerifiedModel,
-    name: str,
-    framework: str,
-    tensors: Iterable[str] | None,
-    assigned: str | None,
-    *,
-    overlap: bool = True,
-) -> Iterator[tuple[str, Any]]:
-    """The tensors; with ``assigned`` (an index name), the file must hold only those."""
     framework = _framework(framework)
     with verified.open_raw(name) as f:
-        if tensors is None or assigned:  # the whole file: one hashed read
-            yield from _scan_all(f, name, framework, tensors, assigned, overlap=overlap)
+        if tensors is None:  # the whole file: one hashed read
+            yield from _scan_all(f, name, framework)
             return
         start, header = read_header(f)
         wanted = list(tensors)
@@ -361,10 +349,11 @@ def load_sharded(
 
     Raises:
         IntegrityError: the index or a shard is not signed or differs, or they disagree.
+        ModelError: the shards together are larger than the memory available.
         UsageError: an unknown or unsupported framework.
         BackendUnavailableError: the framework is not installed.
     """
-    _framework(framework)
+    framework = _framework(framework)
     try:
         weight_map = json.loads(verified.read_bytes(index))["weight_map"]
     except (ValueError, KeyError, TypeError):
@@ -379,17 +368,27 @@ def load_sharded(
         by_shard.setdefault(f"{folder}/{shard}" if folder else shard, []).append(tensor)
     from concurrent.futures import ThreadPoolExecutor
 
+    from omsign._memory import check_room
     from omsign.hashing import worker_count
-
-    def one(item: tuple[str, list[str]]) -> dict[str, Any]:
-        return dict(_iter(verified, item[0], framework, item[1], index, overlap=overlap))
 
     workers = worker_count(workers)
     # Shards are read and hashed in parallel (reading and hashing release the GIL); each
     # shard also reads ahead in a second thread only when cores would otherwise idle.
     overlap = len(by_shard) < workers
     out: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=min(workers, len(by_shard) or 1)) as pool:
-        for tensors in pool.map(one, sorted(by_shard.items())):
-            out.update(tensors)
+    with contextlib.ExitStack() as stack:
+        files = {name: stack.enter_context(verified.open_raw(name)) for name in by_shard}
+        # Every shard is read whole into memory, and a files signature records no size (a
+        # shard may have grown on disk since signing): their sizes together, once, before
+        # any is read, each file read at the size checked here.
+        check_room(index, sum(f.size for f in files.values()), whose="its shards'")
+
+        def one(shard: str) -> dict[str, Any]:
+            return dict(
+                _scan_all(files[shard], shard, framework, by_shard[shard], index, overlap=overlap)
+            )
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(by_shard) or 1)) as pool:
+            for tensors in pool.map(one, sorted(by_shard)):
+                out.update(tensors)
     return out

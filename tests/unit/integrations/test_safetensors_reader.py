@@ -287,3 +287,33 @@ def test_archives_split_in_small_shards_are_still_read_whole(
     vm = omsign.open_verified(model, key=p256.public)
     with pytest.raises(UnsafeFormatError, match="archive"):
         vm.read_bytes(name)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory is measured on Linux")
+def test_shards_grown_past_the_memory_together_are_refused_before_any_is_read(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    shards = {"a": "one.safetensors", "b": "two.safetensors", "c": "three.safetensors"}
+    names = list(shards.values())
+    index = {"weight_map": shards}
+    files = {name: _file({t: GOOD["b"]}, bytes(3)) for t, name in shards.items()}
+    vm = _signed(
+        tmp_path, p256, {"model.safetensors.index.json": json.dumps(index).encode(), **files}
+    )
+    lazy = omsign.open_verified(vm.result.model, key=p256.public, verify_content=False)
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    room = (int(fields["MemAvailable"].split()[0]) + int(fields["SwapFree"].split()[0])) * 1024
+    # Each shard alone fits in memory, the three together take twice what is available.
+    # (Sparse: no disk used. Their headers are left as signed, so that a load that read a
+    # shard before checking the total would fail on its layout, not fill the memory.)
+    for name in names:
+        with open(tmp_path / "model" / name, "r+b") as f:
+            f.truncate(room * 2 // 3)
+    try:
+        with pytest.raises(
+            ModelError, match=r"model\.safetensors\.index\.json: loading its shards' \d+ bytes"
+        ):
+            load_sharded(lazy)
+    finally:
+        for name in names:
+            (tmp_path / "model" / name).unlink()
