@@ -7,15 +7,13 @@ code. Verified loading refuses these unless the caller allows them explicitly:
 their opcodes are walked, never run) or a zip or tar archive holding a pickle (PyTorch's);
 NumPy object arrays and zip archives (``.npz``) holding one, whatever their name; and
 pickles compressed with gzip, zlib, bzip2, xz or lzma (``.pkl.gz``; joblib opens these by
-content, so the first MiB they hold is walked).
+content, so what they hold is walked too: see :mod:`._inflate`).
 """
 
 from __future__ import annotations
 
 import ast
-import bz2
 import io
-import lzma
 import pickle
 import pickletools
 import tarfile
@@ -25,6 +23,7 @@ import zlib
 from typing import Any, BinaryIO, cast
 
 from omsign.errors import Error
+from omsign.integrations._inflate import LimitError, inflating
 
 __all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_by_name", "unsafe_reason"]
 
@@ -36,7 +35,6 @@ _PICKLED = (".pkl", ".pickle")  # archive members that hold a pickle
 _TORCH_TAR = frozenset({"pickle", "storages", "tensors"})  # PyTorch's legacy tar format
 _HEAD = 4096  # bytes of a file that the checks below look at
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zst", ".lz4")
-_INFLATED = 1 << 20  # bytes of a compressed stream that are decompressed and walked
 _LINE = 4096  # a newline-ended argument longer than this is skipped, not decoded
 # Walking arbitrary bytes as protocol 0 STRING arguments makes pickletools decode their
 # escapes, which warns about invalid ones: the walk is a test, not an unpickling.
@@ -59,37 +57,6 @@ def unsafe_by_name(name: str) -> str | None:
     if lower.endswith(PICKLE_SUFFIXES):
         return "a pickle-based format (loading it can run code)"
     return None
-
-
-def _decompressed_head(stream: BinaryIO) -> bytes | None:
-    """The first :data:`_INFLATED` bytes a compressed stream holds, or None if it is not
-    one (gzip, zlib, bzip2, xz, lzma: what joblib opens by content)."""
-    stream.seek(0)
-    magic = _read_up_to(stream, 6)
-    decompressor: Any
-    if magic.startswith(b"\x1f\x8b"):
-        decompressor = zlib.decompressobj(wbits=31)
-    elif len(magic) >= 2 and magic[0] == 0x78 and int.from_bytes(magic[:2], "big") % 31 == 0:
-        decompressor = zlib.decompressobj()
-    elif magic.startswith(b"BZh"):
-        decompressor = bz2.BZ2Decompressor()
-    elif magic.startswith((b"\xfd7zXZ\x00", b"\x5d\x00\x00")):
-        decompressor = lzma.LZMADecompressor()
-    else:
-        return None
-    stream.seek(0)
-    out, data = b"", b""
-    try:
-        while len(out) < _INFLATED and not decompressor.eof:
-            if not data and getattr(decompressor, "needs_input", True):
-                data = stream.read(1 << 16)
-                if not data:
-                    break
-            out += decompressor.decompress(data, _INFLATED - len(out))  # bounded output
-            data = getattr(decompressor, "unconsumed_tail", b"")
-    except (zlib.error, OSError, EOFError, lzma.LZMAError):
-        pass  # judged on what came out before the damage
-    return out
 
 
 # Opcodes through which unpickling reaches a callable (imports it, calls it, or sets state).
@@ -263,8 +230,9 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     the stack is a pickle of three opcodes or more; a walk that stops otherwise, or a
     stream that ends inside it, is a pickle once it has named or called a global (an
     unpickler runs it up to there) or shown a PROTO marker and two opcodes; a consistent
-    run of :data:`_LONG_RUN` opcodes is a pickle. Weights, text and other binary data
-    break the walk within a few bytes.
+    run of :data:`_LONG_RUN` opcodes is a pickle, and so is a walk through a compressed
+    stream still consistent where its decompression stops (:data:`._inflate.LIMIT`).
+    Weights, text and other binary data break the walk within a few bytes.
     """
     end = stream.seek(0, io.SEEK_END)
     stream.seek(0)
@@ -296,6 +264,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
             return True
     except _CutError:
         pass
+    except LimitError:  # still consistent as far as a compressed stream may be followed
+        return True
     except Error:  # the stream could not be read as verified: no verdict
         raise
     except Exception:  # a malformed argument (bad text, a number out of range)
@@ -401,8 +371,8 @@ def unsafe_reason(name: str, head: bytes, stream: BinaryIO | None = None) -> str
         stream = cast("BinaryIO", _FullReads(stream))
     if _walks_as_pickle(stream if stream is not None else io.BytesIO(head)):
         return "a pickle stream (loading it can run code)"
-    inflated = _decompressed_head(stream if stream is not None else io.BytesIO(head))
-    if inflated and _walks_as_pickle(io.BytesIO(inflated)):
+    inflated = inflating(stream if stream is not None else io.BytesIO(head), behind=2 * _LINE)
+    if inflated is not None and _walks_as_pickle(cast("BinaryIO", inflated)):
         return "a compressed pickle stream (loading it can run code)"
     if head.startswith(b"PK\x03\x04"):
         if lower.endswith((".bin", ".pt", ".model")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
 import pickle
@@ -14,11 +15,13 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import omsign
 from helpers.fixtures import KeyPair, make_model
 from omsign.errors import IntegrityError, UnsafeFormatError
+from omsign.integrations import _inflate
 from omsign.integrations.gguf import verified_path
 from omsign.integrations.unsafe import sniff_length, unsafe_reason
 
@@ -222,3 +225,68 @@ def test_pickles_are_refused_whatever_the_shard_size(
     verified = omsign.open_verified(model, key=p256.public)
     with pytest.raises(UnsafeFormatError, match="pickle stream"):
         verified.read_bytes("w.bin")
+
+
+LONG = "a" * (2 << 20)  # a string past the first MiB a compressed stream holds
+
+
+@pytest.mark.parametrize("compress", COMPRESSORS.values(), ids=COMPRESSORS.keys())
+def test_a_compressed_pickle_opening_with_a_long_string_is_unsafe(
+    compress: Callable[[bytes], bytes],
+) -> None:
+    hostile = compress(pickle.dumps((LONG, _Runs())))
+    assert unsafe_reason("data.bin", hostile[:4096], io.BytesIO(hostile)) == (
+        "a compressed pickle stream (loading it can run code)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("model.pkl.gz", "a pickle-based format"), ("data.bin", "a compressed pickle stream")],
+)
+def test_a_compressed_pickle_opening_with_a_long_string_is_refused_by_verified_reads(
+    tmp_path: Path, p256: KeyPair, name: str, words: str
+) -> None:
+    model = make_model(tmp_path / "m", {name: gzip.compress(pickle.dumps((LONG, _Runs())))})
+    omsign.sign(model, key=p256.private)
+    verified = omsign.open_verified(model, key=p256.public)
+    with pytest.raises(UnsafeFormatError, match=words):
+        verified.read_bytes(name)
+
+
+def _safetensors(data: bytes) -> bytes:
+    header = json.dumps(
+        {"w": {"dtype": "U8", "shape": [len(data)], "data_offsets": [0, len(data)]}}
+    )
+    return struct.pack("<Q", len(header)) + header.encode() + data
+
+
+_WEIGHTS = np.random.default_rng(3).normal(0, 0.02, 3 << 18)
+COMPRESSED_DATA = {
+    "random": random.Random(5).randbytes(3 << 20),
+    "float32": _WEIGHTS.astype("<f4").tobytes(),
+    "float16": _WEIGHTS.astype("<f2").tobytes(),
+    "int64": np.arange(1 << 18, dtype="<i8").tobytes(),
+    "safetensors": _safetensors(_WEIGHTS.astype("<f4").tobytes()),
+    "text": b"The model is signed and verified as it is loaded.\n" * 60_000,
+    "long-line": b"Tokens " * 400_000,
+}
+
+
+@pytest.mark.parametrize("data", COMPRESSED_DATA.values(), ids=COMPRESSED_DATA.keys())
+def test_compressed_data_of_several_mib_is_not_refused(data: bytes) -> None:
+    # Each breaks the walk, or opens with what reads as a long argument: the text with T
+    # (BINSTRING), whose length read from "he m" runs far past the 3 MB it holds.
+    assert len(data) > 1 << 20
+    packed = gzip.compress(data, compresslevel=1)
+    assert unsafe_reason("data.bin", packed[:4096], io.BytesIO(packed)) is None
+
+
+def test_a_pickle_consistent_where_decompression_stops_is_unsafe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bound on what is decompressed (over 4 GiB) is lowered so that the long string
+    # outlasts it: the walk stops inside it, every opcode so far consistent.
+    monkeypatch.setattr(_inflate, "LIMIT", 1 << 20)
+    hostile = gzip.compress(pickle.dumps((LONG, _Runs())))
+    assert unsafe_reason("data.bin", hostile[:4096], io.BytesIO(hostile)) is not None
