@@ -91,7 +91,8 @@ def _private_copy(verified: VerifiedModel) -> Iterator[Path]:
                 continue
             target = root / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(target, flags, 0o600)
             with open(fd, "wb") as out:
                 out.write(verified.read_bytes(name))
         yield root
