@@ -40,12 +40,13 @@ with a warm cache and both cores busy hashing, a load cannot match verifying alo
 tensors' fresh memory must be faulted in, zeroed and filled, which verifying, reading
 into one reused buffer, never pays. The ``read fresh`` baseline measures that memory alone
 on the machine at hand; on the VM this was measured on (2 cores, a balloon reporting free
-memory to its host, so omsign keeps 4 KiB pages there and the script says why) it costs
-0.37-0.56 CPU-seconds per GiB against 1.1 for verifying, which puts the floor for any load
-into fresh memory at 1.33-1.44x verify. Quiet, median of 3, 2 GiB: 4 shards warm 1.37x
-verify (1.04x the floor), cold 0.83x; one file warm 0.99x (1.07x the floor), cold 0.78x
-(it loads on two cores, verifying one file uses one); 0.35-0.39x of verify+load and
-0.44-0.62x of the plain load throughout; the ``omsign thp`` row 1.21x warm on 4 shards.
+memory to its host, so omsign keeps 4 KiB pages there and the script says why) it cost
+0.37-1.26 CPU-seconds per GiB from run to run against 1.1-1.2 for verifying, which puts
+the floor for any load into fresh memory at 1.33-2.05x verify. Quiet, median of 3, 2 GiB,
+three runs: 4 shards warm 1.37-1.56x verify (0.74-1.04x the floor), cold 0.83-0.99x; one
+file warm 0.98-1.12x, cold 0.78-0.94x (it loads on two cores, verifying one file uses
+one); 0.33-0.41x of verify+load and 0.44-0.64x of the plain load throughout; the
+``omsign thp`` row 1.02-1.38x warm on 4 shards.
 Cold, the virtual disk here reads about 1.5 GB/s, close to what two cores hash, so the
 cold rows are partly CPU-bound as well.
 """
