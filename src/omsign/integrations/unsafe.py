@@ -311,8 +311,8 @@ def _archive_reason(stream: BinaryIO) -> str | None:
                 with archive.open(member) as f:
                     if _npy_is_object(f.read(_HEAD)):
                         return f"a NumPy archive whose {member} is an object array"
-    except zipfile.BadZipFile:
-        return None  # not an archive any loader opens
+    except zipfile.BadZipFile:  # PyTorch's reader opens some of these (a broken zip64 locator)
+        return "a zip archive whose members cannot be listed (PyTorch may still read it)"
     except (RuntimeError, NotImplementedError, ValueError, EOFError, zlib.error):
         return "a zip archive whose members cannot be checked"
     return None

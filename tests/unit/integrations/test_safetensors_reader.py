@@ -10,6 +10,7 @@ import signal
 import struct
 import sys
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,6 +203,22 @@ def _tar(f: io.BytesIO, members: dict[str, bytes]) -> None:
             archive.addfile(info, io.BytesIO(data))
 
 
+def _torch_zip_python_cannot_list(f: io.BytesIO, spoil: Callable[[bytearray, int], None]) -> None:
+    out = io.BytesIO()
+    need_module("torch").save({"w": 1}, out)
+    data = bytearray(out.getvalue())
+    spoil(data, data.rfind(b"PK\x06\x07"))  # the zip64 end-of-directory locator
+    f.write(data)
+
+
+def _no_locator(data: bytearray, at: int) -> None:
+    data[at : at + 4] = b"XXXX"
+
+
+def _other_disk(data: bytearray, at: int) -> None:
+    data[at + 4 : at + 8] = struct.pack("<I", 1)
+
+
 _OBJECTS = np.array([{"x": 1}], dtype=object)
 _LEGACY = {"storages": pickle.dumps(0), "tensors": pickle.dumps(0), "pickle": pickle.dumps(0)}
 UNSAFE: dict[str, Callable[[io.BytesIO], object]] = {
@@ -211,7 +228,19 @@ UNSAFE: dict[str, Callable[[io.BytesIO], object]] = {
     "array.bin": lambda f: np.save(f, _OBJECTS, allow_pickle=True),
     "arrays.zip": lambda f: np.savez(f, a=_OBJECTS),
     "legacy.bin": lambda f: _tar(f, _LEGACY),  # torch.load(weights_only=False) unpickles
+    # zips Python's zipfile refuses to list and PyTorch's reader loads (and unpickles)
+    "no-locator.dat": lambda f: _torch_zip_python_cannot_list(f, _no_locator),
+    "other-disk.dat": lambda f: _torch_zip_python_cannot_list(f, _other_disk),
 }
+
+
+@pytest.mark.parametrize("name", ["no-locator.dat", "other-disk.dat"])
+def test_zips_python_cannot_list_are_still_loaded_by_torch(name: str) -> None:
+    # what makes them an attack: a check that took them for "not an archive" served code
+    data = _saved(UNSAFE[name])
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(io.BytesIO(data))
+    assert need_module("torch").load(io.BytesIO(data), weights_only=False) == {"w": 1}
 
 
 @pytest.mark.parametrize("name", UNSAFE)
