@@ -13,6 +13,7 @@ content, so what they hold is walked too: see :mod:`._inflate`).
 from __future__ import annotations
 
 import ast
+import copyreg
 import io
 import pickle
 import pickletools
@@ -62,11 +63,22 @@ def unsafe_by_name(name: str) -> str | None:
 # Opcodes through which unpickling reaches a callable (imports it, calls it, or sets state).
 _CODE_OPCODES = frozenset(
     {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+    | {"EXT1", "EXT2", "EXT4"}  # a registered extension code: imported as GLOBAL is
 )
 
 
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+# Opcodes whose result is never a string (whatever else pushes may be one).
+_NEVER_STR = frozenset(
+    {op.name for op in pickletools.opcodes if op.name.startswith(("EMPTY_", "TUPLE"))}
+    | {"NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1"}
+    | {"LONG4", "FLOAT", "BINFLOAT", "APPEND", "APPENDS", "LIST", "DICT", "SETITEM"}
+    | {"SETITEMS", "ADDITEMS", "FROZENSET", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8"}
+    | {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+)
+# Opcodes that import a module: once one has run, so may the module's code.
+_IMPORTS = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"})
 # A head cut inside a stream this long, every opcode consistent, is a pickle even when
 # no global shows before the cut (one may well follow it).
 _LONG_RUN = 16
@@ -78,24 +90,37 @@ class _Stack:
     Each opcode is checked against what pickletools says it takes and leaves, and the
     memo against what was stored: a real pickle never pops what is not there, crosses a
     mark, or fetches a memo entry it never stored. Random bytes that happen to read as
-    opcodes break one of these within a few steps.
+    opcodes break one of these within a few steps. Each item records whether it may be a
+    string (STACK_GLOBAL imports only from two strings).
     """
 
     def __init__(self) -> None:
-        self.depth = 0  # items on the stack, marks not counted
+        self.items: list[bool] = []  # per item on the stack: may it be a string
         self.marks: list[int] = []  # the depth at which each open mark was pushed
         self.memo: set[object] = set()
+
+    @property
+    def depth(self) -> int:
+        """Items on the stack, marks not counted."""
+        return len(self.items)
+
+    @property
+    def floor(self) -> int:
+        """The depth below which the next opcode may not reach (the last open mark)."""
+        return self.marks[-1] if self.marks else 0
 
     def step(self, opcode: pickletools.OpcodeInfo, arg: object) -> bool:
         """Applies one opcode; False if no unpickler could run it here."""
         before, after = opcode.stack_before, opcode.stack_after
-        floor = self.marks[-1] if self.marks else 0
+        floor = self.floor
         if opcode.name in _PUTS or opcode.name == "MEMOIZE":
             if self.depth <= floor:
                 return False
             self.memo.add(len(self.memo) if opcode.name == "MEMOIZE" else arg)
         elif opcode.name in _GETS and arg not in self.memo:
             return False
+        elif opcode.name == "STACK_GLOBAL" and not all([*self.items[-2:], self.depth >= 2]):
+            return False  # the unpickler takes a module and a name as strings, or stops
         if pickletools.markobject in before:
             if not self.marks:
                 return False
@@ -103,8 +128,8 @@ class _Stack:
             above = len(before) - below - 1 - (pickletools.stackslice in before)
             if self.depth - floor < above:
                 return False
-            self.depth = self.marks.pop()
-            floor = self.marks[-1] if self.marks else 0
+            del self.items[self.marks.pop() :]
+            floor = self.floor
             taken = below
         elif opcode.name == "POP" and self.marks and self.depth == floor:
             self.marks.pop()  # POP of a mark drops the mark
@@ -113,11 +138,14 @@ class _Stack:
             taken = len(before)
         if self.depth - taken < floor:
             return False
-        self.depth -= taken
+        top = self.items[-1:]
+        del self.items[self.depth - taken :]
         if pickletools.markobject in after:
             self.marks.append(self.depth)
+        elif opcode.name == "DUP":
+            self.items += top * 2
         else:
-            self.depth += len(after)
+            self.items += [opcode.name not in _NEVER_STR] * len(after)
         return True
 
 
@@ -199,6 +227,11 @@ def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> obj
         text = lines[0][:-1]
         if opcode.name in ("INT", "LONG"):  # unpicklers take these in any base, as C does
             return _integer(text.removesuffix(b"L"))
+        if arg.name == "stringnl_noescape_pair":  # names to import, read as UTF-8
+            for name in lines:
+                if len(name) < 2:
+                    raise ValueError("empty name")
+                name.decode("utf-8")
         if arg.name == "stringnl":  # quoted; its text decoded as the unpickler is told
             if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
                 raise ValueError("no quotes")
@@ -227,11 +260,12 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     stack as it stands.
     Arguments given by a length (strings, bytes) are skipped, not read, so a long string
     does not hide what follows it. A walk that reaches STOP with exactly the result on
-    the stack is a pickle of three opcodes or more; a walk that stops otherwise, or a
-    stream that ends inside it, is a pickle once it has named or called a global (an
-    unpickler runs it up to there) or shown a PROTO marker and two opcodes; a consistent
-    run of :data:`_LONG_RUN` opcodes is a pickle, and so is a walk through a compressed
-    stream still consistent where its decompression stops (:data:`._inflate.LIMIT`).
+    the stack is a pickle of three opcodes or more. A walk that stops at what no unpickler
+    runs is a pickle once it has imported a global (an unpickler ran it up to there); a
+    stream that ends inside the walk, once it has named or called a global or shown a
+    PROTO marker and two opcodes; a consistent run of :data:`_LONG_RUN` opcodes is a
+    pickle, and so is a walk through a compressed stream still consistent where its
+    decompression stops (:data:`._inflate.LIMIT`).
     Weights, text and other binary data break the walk within a few bytes.
     """
     end = stream.seek(0, io.SEEK_END)
@@ -250,14 +284,16 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
                 break
             opcode = _OPCODES.get(code[0])
             if opcode is None or opcode.proto > newest:
-                return False
+                return _ran_code(seen, count)  # the unpickler stops, having run the rest
             arg = _argument(opcode, stream, end)
             if opcode.name == "STOP":
                 if stack.depth == 1 and not stack.marks and count + 1 >= 3:
                     return True
                 break
+            if opcode.name.startswith("EXT") and arg not in _extension_codes():
+                return _ran_code(seen, count)  # an unregistered code: the unpickler stops
             if not stack.step(opcode, arg):
-                return False
+                return _ran_code(seen, count)
             seen.add(opcode.name)
             count += 1
         else:
@@ -269,9 +305,20 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     except Error:  # the stream could not be read as verified: no verdict
         raise
     except Exception:  # a malformed argument (bad text, a number out of range)
-        return False
+        return _ran_code(seen, count)
     # Stopped or cut: an unpickler has run everything walked so far.
     return (bool(seen & _CODE_OPCODES) and count >= 2) or (marked and count >= 3)
+
+
+def _ran_code(seen: set[str], count: int) -> bool:
+    """Whether an unpickler that stops here (at an opcode it cannot run) has imported
+    a module, and so may have run its code, or called what it imported."""
+    return bool(seen & _IMPORTS) and count >= 2
+
+
+def _extension_codes() -> Any:
+    """The extension codes the unpickler knows (``copyreg.add_extension``)."""
+    return getattr(copyreg, "_inverted_registry", {})  # the registry the unpickler reads
 
 
 _OPCODES = {ord(op.code.encode("latin-1")): op for op in pickletools.opcodes}
