@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import copyreg
 import io
-import pickle
 import pickletools
 import tarfile
 import warnings
@@ -255,9 +254,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     """A pickle stream of any protocol, walked from the start of ``stream``.
 
     The stream is walked as pickle opcodes without executing anything, tracking the
-    shape of the unpickler's stack and memo: every opcode must be one the stream's
-    protocol knows (any without a PROTO marker: unpicklers do not check) and fit the
-    stack as it stands.
+    shape of the unpickler's stack and memo: every opcode must fit the stack as it
+    stands (opcodes of any protocol, PROTO marker or not: unpicklers do not check).
     Arguments given by a length (strings, bytes) are skipped, not read, so a long string
     does not hide what follows it. A walk that reaches STOP with exactly the result on
     the stack is a pickle of three opcodes or more. A walk that stops at what no unpickler
@@ -273,7 +271,6 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     head = _read_up_to(stream, 2)
     stream.seek(0)
     marked = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    newest = head[1] if marked else pickle.HIGHEST_PROTOCOL  # unpicklers accept any opcode
     stack = _Stack()
     seen: set[str] = set()
     count = 0
@@ -283,8 +280,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
             if not code:
                 break
             opcode = _OPCODES.get(code[0])
-            if opcode is None or opcode.proto > newest:
-                return _ran_code(seen, count)  # the unpickler stops, having run the rest
+            if opcode is None:  # the unpickler stops here, having run what came before
+                return _ran_code(seen, count)
             arg = _argument(opcode, stream, end)
             if opcode.name == "STOP":
                 if stack.depth == 1 and not stack.marks and count + 1 >= 3:

@@ -187,7 +187,7 @@ def _assembled() -> Iterator[tuple[str, bytes]]:
         body = prefix + _call(rng) + suffix
         if rng.random() < 0.3:
             body = _framed(body, rng)
-        marker = rng.choice([b"", b"", b"\x80\x05"])
+        marker = rng.choice([b"", b"", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"])
         yield f"assembled-{n}", marker + body
 
 
