@@ -196,6 +196,9 @@ def _line(stream: BinaryIO) -> bytes | None:
     return line[:cut]
 
 
+_NUMBERS = frozenset({"INT", "LONG", "FLOAT", "PUT", "GET"})
+
+
 def _integer(text: bytes) -> int:
     """An integer as an unpickler reads it: decimal, or with a 0x, 0o, 0b or 0 prefix."""
     for base in (10, 0, 8):
@@ -224,8 +227,14 @@ def _argument(opcode: pickletools.OpcodeInfo, stream: BinaryIO, end: int) -> obj
         if len(lines) < len(found):  # a long line (a long string): its value is not needed
             return None
         text = lines[0][:-1]
-        if opcode.name in ("INT", "LONG"):  # unpicklers take these in any base, as C does
-            return _integer(text.removesuffix(b"L"))
+        if opcode.name in _NUMBERS:  # the C unpickler reads a number up to a NUL byte
+            number = text.removesuffix(b"L").partition(b"\0")[0]
+            if opcode.name == "FLOAT":
+                return float(number)
+            if opcode.name == "INT" and not number:
+                return 0  # strtol reads nothing and stops at the NUL
+            # INT and LONG in any base, as C does; a memo index in base 10
+            return _integer(number) if opcode.name in ("INT", "LONG") else int(number, 10)
         if arg.name == "stringnl_noescape_pair":  # names to import, read as UTF-8
             for name in lines:
                 if len(name) < 2:
