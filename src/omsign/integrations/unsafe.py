@@ -267,7 +267,8 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
     stands (opcodes of any protocol, PROTO marker or not: unpicklers do not check).
     Arguments given by a length (strings, bytes) are skipped, not read, so a long string
     does not hide what follows it. A walk that reaches STOP with exactly the result on
-    the stack is a pickle of three opcodes or more. A walk that stops at what no unpickler
+    the stack is a pickle of three opcodes or more; after a shorter one the next pickle
+    is walked (loaders read several in a row). A walk that stops at what no unpickler
     runs is a pickle once it has imported a global (an unpickler ran it up to there); a
     stream that ends inside the walk, once it has named or called a global or shown a
     PROTO marker and two opcodes; a consistent run of :data:`_LONG_RUN` opcodes is a
@@ -295,7 +296,12 @@ def _walks_as_pickle(stream: BinaryIO) -> bool:
             if opcode.name == "STOP":
                 if stack.depth == 1 and not stack.marks and count + 1 >= 3:
                     return True
-                break
+                if stack.depth <= stack.floor:
+                    break
+                # A result is returned and a loader may read another pickle right after
+                # (PyTorch's legacy format is four in a row): a new unpickler goes on.
+                stack, count = _Stack(), count + 1
+                continue
             if opcode.name.startswith("EXT") and arg not in _extension_codes():
                 return _ran_code(seen, count)  # an unregistered code: the unpickler stops
             if not stack.step(opcode, arg):

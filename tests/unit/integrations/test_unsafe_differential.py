@@ -176,6 +176,9 @@ _PREFIXES = [
     b"(N(\x8c\x01a1",
     b"N\x8a\x01\x01(1",
     b"]\x94(K\x01K\x02e0",
+    b"N.",  # a pickle of its own: a loader reads the next one after it
+    b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.",  # PyTorch's legacy magic number
+    b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.",
 ]
 _SUFFIXES = [b".", b"", b"\xff", b"R", b"0R", b"h\x07", b"I1x\n", b"\x82\xf0", b"N."]
 
