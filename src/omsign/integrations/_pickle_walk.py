@@ -59,10 +59,10 @@ class _Stack:
     string (STACK_GLOBAL imports only from two strings).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memo: set[object] | None = None) -> None:
         self.items: list[bool] = []  # per item on the stack: may it be a string
         self.marks: list[int] = []  # the depth at which each open mark was pushed
-        self.memo: set[object] = set()
+        self.memo: set[object] = set() if memo is None else memo
 
     @property
     def depth(self) -> int:
@@ -265,8 +265,9 @@ def walks_as_pickle(stream: BinaryIO) -> bool:
                 if stack.depth <= stack.floor:
                     break
                 # A result is returned and a loader may read another pickle right after
-                # (PyTorch's legacy format is four in a row): a new unpickler goes on.
-                stack, count = _Stack(), count + 1
+                # (PyTorch's legacy format is four in a row): a new unpickler goes on, or
+                # the same one, its memo kept.
+                stack, count = _Stack(stack.memo), count + 1
                 continue
             if opcode.name.startswith("EXT") and arg not in _extension_codes():
                 return _ran_code(seen, count)  # an unregistered code: the unpickler stops

@@ -76,14 +76,17 @@ class _Loads(pickle.Unpickler):
 
 def _reaches_a_callable(data: bytes) -> bool:
     """Unpickles ``data`` as loaders do, pickle after pickle from one stream (PyTorch's
-    legacy format reads four in a row), and tells whether the payload was called."""
+    legacy format reads four in a row, each with a new unpickler; one unpickler loading
+    again keeps its memo), and tells whether the payload was called."""
     CALLS.clear()
-    stream = io.BytesIO(data)
-    try:
-        for _ in range(4):
-            _Loads(stream).load()
-    except Exception:  # the stream's end or a malformed opcode: what ran has run
-        pass
+    for fresh in (True, False):
+        stream = io.BytesIO(data)
+        unpickler = _Loads(stream)
+        try:
+            for _ in range(4):
+                (_Loads(stream) if fresh else unpickler).load()
+        except Exception:  # the stream's end or a malformed opcode: what ran has run
+            pass
     return bool(CALLS)
 
 
@@ -220,6 +223,11 @@ def test_every_stream_that_reaches_a_callable_is_refused(extension_code: int) ->
     for n in range(4):
         cases[f"extension-{n}"] = [b"", b"N0", b"\x80\x02", b"\x80\x04"][n] + ext + b")R."
     cases["pickled-extension"] = pickle.dumps(Reduces(), protocol=2)
+    # The module's name stored by a first pickle, fetched by the next one.
+    stored = _unicode(_MOD, random.Random(3)) + b"\x94N."
+    cases["memo-across-pickles"] = (
+        stored + b"h\x00" + _unicode(_NAME, random.Random(4)) + b"\x93)R."
+    )
     assert ext in cases["pickled-extension"]
     running = {name: data for name, data in cases.items() if _reaches_a_callable(data)}
     assert len(running) > 0.8 * len(cases)  # the generator builds what unpicklers run
