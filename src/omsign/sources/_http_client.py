@@ -152,6 +152,10 @@ def _pool(pid: int, bundle: str | None, proxy: str | None) -> Any:
     }
     if proxy is None:
         return watched(context, urllib3.PoolManager(**settings))
+    # Some proxies (tinyproxy) close a client's connection after each answer without saying
+    # so: any kept one may be found closed as it is reused (urllib3 reports that as a proxy
+    # error, "other"), so as many tries again as connections are kept, before any answer.
+    settings["retries"] = retries.new(total=HEADS + 2, read=HEADS + 1, other=HEADS + 1)
     manager = urllib3.ProxyManager(proxy, proxy_headers=proxy_headers(proxy), **settings)
     return watched(context, manager)
 
