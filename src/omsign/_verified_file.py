@@ -189,10 +189,10 @@ class VerifiedFile(io.RawIOBase):
         target = memoryview(buffer).cast("B")
         if target.nbytes != self.size:
             raise ValueError("the buffer must have the file's size")
-        from omsign.integrations.unsafe import sniff_length, unsafe_reason
-
         sniff = self.sniff
         if sniff:  # refused early if the bytes on disk already say so (not proven yet)
+            from omsign.integrations.unsafe import sniff_length, unsafe_reason
+
             reason = unsafe_reason(self.name, self.peek(0, sniff_length(self.name)))
             if reason is not None:
                 raise unsafe_error(self.name, reason + self.refusal_note)

@@ -15,7 +15,7 @@ import lzma
 import zlib
 from typing import Any, BinaryIO
 
-__all__ = ["HOLDABLE", "LIMIT", "LimitError", "Inflating", "inflating"]
+__all__ = ["HOLDABLE", "LIMIT", "Inflating", "LimitError", "inflating", "read_up_to"]
 
 # Decompressed bytes a walk may go through: past any argument of a 4-byte length.
 LIMIT = (4 << 30) + (1 << 20)
@@ -95,12 +95,22 @@ class Inflating:
         return True
 
 
+def read_up_to(stream: BinaryIO, size: int) -> bytes:
+    """``size`` bytes, or fewer at the end of the stream (a verified read stops at the end
+    of a shard, so one read may return fewer)."""
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def inflating(stream: BinaryIO, behind: int) -> Inflating | None:
     """The content of ``stream`` if it is a gzip, zlib, bzip2, xz or lzma stream, else None."""
     stream.seek(0)
-    magic = b""
-    while len(magic) < 6 and (chunk := stream.read(6 - len(magic))):
-        magic += chunk  # a verified read stops at the end of a shard
+    magic = read_up_to(stream, 6)
     decompressor: Any
     if magic.startswith(b"\x1f\x8b"):
         decompressor = zlib.decompressobj(wbits=31)

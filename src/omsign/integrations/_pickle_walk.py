@@ -15,9 +15,9 @@ import warnings
 from typing import Any, BinaryIO
 
 from omsign.errors import Error
-from omsign.integrations._inflate import LimitError
+from omsign.integrations._inflate import LimitError, read_up_to
 
-__all__ = ["LINE", "read_up_to", "walks_as_pickle"]
+__all__ = ["LINE", "walks_as_pickle"]
 
 
 LINE = 4096  # a newline-ended argument longer than this is skipped, not decoded
@@ -116,18 +116,6 @@ class _Stack:
 
 class _CutError(Exception):
     """The stream ends inside an opcode or its argument."""
-
-
-def read_up_to(stream: BinaryIO, size: int) -> bytes:
-    """``size`` bytes, or fewer at the end of the stream (a verified read stops at the end
-    of a shard, so one read may return fewer)."""
-    data = b""
-    while len(data) < size:
-        chunk = stream.read(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:

@@ -19,8 +19,8 @@ import zipfile
 import zlib
 from typing import Any, BinaryIO, cast
 
-from omsign.integrations._inflate import inflating
-from omsign.integrations._pickle_walk import LINE, read_up_to, walks_as_pickle
+from omsign.integrations._inflate import inflating, read_up_to
+from omsign.integrations._pickle_walk import LINE, walks_as_pickle
 
 __all__ = ["PICKLE_SUFFIXES", "sniff_length", "unsafe_by_name", "unsafe_reason"]
 
